@@ -1,0 +1,30 @@
+-- Why are features late, in delay-days per reason?
+--
+-- Shipped features in the window, one row per delay reason. Each feature's delay is split evenly
+-- over its reasons; a delayed feature with no reason counts under (unspecified), so
+-- attributed_delay_days adds up to the window's total delay.
+WITH reasons AS (
+    SELECT
+        unnest(delay_reasons) AS reason,
+        delay_days,
+        delay_days / CAST(cardinality(delay_reasons) AS DOUBLE) AS attributed
+    FROM window_features
+    WHERE cardinality(delay_reasons) > 0
+    UNION ALL
+    SELECT '(unspecified)' AS reason, delay_days, delay_days AS attributed
+    FROM window_features
+    WHERE coalesce(cardinality(delay_reasons), 0) = 0
+      AND delay_days > 0
+),
+total AS (
+    SELECT sum(delay_days) AS delay_days FROM window_features
+)
+SELECT
+    reasons.reason AS reason,
+    count(*) AS features,
+    sum(reasons.delay_days) AS total_delay_days,
+    sum(reasons.attributed) AS attributed_delay_days,
+    sum(reasons.attributed) / NULLIF(max(total.delay_days), 0) AS share_of_delay
+FROM reasons CROSS JOIN total
+GROUP BY reasons.reason
+ORDER BY attributed_delay_days DESC NULLS LAST, reason

@@ -1,0 +1,23 @@
+-- Which systems most need attention this month?
+--
+-- The monthly technical-health table: slowdown, delay and cost (slowdown_by_system, debt_cost)
+-- beside incidents (incident_impact) for every system that has either. Counts are 0 where a
+-- side is missing, the other columns null. The costliest systems first.
+SELECT *
+FROM (
+    SELECT
+        coalesce(s.system, i.system) AS system,
+        coalesce(s.features, 0) AS features,
+        s.slowdown_ratio AS slowdown_ratio,
+        s.total_delay_days AS total_delay_days,
+        d.cost AS cost,
+        coalesce(i.incidents, 0) AS incidents,
+        coalesce(i.sev1, 0) AS sev1,
+        i.mttr_hours AS mttr_hours,
+        i.users_affected AS users_affected,
+        i.debt_related_share AS debt_related_share
+    FROM slowdown_by_system s
+    LEFT JOIN debt_cost d ON d.system = s.system
+    FULL OUTER JOIN incident_impact i ON i.system = s.system
+)
+ORDER BY cost DESC NULLS LAST, system

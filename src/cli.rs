@@ -1,0 +1,206 @@
+//! The command line: clap types (their doc comments are the help text), the resolution of raw
+//! arguments into a configuration, and the dispatch to `cmd/`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::cmd;
+use crate::engine::{Engine, EngineOptions};
+use crate::error::{Error, Result, exit};
+use crate::output::Format;
+use crate::store::{Origin, Store};
+use crate::window::{DEFAULT_WINDOW_DAYS, parse_as_of};
+
+/// debtlens measures what technical debt costs, in the units product already uses: how much
+/// slower features are on each system, the delay-days each system and reason causes, the share
+/// of the budget absorbed by debt, and the incidents each system causes.
+#[derive(Debug, Parser)]
+#[command(name = "debtlens", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The store: a directory or URL. Without it: ./debtlens-data if it exists, else the
+    /// built-in sample.
+    #[arg(long, global = true, env = crate::store::DATA_ENV, value_name = "DIR")]
+    pub data: Option<String>,
+
+    /// The end of the analysis window: a date (the end of that day, UTC) or a date-time.
+    /// Default: the newest shipped feature.
+    #[arg(long, global = true, value_name = "DATE", value_parser = parse_as_of)]
+    pub as_of: Option<DateTime<Utc>>,
+
+    /// The length of the analysis window in days.
+    #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_WINDOW_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub window_days: u32,
+
+    /// Output format. Default: table, or the one --output's extension names.
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write the result to FILE (atomically: a temporary file, then a rename) instead of stdout.
+    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Memory for query execution (e.g. 512M, 2G); operators spill to disk beyond it.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
+
+    /// Rows shown in table output (0: all). Never limits csv, json or file outputs.
+    #[arg(long, global = true, value_name = "N", default_value_t = 40)]
+    pub max_rows: usize,
+
+    /// Print nothing but results and errors.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty store with the three tables.
+    Init(cmd::init::InitArgs),
+    /// Generate a realistic, deterministic sample store.
+    Sample(cmd::sample::SampleArgs),
+    /// List the views with what they answer and their columns.
+    Views,
+    /// Run one view.
+    View(cmd::view::ViewArgs),
+    /// Run SQL (read-only) over the tables and views.
+    Query(cmd::query::QueryArgs),
+}
+
+/// The resolved configuration every command runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: Store,
+    pub store_origin: Origin,
+    pub engine: EngineOptions,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub max_rows: Option<usize>,
+    pub quiet: bool,
+}
+
+impl Config {
+    fn resolve(args: &GlobalArgs, data_from_env: bool) -> Result<Self> {
+        let (store, store_origin) = Store::find(args.data.as_deref(), data_from_env)?;
+        let format =
+            args.format.or_else(|| args.output.as_deref().and_then(Format::from_extension)).unwrap_or(Format::Table);
+        Ok(Self {
+            store,
+            store_origin,
+            engine: EngineOptions {
+                memory_limit: args.memory_limit,
+                as_of: args.as_of,
+                window_days: args.window_days,
+                allow_writes: false,
+            },
+            format,
+            output: args.output.clone(),
+            max_rows: (args.max_rows > 0).then_some(args.max_rows),
+            quiet: args.quiet,
+        })
+    }
+
+    /// A note for the user on stderr, unless --quiet.
+    pub fn note(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Opens the engine over the configured store, saying so when it is the built-in sample.
+    pub async fn engine(&self) -> Result<Engine> {
+        if self.store_origin == Origin::BuiltinSample {
+            self.note(
+                "debtlens: no store given (--data, DEBTLENS_DATA or ./debtlens-data): showing the built-in sample data",
+            );
+        }
+        Engine::open(self.store.clone(), self.engine.clone()).await
+    }
+
+    /// True when binary output would land on a terminal.
+    pub fn binary_to_terminal(&self) -> bool {
+        self.format.is_binary() && self.output.is_none() && std::io::stdout().is_terminal()
+    }
+}
+
+/// Parses the command line and runs the command. Returns the process exit code.
+pub fn run() -> Result<u8> {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
+    let from_env = matches.value_source("data") == Some(ValueSource::EnvVariable);
+    let config = Config::resolve(&cli.global, from_env)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Init(args) => cmd::init::run(&config, args).await,
+            Command::Sample(args) => cmd::sample::run(&config, args).await,
+            Command::Views => cmd::views::run(&config).await,
+            Command::View(args) => cmd::view::run(&config, args).await,
+            Command::Query(args) => cmd::query::run(&config, args).await,
+        }
+    })
+}
+
+/// Parses a size such as `512M`, `2G`, `1.5GB` or `1048576` into bytes.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size `{s}`: expected a number and a unit, such as 512M"))?;
+    let multiplier: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TB" | "TIB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("invalid size unit `{other}`: expected K, M, G or T")),
+    };
+    let bytes = number * multiplier;
+    if bytes < 1.0 {
+        return Err(format!("invalid size `{s}`: must be at least one byte"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("512M"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("2g"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("1.5GB"), Ok(1536 * 1024 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").unwrap_err().contains("512M"));
+        assert!(parse_size("3X").unwrap_err().contains("unit"));
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,273 @@
+//! The engine: one DataFusion `SessionContext` with the store's tables, the predefined views,
+//! the analysis window and the memory pool. Every surface (CLI, shell, server, batch, report)
+//! asks it for results; none builds its own context.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::views::{self, VIEWS};
+use crate::window::{self, AsOfSource, Window, WindowState};
+
+/// How to open an engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The memory pool's size in bytes; operators that can spill to disk do so beyond it.
+    pub memory_limit: Option<usize>,
+    /// The end of the analysis window; `None` for the default (the newest shipped feature).
+    pub as_of: Option<DateTime<Utc>>,
+    pub window_days: u32,
+    /// Accept DDL and DML. Only the SQL logic tests set this, to insert fixture rows.
+    pub allow_writes: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { memory_limit: None, as_of: None, window_days: window::DEFAULT_WINDOW_DAYS, allow_writes: false }
+    }
+}
+
+/// The result of one statement.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// The window the statement used, when it read a windowed view or function.
+    pub window: Option<Window>,
+}
+
+impl QueryResult {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+pub struct Engine {
+    ctx: SessionContext,
+    window: Arc<WindowState>,
+    sql_options: SQLOptions,
+    store: Store,
+}
+
+impl Engine {
+    /// Opens `store`: registers its tables (checking their schemas), the window functions and
+    /// every view. Reads no table data.
+    pub async fn open(store: Store, options: EngineOptions) -> Result<Self> {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        // Dates and times are UTC throughout the store; so is now().
+        config.options_mut().execution.time_zone = Some("UTC".into());
+        // A view's ORDER BY is part of its contract (data-model.md orders every view), so a
+        // plain `SELECT * FROM view` from any client must keep it.
+        config.options_mut().sql_parser.enable_subquery_sort_elimination = false;
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(bytes) = options.memory_limit {
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+
+        let window = Arc::new(WindowState::new(options.as_of, options.window_days));
+        for f in window::functions(&window) {
+            ctx.register_udf(f);
+        }
+        store.register(&ctx).await?;
+        for view in VIEWS {
+            let create = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
+            ctx.sql(&create)
+                .await
+                .map_err(|e| Error::Usage(format!("queries/{}.sql: {}", view.name, Error::from(e))))?;
+        }
+        let sql_options = if options.allow_writes {
+            SQLOptions::new()
+        } else {
+            SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+        };
+        Ok(Self { ctx, window, sql_options, store })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The DataFusion context, for surfaces that need the catalog (completion, pg_catalog).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Changes the end of the window (`None`: back to the default) for every view at once.
+    pub fn set_as_of(&self, as_of: Option<DateTime<Utc>>) {
+        self.window.set_as_of(as_of);
+    }
+
+    pub fn set_window_days(&self, days: u32) {
+        self.window.set_days(days);
+    }
+
+    /// The window in force, resolving the default as_of with one query the first time.
+    pub async fn window(&self) -> Result<Window> {
+        if let Some(w) = self.window.resolved() {
+            return Ok(w);
+        }
+        let days = self.window.days();
+        let w = match self.window.given_as_of() {
+            Some(as_of) => Window { as_of, days, source: AsOfSource::Given },
+            None => match self.newest_shipped().await? {
+                Some(as_of) => Window { as_of, days, source: AsOfSource::NewestShipped },
+                None => Window { as_of: Utc::now(), days, source: AsOfSource::Now },
+            },
+        };
+        self.window.resolve(w);
+        Ok(w)
+    }
+
+    /// The newest shipped_at of a shipped feature that is not in the future.
+    async fn newest_shipped(&self) -> Result<Option<DateTime<Utc>>> {
+        let batches = self
+            .ctx
+            .sql(
+                "SELECT CAST(max(shipped_at) AS TIMESTAMP(6) WITH TIME ZONE) FROM features \
+                 WHERE actual_weeks IS NOT NULL AND shipped_at <= now()",
+            )
+            .await?
+            .collect()
+            .await?;
+        let newest = batches
+            .first()
+            .map(|b| b.column(0).as_primitive::<TimestampMicrosecondType>())
+            .filter(|c| !c.is_empty() && c.is_valid(0))
+            .map(|c| c.value(0));
+        Ok(newest.and_then(DateTime::from_timestamp_micros))
+    }
+
+    /// Plans one statement, refusing anything but a query unless the engine allows writes.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        if views::references_window(sql) {
+            self.window().await?;
+        }
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        self.sql_options.verify_plan(&plan).map_err(|e| Error::Usage(read_only_message(&e.to_string())))?;
+        Ok(plan)
+    }
+
+    /// Runs one statement to completion.
+    pub async fn execute(&self, sql: &str) -> Result<QueryResult> {
+        let plan = self.plan(sql).await?;
+        let window = if views::references_window(sql) { self.window.resolved() } else { None };
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok(QueryResult { schema, batches, window })
+    }
+
+    /// Runs a predefined view.
+    pub async fn view(&self, name: &str) -> Result<QueryResult> {
+        let Some(view) = views::find(name) else {
+            return Err(Error::UnknownView { name: name.to_string(), suggestions: views::closest(name) });
+        };
+        self.execute(&format!("SELECT * FROM {}", view.name)).await
+    }
+}
+
+/// DataFusion says "DDL not supported: CreateView"; users need to hear why.
+fn read_only_message(message: &str) -> String {
+    let message = message.strip_prefix("Error during planning: ").unwrap_or(message);
+    format!("debtlens SQL is read-only: only queries are allowed ({message}); change the store with `debtlens ingest`")
+}
+
+/// Splits a script into statements at top-level semicolons (outside quotes and comments),
+/// with the line each starts on. Empty statements are dropped.
+pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => {
+                push_statement(sql, start, i, &mut out);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < bytes.len() {
+        push_statement(sql, start, bytes.len(), &mut out);
+    }
+    out
+}
+
+/// Adds `sql[from..to]` to `out` with the line it starts on, unless it is blank or a comment.
+fn push_statement<'a>(sql: &'a str, from: usize, to: usize, out: &mut Vec<(usize, &'a str)>) {
+    let text = &sql[from..to];
+    let trimmed = text.trim_start();
+    if strip_comments(trimmed).trim().is_empty() {
+        return;
+    }
+    let offset = from + (text.len() - trimmed.len());
+    // The statement starts at its first line that is not blank or a comment.
+    let mut line = sql[..offset].matches('\n').count() + 1;
+    for l in trimmed.lines() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with("--") {
+            line += 1;
+        } else {
+            break;
+        }
+    }
+    out.push((line, trimmed.trim_end()));
+}
+
+/// Drops `--` comments, to tell a statement from a comment alone.
+fn strip_comments(sql: &str) -> String {
+    sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_top_level_semicolons_with_their_lines() {
+        let script =
+            "SELECT 1;\n\n-- a comment\nSELECT ';' AS x;\nSELECT 2 -- trailing; not a split\n;\n-- only a comment\n";
+        let parts = split_statements(script);
+        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert_eq!(parts[0], (1, "SELECT 1"));
+        assert_eq!(parts[1].0, 4);
+        assert!(parts[1].1.ends_with("SELECT ';' AS x"), "{parts:?}");
+        assert_eq!(parts[2].0, 5);
+    }
+
+    #[test]
+    fn a_statement_without_a_final_semicolon_counts() {
+        assert_eq!(split_statements("SELECT 1"), vec![(1, "SELECT 1")]);
+        assert!(split_statements("  ;; ").is_empty());
+    }
+}

@@ -1,0 +1,122 @@
+//! The library's one error type. Each variant carries the context a user needs to find the
+//! problem (table, column, view, file, statement), and knows its exit code.
+
+use std::path::PathBuf;
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use datafusion::parquet::errors::ParquetError;
+use deltalake::DeltaTableError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes of interfaces.md.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const RUNTIME: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const REJECTED: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that cannot be: a bad value, a missing file, a bad flag.
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("unknown view `{name}`{}", suggest(.suggestions))]
+    UnknownView { name: String, suggestions: Vec<String> },
+
+    #[error("store {store}: no `{table}` table (expected a folder {table}/ holding a Delta table or Parquet files)")]
+    MissingTable { store: String, table: &'static str },
+
+    #[error("table `{table}`, column `{column}`: expected {expected}, found {found}")]
+    ColumnType { table: &'static str, column: String, expected: String, found: String },
+
+    #[error("store {store}, table `{table}`: {message}")]
+    Store { store: String, table: &'static str, message: String },
+
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// A statement of a script failed; `line` is where it starts.
+    #[error("{origin}, statement {index} (line {line}): {source}")]
+    Statement { origin: String, index: usize, line: usize, source: Box<Error> },
+
+    #[error("{}", clean_datafusion_message(.0))]
+    DataFusion(#[from] DataFusionError),
+
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+
+    #[error(transparent)]
+    Parquet(#[from] ParquetError),
+
+    #[error(transparent)]
+    Delta(#[from] DeltaTableError),
+
+    /// Writing to stdout failed because the reader went away (`| head`): not an error to report.
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// The process exit code for this error (interfaces.md, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_)
+            | Error::UnknownView { .. }
+            | Error::MissingTable { .. }
+            | Error::ColumnType { .. }
+            | Error::Io { .. } => exit::USAGE,
+            Error::Statement { source, .. } => source.exit_code(),
+            Error::BrokenPipe => exit::OK,
+            _ => exit::RUNTIME,
+        }
+    }
+
+    /// True when the error is an output pipe closed by its reader.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::BrokenPipe => true,
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::BrokenPipe,
+            Error::Arrow(ArrowError::IoError(_, e)) => e.kind() == std::io::ErrorKind::BrokenPipe,
+            Error::Statement { source, .. } => source.is_broken_pipe(),
+            _ => false,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::Io { path: PathBuf::from("<output>"), source: e }
+        }
+    }
+}
+
+fn suggest(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        names => format!("; did you mean {}?", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or ")),
+    }
+}
+
+/// DataFusion prefixes messages with the layer that raised them and sometimes nests them
+/// ("Context(...)"); users need the sentence, not the layering.
+fn clean_datafusion_message(e: &DataFusionError) -> String {
+    let e = e.find_root();
+    let msg = e.to_string();
+    for prefix in ["Error during planning: ", "Execution error: ", "SQL error: ", "This feature is not implemented: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    msg
+}

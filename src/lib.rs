@@ -1,0 +1,21 @@
+//! debtlens: an embedded analytics engine that measures what technical debt costs in the units
+//! product already uses: the slowdown of features on each system, delay-days by system and
+//! reason, the share of the budget absorbed by debt, and the incidents each system causes.
+//!
+//! Data flows one way: input files -> ingest -> store (Delta tables) -> engine (DataFusion, the
+//! views of `queries/`, the analysis window) -> a surface (CLI, shell, server) -> output.
+
+pub mod cli;
+pub mod cmd;
+pub mod engine;
+pub mod error;
+pub mod output;
+pub mod sample;
+pub mod schema;
+pub mod store;
+pub mod views;
+pub mod window;
+
+pub use engine::{Engine, EngineOptions, QueryResult};
+pub use error::{Error, Result};
+pub use store::Store;

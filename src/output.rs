@@ -1,0 +1,398 @@
+//! Writers for query results over any `io::Write`: a table for people, CSV, TSV, JSON, NDJSON
+//! and Markdown for other tools, Parquet and Arrow IPC files that keep the real types. Every
+//! surface hands its batches here; none formats rows itself.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::kernels::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
+use datafusion::arrow::{csv, json};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use crate::error::{Error, Result};
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table for the terminal.
+    Table,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+    /// A Parquet file (binary: use --output or a pipe).
+    Parquet,
+    /// An Arrow IPC file (binary: use --output or a pipe).
+    Arrow,
+}
+
+impl Format {
+    /// Binary formats are not written to a terminal.
+    pub fn is_binary(self) -> bool {
+        matches!(self, Format::Parquet | Format::Arrow)
+    }
+
+    /// The format an output file's extension implies, if any.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "tsv" => Some(Format::Tsv),
+            "json" => Some(Format::Json),
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            "md" | "markdown" => Some(Format::Markdown),
+            "parquet" => Some(Format::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Format::Arrow),
+            _ => None,
+        }
+    }
+}
+
+/// Options of the human-readable formats.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Table output shows at most this many rows (`None`: all). Never applies to other formats.
+    pub max_rows: Option<usize>,
+}
+
+/// Writes a result in `format`. Returns the number of rows shown.
+pub fn write<W: Write + Send>(
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut W,
+    options: WriteOptions,
+) -> Result<usize> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    match format {
+        Format::Table => return write_table(schema, batches, out, options.max_rows),
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+            let mut writer = csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(&mut *out);
+            let flat = flatten_lists(schema, batches)?;
+            if flat.is_empty() {
+                // The header alone, so that an empty result is still a valid CSV with its columns.
+                writer.write(&RecordBatch::new_empty(flat_schema(schema)))?;
+            }
+            for batch in &flat {
+                writer.write(batch)?;
+            }
+        }
+        Format::Json => {
+            let mut writer =
+                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(&mut *out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+            drop(writer);
+            out.write_all(b"\n")?;
+        }
+        Format::Ndjson => {
+            let mut writer =
+                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::LineDelimited>(&mut *out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+        }
+        Format::Markdown => write_markdown(schema, batches, out)?,
+        Format::Parquet => {
+            let mut writer = ArrowWriter::try_new(&mut *out, Arc::clone(schema), None)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.close()?;
+        }
+        Format::Arrow => {
+            let mut writer = FileWriter::try_new(&mut *out, schema)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
+        }
+    }
+    out.flush()?;
+    Ok(rows)
+}
+
+/// A writer that remembers whether its reader went away. The Arrow and Parquet writers turn io
+/// errors into their own, so this is how a closed pipe (`| head`) is told from a real failure.
+pub struct PipeWatch<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> PipeWatch<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner, closed: false }
+    }
+
+    /// True when a write failed because the reading end of the pipe was closed.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    fn watch<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result {
+            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
+}
+
+/// Writes to `path` atomically: a temporary file in the same directory, flushed to disk, then
+/// renamed over the path. A reader never sees a partial file, and a failure leaves the previous
+/// file (if any) in place.
+pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("output")))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    write(tmp.as_file_mut())?;
+    // A temporary file is private (0600); the output gets the permissions of the file it
+    // replaces, or the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let permissions =
+            std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
+        tmp.as_file().set_permissions(permissions).map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// The number formats people read: at most four decimals, no trailing zeros.
+fn round_floats(batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Float64 | DataType::Float32 => {
+                let values = cast::cast(c, &DataType::Float64)?;
+                let rounded: Float64Array = values
+                    .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .unary(|x| (x * 1e4).round() / 1e4);
+                Ok(Arc::new(rounded) as ArrayRef)
+            }
+            _ => Ok(Arc::clone(c)),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Float32 => f.as_ref().clone().with_data_type(DataType::Float64),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+fn write_table<W: Write>(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut W,
+    max_rows: Option<usize>,
+) -> Result<usize> {
+    let mut shown = Vec::new();
+    let mut left = max_rows.unwrap_or(usize::MAX);
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(left);
+        shown.push(round_floats(&batch.slice(0, take))?);
+        left -= take;
+    }
+    if shown.is_empty() {
+        shown.push(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    let options = FormatOptions::default().with_null("NULL").with_types_info(false);
+    let table = pretty_format_batches_with_options(&shown, &options)?;
+    writeln!(out, "{table}")?;
+    out.flush()?;
+    Ok(shown.iter().map(|b| b.num_rows()).sum())
+}
+
+fn write_markdown<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &mut W) -> Result<()> {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ");
+    let header: Vec<String> = schema.fields().iter().map(|f| escape(f.name())).collect();
+    writeln!(out, "| {} |", header.join(" | "))?;
+    let align: Vec<&str> =
+        schema.fields().iter().map(|f| if f.data_type().is_numeric() { "---:" } else { "---" }).collect();
+    writeln!(out, "| {} |", align.join(" | "))?;
+    let options = FormatOptions::default().with_null("");
+    for batch in flatten_lists(schema, batches)? {
+        let batch = round_floats(&batch)?;
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters.iter().map(|f| escape(&f.value(row).to_string())).collect();
+            writeln!(out, "| {} |", cells.join(" | "))?;
+        }
+    }
+    Ok(())
+}
+
+/// The schema with list columns as strings, for the text formats.
+fn flat_schema(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::List(_) | DataType::LargeList(_) => Field::new(f.name(), DataType::Utf8, true),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Joins list values with `;`, the way ingest reads them back from CSV.
+fn flatten_lists(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_))) {
+        return Ok(batches.to_vec());
+    }
+    let flat = flat_schema(schema);
+    batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    DataType::List(_) | DataType::LargeList(_) => join_list(c),
+                    _ => Ok(Arc::clone(c)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(Arc::clone(&flat), columns)?)
+        })
+        .collect()
+}
+
+fn join_list(column: &ArrayRef) -> Result<ArrayRef> {
+    let options = FormatOptions::default();
+    let mut out = StringBuilder::new();
+    for row in 0..column.len() {
+        if column.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let values = match column.data_type() {
+            DataType::LargeList(_) => column.as_list::<i64>().value(row),
+            _ => column.as_list::<i32>().value(row),
+        };
+        let formatter = ArrayFormatter::try_new(values.as_ref(), &options)?;
+        let parts: Vec<String> = (0..values.len()).map(|i| formatter.value(i).to_string()).collect();
+        out.append_value(parts.join(";"));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, ListBuilder, StringArray};
+
+    fn sample() -> (SchemaRef, Vec<RecordBatch>) {
+        let mut list = ListBuilder::new(StringBuilder::new());
+        list.append_value([Some("a"), Some("b")]);
+        list.append_value(std::iter::empty::<Option<&str>>());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("ratio", DataType::Float64, true),
+            Field::new("tags", crate::schema::string_list(), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("x|y"), None])),
+                Arc::new(Float64Array::from(vec![Some(3.123456), None])),
+                Arc::new(list.finish()),
+            ],
+        )
+        .unwrap();
+        (schema, vec![batch])
+    }
+
+    fn render(format: Format) -> String {
+        let (schema, batches) = sample();
+        let mut out = Vec::new();
+        write(format, &schema, &batches, &mut out, WriteOptions::default()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_joins_lists_and_keeps_full_precision() {
+        assert_eq!(render(Format::Csv), "name,ratio,tags\nx|y,3.123456,a;b\n,,\n");
+    }
+
+    #[test]
+    fn json_writes_nulls_explicitly() {
+        let json = render(Format::Json);
+        assert!(json.contains(r#""name":null"#) && json.contains(r#""ratio":null"#), "{json}");
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_and_rounds() {
+        let md = render(Format::Markdown);
+        assert!(md.contains("| x\\|y | 3.1235 | a;b |"), "{md}");
+        assert!(md.contains("| --- | ---: | --- |"), "{md}");
+    }
+
+    #[test]
+    fn empty_results_keep_their_columns() {
+        let (schema, _) = sample();
+        let mut out = Vec::new();
+        write(Format::Csv, &schema, &[], &mut out, WriteOptions::default()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "name,ratio,tags\n");
+        let mut out = Vec::new();
+        write(Format::Json, &schema, &[], &mut out, WriteOptions::default()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "[]\n");
+    }
+
+    #[test]
+    fn table_output_stops_at_max_rows() {
+        let (schema, batches) = sample();
+        let mut out = Vec::new();
+        let shown = write(Format::Table, &schema, &batches, &mut out, WriteOptions { max_rows: Some(1) }).unwrap();
+        assert_eq!(shown, 1);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("3.1235") && !text.contains("NULL"), "{text}");
+    }
+}

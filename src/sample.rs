@@ -1,0 +1,545 @@
+//! The sample generator: a deterministic, seeded store that looks like a real organisation's
+//! history. The same seed and sizes give the same rows on every machine, so the sample built
+//! into the binary and the large stores of the benchmarks come from one piece of code.
+//!
+//! Each system has a debt factor: a feature takes that many times its estimate on the slowest
+//! system it touches (auth-service about 3.2x, payment-flow 1.8x, product-catalog 1.0x, which
+//! shows as about 1.1x because some of its features also touch slower systems); the debt grows
+//! over the two years, so the trend views have something to show.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+
+use crate::error::Result;
+use crate::schema::Table;
+
+/// Rows per record batch (and so per row group written at a time).
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleSpec {
+    pub features: usize,
+    pub incidents: usize,
+    pub seed: u64,
+}
+
+impl Default for SampleSpec {
+    /// The size of the sample built into the binary.
+    fn default() -> Self {
+        Self { features: 2000, incidents: 3000, seed: 42 }
+    }
+}
+
+/// A system and its debt: how many times its estimate a feature centred on it takes by the end
+/// of the history, and how prone it is to incidents.
+struct System {
+    name: &'static str,
+    factor: f64,
+    reasons: &'static [&'static str],
+}
+
+const SYSTEMS: &[System] = &[
+    System { name: "auth-service", factor: 3.2, reasons: &["legacy-code", "missing-tests", "knowledge-silo"] },
+    System { name: "billing-ledger", factor: 2.6, reasons: &["legacy-code", "manual-deploy", "data-migration"] },
+    System { name: "inventory-sync", factor: 2.3, reasons: &["flaky-tests", "data-migration"] },
+    System { name: "légacy-crm", factor: 2.0, reasons: &["legacy-code", "knowledge-silo", "missing-docs"] },
+    System { name: "order-pipeline", factor: 1.9, reasons: &["flaky-tests", "environment-outage"] },
+    System { name: "payment-flow", factor: 1.7, reasons: &["missing-tests", "manual-deploy", "compliance-review"] },
+    System { name: "reporting-etl", factor: 1.6, reasons: &["data-migration", "missing-docs"] },
+    System { name: "search-indexer", factor: 1.5, reasons: &["environment-outage", "dependency-upgrade"] },
+    System { name: "mobile-bff", factor: 1.4, reasons: &["dependency-upgrade", "unclear-requirements"] },
+    System { name: "notification-hub", factor: 1.3, reasons: &["flaky-tests", "unclear-requirements"] },
+    System { name: "api-gateway", factor: 1.25, reasons: &["dependency-upgrade", "environment-outage"] },
+    System { name: "user-profile", factor: 1.2, reasons: &["unclear-requirements", "missing-docs"] },
+    System { name: "product-catalog", factor: 1.0, reasons: &["unclear-requirements"] },
+    System { name: "admin-console", factor: 1.0, reasons: &["unclear-requirements"] },
+];
+
+/// A team, the systems it mostly works on (indexes into SYSTEMS), its head-count, its
+/// definition-of-done discipline and its quality target.
+struct Team {
+    name: &'static str,
+    systems: &'static [usize],
+    engineers: f64,
+    dod: f64,
+    quality_target: f64,
+}
+
+const TEAMS: &[Team] = &[
+    Team { name: "identity", systems: &[0, 11, 10], engineers: 8.0, dod: 0.7, quality_target: 0.2 },
+    Team { name: "checkout", systems: &[5, 1, 4], engineers: 11.0, dod: 0.8, quality_target: 0.2 },
+    Team { name: "catalog", systems: &[12, 7, 2], engineers: 9.0, dod: 0.9, quality_target: 0.2 },
+    Team { name: "growth", systems: &[9, 8, 3], engineers: 7.0, dod: 0.6, quality_target: 0.15 },
+    Team { name: "platform", systems: &[10, 6, 13, 0], engineers: 10.0, dod: 0.85, quality_target: 0.3 },
+    Team { name: "fulfilment", systems: &[4, 2, 1], engineers: 8.0, dod: 0.75, quality_target: 0.2 },
+];
+
+const GENERAL_REASONS: &[&str] = &["unclear-requirements", "scope-change", "waiting-on-review", "vacation"];
+const VERBS: &[&str] =
+    &["Add", "Rework", "Migrate", "Speed up", "Harden", "Redesign", "Localise", "Expose", "Simplify"];
+const OBJECTS: &[&str] = &[
+    "checkout step",
+    "login flow",
+    "search filters",
+    "invoice export",
+    "stock alerts",
+    "push preferences",
+    "audit log",
+    "rate limits",
+    "order history",
+    "product badges",
+    "refund handling",
+    "SSO for partners",
+    "dashboard widgets",
+    "café menu sync",
+];
+const SYMPTOMS: &[&str] = &[
+    "timeouts under load",
+    "elevated error rate",
+    "stale data served",
+    "failed deploy rolled back",
+    "memory leak",
+    "queue backlog",
+    "certificate expiry",
+    "bad migration",
+];
+
+/// The first day of the history and the last day a feature ships.
+fn history() -> (DateTime<Utc>, DateTime<Utc>) {
+    (Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 10, 30, 18, 0, 0).unwrap())
+}
+
+/// SplitMix64: small, fast, and the same on every platform and every version of debtlens, which
+/// a crate's generator does not promise.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.f64() < p
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.f64() * n as f64) as usize % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.f64().max(f64::MIN_POSITIVE);
+        let v = self.f64();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+    /// Log-normal with mean 1.
+    fn noise(&mut self, sigma: f64) -> f64 {
+        (sigma * self.normal() - sigma * sigma / 2.0).exp()
+    }
+}
+
+/// One table's rows, as record batches of the table's schema.
+pub struct SampleStore {
+    pub features: Vec<RecordBatch>,
+    pub incidents: Vec<RecordBatch>,
+    pub capacity: Vec<RecordBatch>,
+}
+
+impl SampleStore {
+    pub fn table(&self, table: Table) -> &[RecordBatch] {
+        match table {
+            Table::Features => &self.features,
+            Table::Incidents => &self.incidents,
+            Table::Capacity => &self.capacity,
+        }
+    }
+}
+
+/// Generates a store.
+pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
+    let mut rng = Rng(spec.seed);
+    let (features, shipped_by_system) = features(&mut rng, spec.features)?;
+    let incidents = incidents(&mut rng, spec.incidents, &shipped_by_system)?;
+    let capacity = capacity()?;
+    Ok(SampleStore { features, incidents, capacity })
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Rounds to half a day (a tenth of a week), as people report time spent.
+fn report_round(x: f64) -> f64 {
+    ((x * 10.0).round() / 10.0).max(0.1)
+}
+
+struct FeatureBuilders {
+    feature_id: StringBuilder,
+    title: StringBuilder,
+    team: StringBuilder,
+    systems: ListBuilder<StringBuilder>,
+    work_type: StringBuilder,
+    estimated_weeks: Float64Builder,
+    actual_weeks: Float64Builder,
+    delay_days: Float64Builder,
+    delay_reasons: ListBuilder<StringBuilder>,
+    started_at: TimestampMicrosecondBuilder,
+    shipped_at: TimestampMicrosecondBuilder,
+    dod: Vec<BooleanBuilder>,
+}
+
+impl FeatureBuilders {
+    fn new() -> Self {
+        Self {
+            feature_id: StringBuilder::new(),
+            title: StringBuilder::new(),
+            team: StringBuilder::new(),
+            systems: ListBuilder::new(StringBuilder::new()),
+            work_type: StringBuilder::new(),
+            estimated_weeks: Float64Builder::new(),
+            actual_weeks: Float64Builder::new(),
+            delay_days: Float64Builder::new(),
+            delay_reasons: ListBuilder::new(StringBuilder::new()),
+            started_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            shipped_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            dod: (0..8).map(|_| BooleanBuilder::new()).collect(),
+        }
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.feature_id.finish()),
+            Arc::new(self.title.finish()),
+            Arc::new(self.team.finish()),
+            Arc::new(self.systems.finish()),
+            Arc::new(self.work_type.finish()),
+            Arc::new(self.estimated_weeks.finish()),
+            Arc::new(self.actual_weeks.finish()),
+            Arc::new(self.delay_days.finish()),
+            Arc::new(self.delay_reasons.finish()),
+            Arc::new(self.started_at.finish()),
+            Arc::new(self.shipped_at.finish()),
+        ];
+        columns.extend(self.dod.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        Ok(RecordBatch::try_new(Table::Features.schema(), columns)?)
+    }
+}
+
+/// Features, and for each system the ids of shipped features centred on it (for incidents).
+fn features(rng: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Vec<Vec<u32>>)> {
+    let (start, end) = history();
+    let span = (end - start).num_seconds() as f64;
+    let mut by_system: Vec<Vec<u32>> = vec![Vec::new(); SYSTEMS.len()];
+    let mut batches = Vec::new();
+    let mut b = FeatureBuilders::new();
+    for i in 0..n {
+        let team_index = rng.below(TEAMS.len());
+        let team = &TEAMS[team_index];
+        let main = if rng.chance(0.85) { *rng.pick(team.systems) } else { rng.below(SYSTEMS.len()) };
+        let mut touched = vec![main];
+        let extra = if rng.chance(0.02) {
+            2
+        } else if rng.chance(0.08) {
+            1
+        } else {
+            0
+        };
+        while touched.len() < 1 + extra {
+            // Work mostly stays within a team's own systems.
+            let s = if rng.chance(0.7) { *rng.pick(team.systems) } else { rng.below(SYSTEMS.len()) };
+            if !touched.contains(&s) {
+                touched.push(s);
+            }
+        }
+        let quality = rng.chance(if team.quality_target > 0.25 { 0.3 } else { 0.16 });
+        let estimated = quality_round(*rng.pick(&[0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 6.0, 8.0]) * rng.noise(0.15));
+
+        // Shipped features spread over the history; unshipped ones started recently.
+        let shipped = !rng.chance(0.07);
+        let t = rng.f64();
+        let when = start + Duration::seconds((t * span) as i64);
+        // Debt grows over the history: a system reaches its factor at the end.
+        let grown = |s: usize| 1.0 + (SYSTEMS[s].factor - 1.0) * (0.8 + 0.2 * t);
+        // A feature is as slow as the slowest system it touches.
+        let multiplier = touched.iter().map(|&s| grown(s)).fold(1.0, f64::max);
+        let actual = report_round(estimated * multiplier * rng.noise(0.2));
+
+        b.feature_id.append_value(format!("FEAT-{:06}", i + 1));
+        b.title.append_value(format!("{} {}", rng.pick(VERBS), rng.pick(OBJECTS)));
+        if rng.chance(0.03) {
+            b.team.append_null();
+        } else {
+            b.team.append_value(team.name);
+        }
+        b.systems.append_value(touched.iter().map(|&s| Some(SYSTEMS[s].name)));
+        b.work_type.append_value(if quality { "quality" } else { "product" });
+        b.estimated_weeks.append_value(estimated);
+
+        let late_weeks = if shipped { actual - estimated } else { 0.0 };
+        let delay = if late_weeks > 0.0 { (late_weeks * 5.0 * (0.3 + 0.7 * rng.f64())).round() } else { 0.0 };
+        b.delay_days.append_value(delay);
+        if delay > 0.0 && !rng.chance(0.12) {
+            let mut reasons: Vec<&str> = vec![*rng.pick(SYSTEMS[main].reasons)];
+            if rng.chance(0.35) {
+                let other = if rng.chance(0.5) {
+                    *rng.pick(GENERAL_REASONS)
+                } else {
+                    let system = *rng.pick(&touched);
+                    *rng.pick(SYSTEMS[system].reasons)
+                };
+                if !reasons.contains(&other) {
+                    reasons.push(other);
+                }
+            }
+            b.delay_reasons.append_value(reasons.into_iter().map(Some));
+        } else {
+            b.delay_reasons.append_value(std::iter::empty::<Option<&str>>());
+        }
+
+        if shipped {
+            b.actual_weeks.append_value(actual);
+            b.shipped_at.append_value(micros(when));
+            let started = when - Duration::hours((actual * 7.0 * 24.0) as i64);
+            if rng.chance(0.04) {
+                b.started_at.append_null();
+            } else {
+                b.started_at.append_value(micros(started));
+            }
+            by_system[main].push(i as u32);
+        } else {
+            b.actual_weeks.append_null();
+            b.shipped_at.append_null();
+            b.started_at.append_value(micros(end - Duration::hours(rng.below(60 * 24) as i64)));
+        }
+        for dod in &mut b.dod {
+            if rng.chance(0.08) {
+                dod.append_null();
+            } else {
+                dod.append_value(rng.chance(team.dod));
+            }
+        }
+        if (i + 1).is_multiple_of(BATCH_ROWS) {
+            batches.push(b.finish()?);
+        }
+    }
+    if !n.is_multiple_of(BATCH_ROWS) || n == 0 {
+        batches.push(b.finish()?);
+    }
+    Ok((batches, by_system))
+}
+
+/// Estimates people give: round numbers, halves for small work.
+fn quality_round(x: f64) -> f64 {
+    if x < 1.5 { ((x * 2.0).round() / 2.0).max(0.5) } else { x.round() }
+}
+
+struct IncidentBuilders {
+    id: StringBuilder,
+    system: StringBuilder,
+    severity: StringBuilder,
+    title: StringBuilder,
+    started_at: TimestampMicrosecondBuilder,
+    resolved_at: TimestampMicrosecondBuilder,
+    users: Int64Builder,
+    debt_related: BooleanBuilder,
+    feature_id: StringBuilder,
+}
+
+impl IncidentBuilders {
+    fn new() -> Self {
+        Self {
+            id: StringBuilder::new(),
+            system: StringBuilder::new(),
+            severity: StringBuilder::new(),
+            title: StringBuilder::new(),
+            started_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            resolved_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            users: Int64Builder::new(),
+            debt_related: BooleanBuilder::new(),
+            feature_id: StringBuilder::new(),
+        }
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.system.finish()),
+            Arc::new(self.severity.finish()),
+            Arc::new(self.title.finish()),
+            Arc::new(self.started_at.finish()),
+            Arc::new(self.resolved_at.finish()),
+            Arc::new(self.users.finish()),
+            Arc::new(self.debt_related.finish()),
+            Arc::new(self.feature_id.finish()),
+        ];
+        Ok(RecordBatch::try_new(Table::Incidents.schema(), columns)?)
+    }
+}
+
+fn incidents(rng: &mut Rng, n: usize, shipped_by_system: &[Vec<u32>]) -> Result<Vec<RecordBatch>> {
+    let (start, end) = history();
+    let span = (end - start).num_seconds() as f64;
+    // Systems with more debt have more incidents.
+    let weights: Vec<f64> = SYSTEMS.iter().map(|s| 0.5 + (s.factor - 1.0) * 1.5).collect();
+    let total: f64 = weights.iter().sum();
+    let mut batches = Vec::new();
+    let mut b = IncidentBuilders::new();
+    for i in 0..n {
+        let mut pick = rng.f64() * total;
+        let mut s = 0;
+        while s + 1 < SYSTEMS.len() && pick >= weights[s] {
+            pick -= weights[s];
+            s += 1;
+        }
+        let debt = SYSTEMS[s].factor - 1.0;
+        let roll = rng.f64();
+        let sev1 = 0.03 + 0.02 * debt;
+        let (sev, hours, reach) = if roll < sev1 {
+            ("sev1", 3.0, 20_000.0)
+        } else if roll < sev1 + 0.15 {
+            ("sev2", 8.0, 4_000.0)
+        } else if roll < 0.6 {
+            ("sev3", 24.0, 300.0)
+        } else {
+            ("sev4", 60.0, 20.0)
+        };
+        let t = rng.f64();
+        let started = start + Duration::seconds((t * span) as i64);
+        b.id.append_value(format!("INC-{:06}", i + 1));
+        b.system.append_value(SYSTEMS[s].name);
+        b.severity.append_value(sev);
+        if rng.chance(0.05) {
+            b.title.append_null();
+        } else {
+            b.title.append_value(format!("{}: {}", SYSTEMS[s].name, rng.pick(SYMPTOMS)));
+        }
+        b.started_at.append_value(micros(started));
+        let duration = Duration::minutes((hours * (1.0 + debt * 0.5) * rng.noise(0.6) * 60.0) as i64 + 5);
+        // The newest incidents are the ones still open.
+        if t > 0.985 && rng.chance(0.5) || rng.chance(0.005) {
+            b.resolved_at.append_null();
+        } else {
+            b.resolved_at.append_value(micros(started + duration));
+        }
+        if rng.chance(0.1) {
+            b.users.append_null();
+        } else {
+            b.users.append_value((reach * rng.noise(0.8)) as i64);
+        }
+        if rng.chance(0.15) {
+            b.debt_related.append_null();
+        } else {
+            b.debt_related.append_value(rng.chance((0.15 + 0.3 * debt).min(0.9)));
+        }
+        let caused_by = &shipped_by_system[s];
+        if !caused_by.is_empty() && rng.chance(0.3) {
+            b.feature_id.append_value(format!("FEAT-{:06}", caused_by[rng.below(caused_by.len())] + 1));
+        } else {
+            b.feature_id.append_null();
+        }
+        if (i + 1).is_multiple_of(BATCH_ROWS) {
+            batches.push(b.finish()?);
+        }
+    }
+    if !n.is_multiple_of(BATCH_ROWS) || n == 0 {
+        batches.push(b.finish()?);
+    }
+    Ok(batches)
+}
+
+/// Eight quarters of capacity per team and for the whole organisation.
+fn capacity() -> Result<Vec<RecordBatch>> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let days = |d: NaiveDate| (d - epoch).num_days() as i32;
+    let mut period_start = Date32Builder::new();
+    let mut period_end = Date32Builder::new();
+    let mut team = StringBuilder::new();
+    let mut budget = Float64Builder::new();
+    let mut engineer_weeks = Float64Builder::new();
+    let mut target = Float64Builder::new();
+    for q in 0..8 {
+        let from = NaiveDate::from_ymd_opt(2025 + q / 4, (q % 4) as u32 * 3 + 1, 1).unwrap();
+        let to = NaiveDate::from_ymd_opt(2025 + (q + 1) / 4, ((q + 1) % 4) as u32 * 3 + 1, 1).unwrap();
+        let weeks = (to - from).num_days() as f64 / 7.0;
+        let (mut org_budget, mut org_weeks) = (0.0, 0.0);
+        for (i, t) in TEAMS.iter().enumerate() {
+            // Teams grow a little each quarter; an engineer-week costs about $4,000.
+            let engineers = t.engineers + (q as f64 * 0.25 * (i % 3) as f64).floor();
+            let eng_weeks = (engineers * weeks).round();
+            let cost = (eng_weeks * (3_800.0 + 100.0 * i as f64) / 1000.0).round() * 1000.0;
+            org_budget += cost;
+            org_weeks += eng_weeks;
+            period_start.append_value(days(from));
+            period_end.append_value(days(to));
+            team.append_value(t.name);
+            budget.append_value(cost);
+            // One team stopped reporting engineer-weeks for a quarter.
+            if t.name == "growth" && q == 3 {
+                engineer_weeks.append_null();
+            } else {
+                engineer_weeks.append_value(eng_weeks);
+            }
+            target.append_value(t.quality_target);
+        }
+        period_start.append_value(days(from));
+        period_end.append_value(days(to));
+        team.append_null();
+        // The organisation's budget also carries management and tooling.
+        budget.append_value((org_budget * 1.08 / 1000.0).round() * 1000.0);
+        engineer_weeks.append_value(org_weeks);
+        target.append_value(0.2);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(period_start.finish()),
+        Arc::new(period_end.finish()),
+        Arc::new(team.finish()),
+        Arc::new(budget.finish()),
+        Arc::new(engineer_weeks.finish()),
+        Arc::new(target.finish()),
+    ];
+    Ok(vec![RecordBatch::try_new(Table::Capacity.schema(), columns)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_rows() {
+        let spec = SampleSpec { features: 300, incidents: 200, seed: 7 };
+        let a = generate(spec).unwrap();
+        let b = generate(spec).unwrap();
+        assert_eq!(a.features, b.features);
+        assert_eq!(a.incidents, b.incidents);
+        let c = generate(SampleSpec { seed: 8, ..spec }).unwrap();
+        assert_ne!(a.features, c.features);
+    }
+
+    #[test]
+    fn sizes_are_as_asked_across_batches() {
+        let spec = SampleSpec { features: BATCH_ROWS + 10, incidents: 5, seed: 1 };
+        let s = generate(spec).unwrap();
+        assert_eq!(s.features.iter().map(|b| b.num_rows()).sum::<usize>(), BATCH_ROWS + 10);
+        assert_eq!(s.incidents.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+        assert_eq!(s.capacity[0].num_rows(), 8 * (TEAMS.len() + 1));
+    }
+
+    #[test]
+    fn there_are_at_least_twelve_systems_and_five_teams() {
+        assert!(SYSTEMS.len() >= 12 && TEAMS.len() >= 5);
+    }
+}

@@ -1,0 +1,199 @@
+//! The three tables of the store as Arrow schemas (data-model.md, "Tables"), and the check that a
+//! table found on disk has the columns and types debtlens relies on.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+
+/// The tables of a store, in the order they are created and listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Features,
+    Incidents,
+    Capacity,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Features, Table::Incidents, Table::Capacity];
+
+    /// The table's name, which is also its folder in the store and its SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Features => "features",
+            Table::Incidents => "incidents",
+            Table::Capacity => "capacity",
+        }
+    }
+
+    /// The Arrow schema of the table, exactly as data-model.md gives it. Required columns are
+    /// not nullable in the tables debtlens writes.
+    pub fn schema(self) -> SchemaRef {
+        Arc::new(Schema::new(match self {
+            Table::Features => features_fields(),
+            Table::Incidents => vec![
+                Field::new("incident_id", DataType::Utf8, false),
+                Field::new("system", DataType::Utf8, false),
+                Field::new("severity", DataType::Utf8, false),
+                Field::new("title", DataType::Utf8, true),
+                Field::new("started_at", timestamp(), false),
+                Field::new("resolved_at", timestamp(), true),
+                Field::new("users_affected", DataType::Int64, true),
+                Field::new("debt_related", DataType::Boolean, true),
+                Field::new("feature_id", DataType::Utf8, true),
+            ],
+            Table::Capacity => vec![
+                Field::new("period_start", DataType::Date32, false),
+                Field::new("period_end", DataType::Date32, false),
+                Field::new("team", DataType::Utf8, true),
+                Field::new("budget", DataType::Float64, false),
+                Field::new("engineer_weeks", DataType::Float64, true),
+                Field::new("quality_share_target", DataType::Float64, false),
+            ],
+        }))
+    }
+}
+
+impl std::str::FromStr for Table {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| Error::Usage(format!("unknown table `{s}`: expected features, incidents or capacity")))
+    }
+}
+
+/// The eight definition-of-done flags, in table order.
+pub const DOD_COLUMNS: [&str; 8] = [
+    "dod_acceptance",
+    "dod_unit_tests",
+    "dod_integration_tests",
+    "dod_monitoring",
+    "dod_feature_flag",
+    "dod_docs",
+    "dod_runbook",
+    "dod_perf_benchmark",
+];
+
+/// `Timestamp(us, UTC)`, the type of every instant in the store.
+pub fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// `List(Utf8)` with the element field Arrow and Delta use by default.
+pub fn string_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+fn features_fields() -> Vec<Field> {
+    let mut fields = vec![
+        Field::new("feature_id", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("team", DataType::Utf8, true),
+        Field::new("systems", string_list(), false),
+        Field::new("work_type", DataType::Utf8, false),
+        Field::new("estimated_weeks", DataType::Float64, false),
+        Field::new("actual_weeks", DataType::Float64, true),
+        Field::new("delay_days", DataType::Float64, false),
+        Field::new("delay_reasons", string_list(), true),
+        Field::new("started_at", timestamp(), true),
+        Field::new("shipped_at", timestamp(), true),
+    ];
+    fields.extend(DOD_COLUMNS.iter().map(|c| Field::new(*c, DataType::Boolean, true)));
+    fields
+}
+
+/// Checks that `found` has every column of `table` with an equivalent type. Extra columns are
+/// allowed; nullability is not compared, since other tools write every column as nullable.
+pub fn check(table: Table, found: &Schema) -> Result<()> {
+    for expected in table.schema().fields() {
+        let Ok(field) = found.field_with_name(expected.name()) else {
+            return Err(Error::ColumnType {
+                table: table.name(),
+                column: expected.name().clone(),
+                expected: describe(expected.data_type()),
+                found: "no such column".into(),
+            });
+        };
+        if normalize(field.data_type()) != normalize(expected.data_type()) {
+            return Err(Error::ColumnType {
+                table: table.name(),
+                column: expected.name().clone(),
+                expected: describe(expected.data_type()),
+                found: describe(field.data_type()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Maps the physical variants that mean the same logical type onto one: string views and large
+/// strings are strings, any list of strings is a list of strings whatever its element is called,
+/// and the spellings of UTC are UTC.
+fn normalize(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::Dictionary(_, value) => normalize(value),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) => {
+            DataType::List(Arc::new(Field::new("item", normalize(f.data_type()), true)))
+        }
+        DataType::Timestamp(unit, Some(tz)) if matches!(tz.as_ref(), "UTC" | "+00:00" | "Z" | "Etc/UTC" | "+00") => {
+            DataType::Timestamp(*unit, Some("UTC".into()))
+        }
+        other => other.clone(),
+    }
+}
+
+/// A type as a reader of the spec writes it: `List(Utf8)`, `Timestamp(us, UTC)`.
+pub fn describe(t: &DataType) -> String {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) => format!("List({})", describe(f.data_type())),
+        DataType::Timestamp(unit, tz) => {
+            let unit = match unit {
+                TimeUnit::Second => "s",
+                TimeUnit::Millisecond => "ms",
+                TimeUnit::Microsecond => "us",
+                TimeUnit::Nanosecond => "ns",
+            };
+            match tz {
+                Some(tz) => format!("Timestamp({unit}, {tz})"),
+                None => format!("Timestamp({unit}, no time zone)"),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_variants_and_list_element_names_are_accepted() {
+        let mut fields: Vec<Field> = Table::Features.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[0] = Field::new("feature_id", DataType::Utf8View, true);
+        fields[3] =
+            Field::new("systems", DataType::List(Arc::new(Field::new("element", DataType::LargeUtf8, true))), true);
+        check(Table::Features, &Schema::new(fields)).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_type_names_table_column_expected_and_found() {
+        let mut fields: Vec<Field> = Table::Features.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[5] = Field::new("estimated_weeks", DataType::Utf8, true);
+        let err = check(Table::Features, &Schema::new(fields)).unwrap_err().to_string();
+        assert!(err.contains("features") && err.contains("estimated_weeks"), "{err}");
+        assert!(err.contains("Float64") && err.contains("Utf8"), "{err}");
+    }
+
+    #[test]
+    fn a_timestamp_without_time_zone_is_refused() {
+        let mut fields: Vec<Field> = Table::Incidents.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[4] = Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, None), true);
+        let err = check(Table::Incidents, &Schema::new(fields)).unwrap_err().to_string();
+        assert!(err.contains("started_at") && err.contains("no time zone"), "{err}");
+    }
+}

@@ -1,0 +1,257 @@
+//! The store: one Delta table per folder (`features/`, `incidents/`, `capacity/`) under a
+//! location that is a URL from the start, so that `s3://` works where a local path does. A
+//! folder of plain Parquet files with the same columns is read too (read-only), and when the
+//! user has no store at all, the sample store built into the binary stands in.
+
+mod sample_data;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{StructField, StructType};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::schema::{self, Table};
+
+/// The environment variable that names the store when `--data` is not given.
+pub const DATA_ENV: &str = "DEBTLENS_DATA";
+/// The store used when neither `--data` nor the environment names one, if it exists.
+pub const DEFAULT_DIR: &str = "debtlens-data";
+
+/// Where a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory or object-store prefix, always ending in `/`.
+    Url(Url),
+    /// The small sample built into the binary.
+    BuiltinSample,
+    /// Empty in-memory tables that accept INSERT: the fixtures of the SQL logic tests.
+    Scratch,
+}
+
+/// A store and how to reach its tables.
+#[derive(Debug, Clone)]
+pub struct Store {
+    location: Location,
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Location::Url(url) if url.scheme() == "file" => match url.to_file_path() {
+                Ok(p) => write!(f, "{}", p.display()),
+                Err(()) => write!(f, "{url}"),
+            },
+            Location::Url(url) => write!(f, "{url}"),
+            Location::BuiltinSample => write!(f, "<built-in sample>"),
+            Location::Scratch => write!(f, "<scratch>"),
+        }
+    }
+}
+
+/// How the store was chosen, for the one line a user sees when it is not the one they named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Env,
+    DefaultDir,
+    BuiltinSample,
+}
+
+impl Store {
+    /// A store at a local path or URL (`file://`, `s3://bucket/prefix`).
+    pub fn at(location: &str) -> Result<Self> {
+        Ok(Self { location: Location::Url(parse_location(location)?) })
+    }
+
+    pub fn builtin_sample() -> Self {
+        Self { location: Location::BuiltinSample }
+    }
+
+    pub fn scratch() -> Self {
+        Self { location: Location::Scratch }
+    }
+
+    /// interfaces.md, "Finding the store": `--data`, then `DEBTLENS_DATA`, then
+    /// `./debtlens-data` when it exists, then the built-in sample. (clap already folds the
+    /// environment variable into `data`; `from_env` says whether it came from there.)
+    pub fn find(data: Option<&str>, from_env: bool) -> Result<(Self, Origin)> {
+        match data {
+            Some(d) => Ok((Self::at(d)?, if from_env { Origin::Env } else { Origin::Flag })),
+            None if Path::new(DEFAULT_DIR).is_dir() => Ok((Self::at(DEFAULT_DIR)?, Origin::DefaultDir)),
+            None => Ok((Self::builtin_sample(), Origin::BuiltinSample)),
+        }
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The URL of one table's folder.
+    pub fn table_url(&self, table: Table) -> Result<Url> {
+        match &self.location {
+            Location::Url(base) => {
+                base.join(&format!("{}/", table.name())).map_err(|e| Error::Usage(format!("store {self}: {e}")))
+            }
+            _ => Err(Error::Usage(format!("the {self} store has no files"))),
+        }
+    }
+
+    /// The local directory of the store, when it has one.
+    pub fn local_dir(&self) -> Option<PathBuf> {
+        match &self.location {
+            Location::Url(url) if url.scheme() == "file" => url.to_file_path().ok(),
+            _ => None,
+        }
+    }
+
+    /// Registers the three tables with `ctx`, checking each against the spec's schema.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        for table in Table::ALL {
+            let provider = self.open_table(ctx, table).await?;
+            schema::check(table, provider.schema().as_ref())?;
+            ctx.register_table(table.name(), provider)?;
+        }
+        Ok(())
+    }
+
+    async fn open_table(&self, ctx: &SessionContext, table: Table) -> Result<Arc<dyn TableProvider>> {
+        let batches = match &self.location {
+            Location::BuiltinSample => sample_data::batches(table)?,
+            Location::Scratch => vec![],
+            Location::Url(_) => return self.open_files(ctx, table).await,
+        };
+        Ok(Arc::new(MemTable::try_new(table.schema(), vec![batches])?))
+    }
+
+    async fn open_files(&self, ctx: &SessionContext, table: Table) -> Result<Arc<dyn TableProvider>> {
+        let url = self.table_url(table)?;
+        let store_err = |message: String| Error::Store { store: self.to_string(), table: table.name(), message };
+        if let Some(dir) = self.local_dir() {
+            let dir = dir.join(table.name());
+            if !dir.is_dir() {
+                return Err(Error::MissingTable { store: self.to_string(), table: table.name() });
+            }
+            if !dir.join("_delta_log").is_dir() {
+                return self.open_parquet_folder(ctx, table, url).await;
+            }
+        }
+        match deltalake::open_table(url.clone()).await {
+            Ok(delta) => {
+                delta.update_datafusion_session(&ctx.state())?;
+                let provider = delta.table_provider().await.map_err(|e| store_err(e.to_string()))?;
+                Ok(provider)
+            }
+            Err(DeltaTableError::NotATable(_)) => self.open_parquet_folder(ctx, table, url).await,
+            Err(e) => Err(store_err(e.to_string())),
+        }
+    }
+
+    /// A folder of plain Parquet files written by another tool, read as it is.
+    async fn open_parquet_folder(
+        &self,
+        ctx: &SessionContext,
+        table: Table,
+        url: Url,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let path = ListingTableUrl::parse(url.as_str())?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let state = ctx.state();
+        let schema = options.infer_schema(&state, &path).await?;
+        if schema.fields().is_empty() {
+            return Err(Error::Store {
+                store: self.to_string(),
+                table: table.name(),
+                message: "the folder holds neither a Delta table (_delta_log/) nor .parquet files".into(),
+            });
+        }
+        let config = ListingTableConfig::new(path).with_listing_options(options).with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
+    /// Creates the three tables, empty. Refuses to touch a folder that already holds a table.
+    pub async fn create(&self) -> Result<()> {
+        if let Some(dir) = self.local_dir() {
+            for table in Table::ALL {
+                let folder = dir.join(table.name());
+                if folder.join("_delta_log").exists() {
+                    return Err(Error::Usage(format!(
+                        "{} already holds a Delta table; init only creates new stores",
+                        folder.display()
+                    )));
+                }
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        for table in Table::ALL {
+            let url = self.table_url(table)?;
+            if let Some(dir) = self.local_dir() {
+                let folder = dir.join(table.name());
+                std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+            }
+            let kernel: StructType = table.schema().as_ref().try_into_kernel()?;
+            let columns: Vec<StructField> = kernel.fields().cloned().collect();
+            DeltaTable::try_from_url(url)
+                .await?
+                .create()
+                .with_table_name(table.name())
+                .with_columns(columns)
+                .with_save_mode(SaveMode::ErrorIfExists)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Appends batches to a table in one commit.
+    pub async fn append(&self, table: Table, batches: Vec<RecordBatch>) -> Result<()> {
+        let url = self.table_url(table)?;
+        let delta = deltalake::open_table(url).await?;
+        delta.write(batches).with_save_mode(SaveMode::Append).await?;
+        Ok(())
+    }
+}
+
+/// A local path or a URL, as a URL of a directory (ending in `/`).
+pub fn parse_location(location: &str) -> Result<Url> {
+    let mut url = if location.contains("://") {
+        Url::parse(location).map_err(|e| Error::Usage(format!("invalid store location `{location}`: {e}")))?
+    } else {
+        let path = std::path::absolute(location).map_err(|e| Error::io(location, e))?;
+        Url::from_directory_path(&path)
+            .map_err(|()| Error::Usage(format!("invalid store path `{}`", path.display())))?
+    };
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_directory_urls() {
+        assert_eq!(parse_location("s3://bucket/debt").unwrap().as_str(), "s3://bucket/debt/");
+        assert_eq!(parse_location("file:///tmp/x/").unwrap().as_str(), "file:///tmp/x/");
+        let local = parse_location("some/dir").unwrap();
+        assert!(local.as_str().starts_with("file:///") && local.as_str().ends_with("some/dir/"), "{local}");
+    }
+
+    #[test]
+    fn table_urls_sit_under_the_store() {
+        let store = Store::at("s3://bucket/debt").unwrap();
+        assert_eq!(store.table_url(Table::Capacity).unwrap().as_str(), "s3://bucket/debt/capacity/");
+    }
+}

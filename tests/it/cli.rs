@@ -1,0 +1,376 @@
+//! The real binary, end to end: the built-in sample, every output format read back by a real
+//! parser, exit codes, the read-only guard, and stores written by other tools.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::csv;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use debtlens::schema::Table;
+
+use crate::util::{Env, snapshot};
+
+/// Every view of data-model.md.
+const CORE_VIEWS: [&str; 13] = [
+    "feature_systems",
+    "slowdown_by_system",
+    "delay_by_system",
+    "delay_by_reason",
+    "delay_by_quarter",
+    "incident_impact",
+    "capacity_efficiency",
+    "capacity_split",
+    "debt_cost",
+    "system_health",
+    "dod_compliance",
+    "estimation_accuracy",
+    "velocity_trend",
+];
+
+fn read_csv(bytes: &[u8]) -> Vec<RecordBatch> {
+    let (schema, _) =
+        csv::reader::Format::default().with_header(true).infer_schema(Cursor::new(bytes), None).expect("csv schema");
+    csv::ReaderBuilder::new(Arc::new(schema))
+        .with_header(true)
+        .build(Cursor::new(bytes))
+        .expect("csv reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("csv rows")
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[test]
+fn the_built_in_sample_answers_with_no_store() {
+    let env = Env::new();
+    let run = env.run(&["view", "slowdown_by_system", "--format", "csv"]);
+    run.success();
+    assert!(run.stderr.contains("built-in sample"), "{}", run.stderr);
+    assert!(run.stderr.contains("window: 90 days"), "{}", run.stderr);
+    let batches = read_csv(&run.stdout);
+    assert!(rows(&batches) >= 12, "{}", run.stdout());
+    let first = batches[0].column_by_name("system").unwrap().as_string::<i32>().value(0).to_string();
+    assert_eq!(first, "auth-service");
+    let ratio = batches[0]
+        .column_by_name("slowdown_ratio")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    assert!((2.7..3.7).contains(&ratio), "auth-service ratio {ratio}");
+}
+
+#[test]
+fn the_table_format_is_the_default_and_counts_rows() {
+    let env = Env::new();
+    let run = env.run(&["view", "slowdown_by_system"]);
+    run.success();
+    let out = run.stdout();
+    assert!(out.lines().nth(1).unwrap().contains("system") && out.contains("| auth-service"), "{out}");
+    assert!(run.stderr.lines().any(|l| l.ends_with(" rows")), "{}", run.stderr);
+}
+
+#[test]
+fn every_output_format_parses_and_output_files_match_stdout() {
+    let env = Env::new();
+    let view = "system_health";
+    let expected = rows(&read_csv(&env.run(&["view", view, "--format", "csv"]).success().stdout));
+    assert!(expected >= 12);
+
+    let tsv = env.run(&["view", view, "--format", "tsv"]);
+    let tsv = tsv.success().stdout();
+    assert_eq!(tsv.lines().count(), expected + 1);
+    assert!(tsv.lines().all(|l| l.split('\t').count() == 10), "{tsv}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&env.run(&["view", view, "--format", "json"]).success().stdout).unwrap();
+    let array = json.as_array().unwrap();
+    assert_eq!(array.len(), expected);
+    assert_eq!(array[0].as_object().unwrap().len(), 10, "nulls are written explicitly");
+
+    let ndjson = env.run(&["view", view, "--format", "ndjson"]);
+    let lines: Vec<serde_json::Value> =
+        ndjson.success().stdout().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), expected);
+
+    let md = env.run(&["view", view, "--format", "markdown"]);
+    assert_eq!(md.success().stdout().lines().count(), expected + 2);
+
+    let parquet = env.run(&["view", view, "--format", "parquet"]);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(parquet.success().stdout.clone())).unwrap();
+    let schema = reader.schema().clone();
+    assert_eq!(schema.field_with_name("features").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(schema.field_with_name("cost").unwrap().data_type(), &DataType::Float64);
+    assert_eq!(rows(&reader.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap()), expected);
+
+    let arrow = env.run(&["view", view, "--format", "arrow"]);
+    let reader = FileReader::try_new(Cursor::new(arrow.success().stdout.clone()), None).unwrap();
+    assert_eq!(rows(&reader.collect::<Result<Vec<_>, _>>().unwrap()), expected);
+
+    // --output writes exactly what stdout gets, and takes the format from the extension.
+    for (format, file) in [("csv", "out.csv"), ("json", "out.json"), ("parquet", "out.parquet")] {
+        let stdout = env.run(&["view", view, "--format", format]).success().stdout.clone();
+        env.run(&["view", view, "--output", file]).success();
+        assert_eq!(std::fs::read(env.path(file)).unwrap(), stdout, "{format}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn max_rows_limits_only_the_table() {
+    let env = Env::new();
+    let table = env.run(&["view", "feature_systems", "--max-rows", "5"]);
+    assert_eq!(table.success().stdout().lines().filter(|l| l.starts_with("| FEAT-")).count(), 5);
+    assert!(table.stderr.contains("5 of "), "{}", table.stderr);
+    let csv = env.run(&["view", "feature_systems", "--max-rows", "5", "--format", "csv"]);
+    assert!(csv.success().stdout().lines().count() > 2000);
+}
+
+#[test]
+fn views_lists_every_view_with_its_question() {
+    let env = Env::new();
+    let run = env.run(&["views", "--format", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&run.success().stdout).unwrap();
+    for view in CORE_VIEWS {
+        let entry = listed.as_array().unwrap().iter().find(|v| v["view"] == view).unwrap_or_else(|| panic!("{view}"));
+        assert!(entry["description"].as_str().unwrap().ends_with('?'), "{entry}");
+        assert!(!entry["columns"].as_str().unwrap().is_empty());
+    }
+    let slowdown = listed.as_array().unwrap().iter().find(|v| v["view"] == "slowdown_by_system").unwrap();
+    assert_eq!(
+        slowdown["columns"],
+        "system, features, slowdown_ratio, weighted_slowdown, total_delay_days, extra_weeks"
+    );
+}
+
+#[test]
+fn an_unknown_view_exits_2_with_the_nearest_names() {
+    let env = Env::new();
+    let run = env.run(&["view", "slowdown_by_sytem"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("unknown view `slowdown_by_sytem`"), "{}", run.stderr);
+    assert!(run.stderr.contains("`slowdown_by_system`"), "{}", run.stderr);
+}
+
+#[test]
+fn writes_are_refused_and_change_nothing() {
+    let env = Env::new();
+    let store = env.sample_store("store", 200, &[]);
+    let before = snapshot(&store);
+    let store_arg = store.to_str().unwrap();
+    let target = env.path("copied.csv");
+    let copy = format!("COPY features TO '{}'", target.display());
+    for sql in [
+        "DROP TABLE features",
+        copy.as_str(),
+        "INSERT INTO features SELECT * FROM features",
+        "CREATE TABLE t AS SELECT 1",
+        "CREATE VIEW v AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+    ] {
+        let run = env.run(&["--data", store_arg, "query", sql]);
+        assert_ne!(run.code, 0, "{sql} was accepted");
+        assert!(run.stderr.contains("read-only"), "{sql}: {}", run.stderr);
+    }
+    assert!(!target.exists(), "COPY wrote a file");
+    assert_eq!(snapshot(&store), before, "the store changed");
+    let count = env.run(&["--data", store_arg, "query", "SELECT count(*) AS n FROM features", "--format", "csv"]);
+    assert_eq!(count.success().stdout(), "n\n200\n");
+}
+
+#[test]
+fn file_reading_table_functions_are_not_enabled() {
+    let env = Env::new();
+    for sql in ["SELECT * FROM read_csv('/etc/passwd')", "SELECT * FROM '/etc/passwd'"] {
+        let run = env.run(&["query", sql]);
+        run.fails_with(1);
+        assert!(!run.stdout().contains("root"), "{sql}");
+    }
+}
+
+#[test]
+fn a_script_runs_every_statement_and_names_the_one_that_fails() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("q.sql"),
+        "-- two good statements, then a bad one\nSELECT 1 AS a;\nSELECT 2 AS b;\n\nSELECT nope\nFROM features;\n",
+    )
+    .unwrap();
+    let run = env.run(&["query", "-f", "q.sql", "--format", "csv"]);
+    run.fails_with(1);
+    assert_eq!(run.stdout(), "a\n1\nb\n2\n");
+    assert!(run.stderr.contains("q.sql, statement 3 (line 5)"), "{}", run.stderr);
+    assert!(run.stderr.contains("nope"), "{}", run.stderr);
+    env.run(&["query", "-f", "missing.sql"]).fails_with(2);
+}
+
+#[test]
+fn a_store_with_a_wrong_column_type_exits_2_naming_it() {
+    let env = Env::new();
+    let store = env.path("bad");
+    env.run(&["sample", "--out", store.to_str().unwrap(), "--features", "50", "--incidents", "10", "--plain-parquet"])
+        .success();
+    // Rewrite features with estimated_weeks as text, as a careless export would.
+    let fields: Vec<Field> = Table::Features
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "estimated_weeks" {
+                Field::new("estimated_weeks", DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let path = store.join("features/part-00000.parquet");
+    std::fs::remove_file(&path).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), Arc::clone(&schema), None).unwrap();
+    writer.write(&RecordBatch::new_empty(schema)).unwrap();
+    writer.close().unwrap();
+
+    let run = env.run(&["--data", store.to_str().unwrap(), "view", "slowdown_by_system"]);
+    run.fails_with(2);
+    for needle in ["features", "estimated_weeks", "Float64", "Utf8"] {
+        assert!(run.stderr.contains(needle), "missing {needle}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_store_without_a_table_exits_2_naming_it() {
+    let env = Env::new();
+    let store = env.sample_store("store", 20, &[]);
+    std::fs::remove_dir_all(store.join("capacity")).unwrap();
+    let run = env.run(&["--data", store.to_str().unwrap(), "views"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("no `capacity` table"), "{}", run.stderr);
+}
+
+#[test]
+fn plain_parquet_and_delta_stores_give_the_same_views() {
+    let env = Env::new();
+    let delta = env.sample_store("delta", 400, &["--seed", "9"]);
+    let plain = env.sample_store("plain", 400, &["--seed", "9", "--plain-parquet"]);
+    assert!(delta.join("features/_delta_log").is_dir());
+    assert!(!plain.join("features/_delta_log").exists());
+    for view in CORE_VIEWS {
+        let a = env.run(&["--data", delta.to_str().unwrap(), "view", view, "--format", "csv"]);
+        let b = env.run(&["--data", plain.to_str().unwrap(), "view", view, "--format", "csv"]);
+        assert_eq!(a.success().stdout(), b.success().stdout(), "{view}");
+        assert!(a.stdout().lines().count() > 1, "{view} is empty");
+    }
+}
+
+#[test]
+fn init_creates_an_empty_store_that_answers_and_refuses_to_overwrite() {
+    let env = Env::new();
+    env.run(&["init", "store"]).success();
+    for table in ["features", "incidents", "capacity"] {
+        assert!(env.path("store").join(table).join("_delta_log").is_dir(), "{table}");
+    }
+    let run = env.run(&["--data", "store", "view", "slowdown_by_system", "--format", "csv"]);
+    assert_eq!(
+        run.success().stdout(),
+        "system,features,slowdown_ratio,weighted_slowdown,total_delay_days,extra_weeks\n"
+    );
+    assert!(run.stderr.contains("no shipped features"), "{}", run.stderr);
+    env.run(&["init", "store"]).fails_with(2);
+}
+
+#[test]
+fn the_store_comes_from_the_environment_then_the_default_folder() {
+    let env = Env::new();
+    env.run(&["init", "debtlens-data"]).success();
+    let run = env.run(&["query", "SELECT count(*) AS n FROM features", "--format", "csv"]);
+    assert_eq!(run.success().stdout(), "n\n0\n");
+    assert!(!run.stderr.contains("sample"), "{}", run.stderr);
+
+    let other = env.sample_store("other", 30, &[]);
+    let run = debtlens_with_env(&env, &other, &["query", "SELECT count(*) AS n FROM features", "--format", "csv"]);
+    assert_eq!(run.success().stdout(), "n\n30\n");
+}
+
+fn debtlens_with_env(env: &Env, store: &std::path::Path, args: &[&str]) -> crate::util::Run {
+    crate::util::Run::from(env.cmd().env("DEBTLENS_DATA", store).args(args).output().unwrap())
+}
+
+#[test]
+fn as_of_and_window_days_change_the_window_and_say_so() {
+    let env = Env::new();
+    let run = env.run(&["--as-of", "2026-06-30", "--window-days", "30", "view", "analysis_window", "--format", "csv"]);
+    assert_eq!(
+        run.success().stdout(),
+        "window_start,as_of,window_days\n2026-05-31T23:59:59.999999Z,2026-06-30T23:59:59.999999Z,30\n"
+    );
+    assert!(run.stderr.contains("window: 30 days"), "{}", run.stderr);
+    let not_windowed = env.run(&["view", "delay_by_quarter", "--format", "csv"]);
+    assert!(!not_windowed.success().stderr.contains("window:"), "{}", not_windowed.stderr);
+    env.run(&["--as-of", "yesterday", "views"]).fails_with(2);
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let env = Env::new();
+    let mut child = env
+        .cmd()
+        .args(["view", "feature_systems", "--format", "csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("error") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_sample_is_deterministic_and_matches_sample_data() {
+    let env = Env::new();
+    let built_in = env.run(&["query", "SELECT * FROM features ORDER BY feature_id", "--format", "csv"]);
+    let regenerated = env.path("again");
+    env.run(&[
+        "sample",
+        "--out",
+        regenerated.to_str().unwrap(),
+        "--features",
+        "2000",
+        "--incidents",
+        "3000",
+        "--seed",
+        "42",
+    ])
+    .success();
+    let fresh = env.run(&[
+        "--data",
+        regenerated.to_str().unwrap(),
+        "query",
+        "SELECT * FROM features ORDER BY feature_id",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        built_in.success().stdout(),
+        fresh.success().stdout(),
+        "sample-data/ is not what `debtlens sample` makes"
+    );
+}

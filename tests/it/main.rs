@@ -1,0 +1,3 @@
+mod cli;
+mod slt;
+mod util;
