@@ -106,9 +106,16 @@ fn features_fields() -> Vec<Field> {
     fields
 }
 
-/// Checks that `found` has every column of `table` with an equivalent type. Extra columns are
+/// How a table found on disk maps onto the spec: the columns that must be cast to the spec's
+/// type on the way in (a lossless widening, such as an integer estimate or a nanosecond
+/// timestamp), in the found table's column order.
+pub type Casts = Vec<(String, DataType)>;
+
+/// Checks that `found` has every column of `table` with the same logical type or one that
+/// converts without loss, and returns the casts that make it conform. Extra columns are
 /// allowed; nullability is not compared, since other tools write every column as nullable.
-pub fn check(table: Table, found: &Schema) -> Result<()> {
+pub fn check(table: Table, found: &Schema) -> Result<Casts> {
+    let mut casts = Casts::new();
     for expected in table.schema().fields() {
         let Ok(field) = found.field_with_name(expected.name()) else {
             return Err(Error::ColumnType {
@@ -118,16 +125,56 @@ pub fn check(table: Table, found: &Schema) -> Result<()> {
                 found: "no such column".into(),
             });
         };
-        if normalize(field.data_type()) != normalize(expected.data_type()) {
-            return Err(Error::ColumnType {
-                table: table.name(),
-                column: expected.name().clone(),
-                expected: describe(expected.data_type()),
-                found: describe(field.data_type()),
-            });
+        match conformance(field.data_type(), expected.data_type()) {
+            Conformance::Same => {}
+            Conformance::Cast => casts.push((field.name().clone(), expected.data_type().clone())),
+            Conformance::Refused => {
+                return Err(Error::ColumnType {
+                    table: table.name(),
+                    column: expected.name().clone(),
+                    expected: describe(expected.data_type()),
+                    found: describe(field.data_type()),
+                });
+            }
         }
     }
-    Ok(())
+    Ok(casts)
+}
+
+enum Conformance {
+    /// The same logical type (string views, large strings, list element names, UTC spellings).
+    Same,
+    /// Converts to the spec's type without loss.
+    Cast,
+    Refused,
+}
+
+fn conformance(found: &DataType, expected: &DataType) -> Conformance {
+    if normalize(found) == normalize(expected) {
+        return Conformance::Same;
+    }
+    let lossless = match (found, expected) {
+        (f, DataType::Float64) => {
+            f.is_integer() || matches!(f, DataType::Float16 | DataType::Float32 | DataType::Decimal128(..))
+        }
+        (f, DataType::Int64) => {
+            matches!(
+                f,
+                DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::UInt8
+                    | DataType::UInt16
+                    | DataType::UInt32
+            )
+        }
+        // An instant in any unit or zone is the same instant in UTC; a timestamp without a zone
+        // is UTC, as in ingest.
+        (DataType::Timestamp(..), DataType::Timestamp(..)) => true,
+        (DataType::Date64, DataType::Date32) => true,
+        _ => false,
+    };
+    if lossless { Conformance::Cast } else { Conformance::Refused }
 }
 
 /// Maps the physical variants that mean the same logical type onto one: string views and large
@@ -177,7 +224,7 @@ mod tests {
         fields[0] = Field::new("feature_id", DataType::Utf8View, true);
         fields[3] =
             Field::new("systems", DataType::List(Arc::new(Field::new("element", DataType::LargeUtf8, true))), true);
-        check(Table::Features, &Schema::new(fields)).unwrap();
+        assert!(check(Table::Features, &Schema::new(fields)).unwrap().is_empty());
     }
 
     #[test]
@@ -190,10 +237,25 @@ mod tests {
     }
 
     #[test]
-    fn a_timestamp_without_time_zone_is_refused() {
+    fn lossless_variants_are_cast_to_the_spec() {
         let mut fields: Vec<Field> = Table::Incidents.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields[4] = Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, None), true);
+        fields[4] = Field::new("started_at", DataType::Timestamp(TimeUnit::Nanosecond, None), true);
+        fields[6] = Field::new("users_affected", DataType::Int32, true);
+        let casts = check(Table::Incidents, &Schema::new(fields)).unwrap();
+        assert_eq!(
+            casts,
+            vec![("started_at".to_string(), timestamp()), ("users_affected".to_string(), DataType::Int64)]
+        );
+    }
+
+    #[test]
+    fn text_where_a_time_belongs_is_refused() {
+        let mut fields: Vec<Field> = Table::Incidents.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[5] = Field::new("resolved_at", DataType::Utf8, true);
         let err = check(Table::Incidents, &Schema::new(fields)).unwrap_err().to_string();
-        assert!(err.contains("started_at") && err.contains("no time zone"), "{err}");
+        assert!(
+            err.contains("resolved_at") && err.contains("Timestamp(us, UTC)") && err.contains("found Utf8"),
+            "{err}"
+        );
     }
 }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
+use datafusion::common::Column;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{StructField, StructType};
@@ -119,7 +121,8 @@ impl Store {
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
         for table in Table::ALL {
             let provider = self.open_table(ctx, table).await?;
-            schema::check(table, provider.schema().as_ref())?;
+            let casts = schema::check(table, provider.schema().as_ref())?;
+            let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
             ctx.register_table(table.name(), provider)?;
         }
         Ok(())
@@ -219,6 +222,22 @@ impl Store {
         delta.write(batches).with_save_mode(SaveMode::Append).await?;
         Ok(())
     }
+}
+
+/// The table with the columns of `casts` converted to the spec's types (an export with integer
+/// estimates or nanosecond timestamps), as a view over the table as found.
+fn conform(table: Table, provider: Arc<dyn TableProvider>, casts: &schema::Casts) -> Result<Arc<dyn TableProvider>> {
+    let columns: Vec<Expr> = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match casts.iter().find(|(name, _)| name == f.name()) {
+            Some((name, target)) => cast(col(Column::from_name(name)), target.clone()).alias(name),
+            None => col(Column::from_name(f.name())),
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?.project(columns)?.build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// A local path or a URL, as a URL of a directory (ending in `/`).

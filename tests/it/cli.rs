@@ -374,3 +374,57 @@ fn the_sample_is_deterministic_and_matches_sample_data() {
         "sample-data/ is not what `debtlens sample` makes"
     );
 }
+
+/// Rewrites every Parquet file of a plain store with the physical types another tool might
+/// choose: large strings, lists whose element is called `element`, nanosecond timestamps with no
+/// time zone, 32-bit integers.
+fn rewrite_as_another_tool(store: &std::path::Path) {
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::TimeUnit;
+    for table in Table::ALL {
+        let path = store.join(table.name()).join("part-00000.parquet");
+        let bytes = Bytes::from(std::fs::read(&path).unwrap());
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let foreign = |t: &DataType| match t {
+            DataType::Utf8 => DataType::LargeUtf8,
+            DataType::List(_) => DataType::LargeList(Arc::new(Field::new("element", DataType::LargeUtf8, true))),
+            DataType::Timestamp(..) => DataType::Timestamp(TimeUnit::Nanosecond, None),
+            DataType::Int64 => DataType::Int32,
+            other => other.clone(),
+        };
+        let schema = Arc::new(Schema::new(
+            table
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), foreign(f.data_type()), true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), Arc::clone(&schema), None).unwrap();
+        for batch in batches {
+            let columns =
+                batch.columns().iter().zip(schema.fields()).map(|(c, f)| cast(c, f.data_type()).unwrap()).collect();
+            writer.write(&RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()).unwrap();
+        }
+        writer.close().unwrap();
+    }
+}
+
+#[test]
+fn a_parquet_export_with_other_physical_types_gives_the_same_views() {
+    let env = Env::new();
+    let ours = env.sample_store("ours", 300, &["--plain-parquet"]);
+    let theirs = env.sample_store("theirs", 300, &["--plain-parquet"]);
+    rewrite_as_another_tool(&theirs);
+    for view in CORE_VIEWS {
+        let a = env.run(&["--data", ours.to_str().unwrap(), "view", view, "--format", "csv"]);
+        let b = env.run(&["--data", theirs.to_str().unwrap(), "view", view, "--format", "csv"]);
+        assert_eq!(a.success().stdout(), b.success().stdout(), "{view}");
+    }
+}
