@@ -44,7 +44,8 @@ pub struct GlobalArgs {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub window_days: u32,
 
-    /// Output format. Default: table, or the one --output's extension names.
+    /// Output format (for ingest: the input format, csv, json, ndjson or parquet). Default:
+    /// table, or the one --output's extension names (for ingest: each file's extension).
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
@@ -69,6 +70,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create an empty store with the three tables.
     Init(cmd::init::InitArgs),
+    /// Load CSV, JSON, NDJSON or Parquet files into a table (upsert by key).
+    Ingest(cmd::ingest::IngestArgs),
     /// Generate a realistic, deterministic sample store.
     Sample(cmd::sample::SampleArgs),
     /// List the views with what they answer and their columns.
@@ -86,6 +89,8 @@ pub struct Config {
     pub store_origin: Origin,
     pub engine: EngineOptions,
     pub format: Format,
+    /// The format the user named with --format, if any (ingest reads it as the input format).
+    pub explicit_format: Option<Format>,
     pub output: Option<PathBuf>,
     pub max_rows: Option<usize>,
     pub quiet: bool,
@@ -106,6 +111,7 @@ impl Config {
                 allow_writes: false,
             },
             format,
+            explicit_format: args.format,
             output: args.output.clone(),
             max_rows: (args.max_rows > 0).then_some(args.max_rows),
             quiet: args.quiet,
@@ -154,6 +160,7 @@ pub fn run() -> Result<u8> {
     runtime.block_on(async {
         match cli.command {
             Command::Init(args) => cmd::init::run(&config, args).await,
+            Command::Ingest(args) => cmd::ingest::run(&config, args).await,
             Command::Sample(args) => cmd::sample::run(&config, args).await,
             Command::Views => cmd::views::run(&config).await,
             Command::View(args) => cmd::view::run(&config, args).await,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod engine;
 pub mod error;
+pub mod ingest;
 pub mod output;
 pub mod sample;
 pub mod schema;

@@ -27,6 +27,15 @@ impl Table {
         }
     }
 
+    /// The columns that identify a row: ingesting a row with the same key replaces it.
+    pub fn key(self) -> &'static [&'static str] {
+        match self {
+            Table::Features => &["feature_id"],
+            Table::Incidents => &["incident_id"],
+            Table::Capacity => &["period_start", "team"],
+        }
+    }
+
     /// The Arrow schema of the table, exactly as data-model.md gives it. Required columns are
     /// not nullable in the tables debtlens writes.
     pub fn schema(self) -> SchemaRef {
@@ -64,6 +73,21 @@ impl std::str::FromStr for Table {
             .find(|t| t.name() == s)
             .ok_or_else(|| Error::Usage(format!("unknown table `{s}`: expected features, incidents or capacity")))
     }
+}
+
+/// The rows that ingest refused, kept in the store's `_rejected/` table with where they came
+/// from and why (data-model.md, "The store").
+pub fn rejected_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ingest_id", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp(), false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("raw_value", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
 }
 
 /// The eight definition-of-done flags, in table order.

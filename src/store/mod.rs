@@ -27,6 +27,11 @@ use crate::schema::{self, Table};
 
 /// The environment variable that names the store when `--data` is not given.
 pub const DATA_ENV: &str = "DEBTLENS_DATA";
+/// The folder of the rejected-rows table.
+pub const REJECTED_DIR: &str = "_rejected";
+/// The SQL name of the rejected-rows table, when the store has one.
+pub const REJECTED_TABLE: &str = "rejected_rows";
+
 /// The store used when neither `--data` nor the environment names one, if it exists.
 pub const DEFAULT_DIR: &str = "debtlens-data";
 
@@ -125,7 +130,28 @@ impl Store {
             let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
             ctx.register_table(table.name(), provider)?;
         }
+        ctx.register_table(REJECTED_TABLE, self.open_rejected(ctx).await?)?;
         Ok(())
+    }
+
+    /// The rejected rows, or an empty table when nothing was ever refused.
+    async fn open_rejected(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+        let empty = || -> Result<Arc<dyn TableProvider>> {
+            Ok(Arc::new(MemTable::try_new(schema::rejected_schema(), vec![vec![]])?))
+        };
+        let Ok(url) = self.rejected_url() else { return empty() };
+        if let Some(dir) = self.local_dir() {
+            if !dir.join(REJECTED_DIR).join("_delta_log").is_dir() {
+                return empty();
+            }
+        }
+        match deltalake::open_table(url).await {
+            Ok(delta) => {
+                delta.update_datafusion_session(&ctx.state())?;
+                Ok(delta.table_provider().await?)
+            }
+            Err(_) => empty(),
+        }
     }
 
     async fn open_table(&self, ctx: &SessionContext, table: Table) -> Result<Arc<dyn TableProvider>> {
@@ -222,6 +248,146 @@ impl Store {
         delta.write(batches).with_save_mode(SaveMode::Append).await?;
         Ok(())
     }
+
+    /// The URL of the rejected-rows table.
+    fn rejected_url(&self) -> Result<Url> {
+        match &self.location {
+            Location::Url(base) => {
+                base.join(&format!("{REJECTED_DIR}/")).map_err(|e| Error::Usage(format!("store {self}: {e}")))
+            }
+            _ => Err(Error::Usage(format!("the {self} store cannot be written to"))),
+        }
+    }
+
+    /// Appends refused rows to `_rejected/`, creating it the first time (one commit).
+    pub async fn append_rejected(&self, rows: RecordBatch) -> Result<()> {
+        let url = self.rejected_url()?;
+        if let Some(dir) = self.local_dir() {
+            let folder = dir.join(REJECTED_DIR);
+            std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        }
+        let delta = DeltaTable::try_from_url(url).await?;
+        // Append creates the table if it does not exist yet; a concurrent creator makes this
+        // commit conflict, and the retry appends to the table it made.
+        retry_on_conflict(|| {
+            let delta = delta.clone();
+            let rows = rows.clone();
+            async move {
+                let mut delta = delta;
+                let _ = delta.update_state().await;
+                delta.write(vec![rows]).with_save_mode(SaveMode::Append).await.map(|_| ())
+            }
+        })
+        .await
+    }
+
+    /// Upserts the rows staged as Parquet files in `staged` (with a `__seq` column giving their
+    /// input order) into `table` by its key, in one commit: within the input the last row of a
+    /// key wins; a key already in the table is replaced. Retries when another writer committed
+    /// first.
+    pub async fn upsert(&self, table: Table, staged: &Path) -> Result<Upserted> {
+        let url = self.table_url(table)?;
+        let schema = table.schema();
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let keys = table.key();
+        let dedup = format!(
+            "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __seq DESC) AS __rn FROM staged) \
+             WHERE __rn = 1",
+            cols = columns.join(", "),
+            keys = keys.join(", ")
+        );
+        let predicate = keys
+            .iter()
+            .map(|k| {
+                let nullable = schema.field_with_name(k).map(|f| f.is_nullable()).unwrap_or(true);
+                if nullable { format!("t.{k} IS NOT DISTINCT FROM s.{k}") } else { format!("t.{k} = s.{k}") }
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let staged_url = format!("{}/", staged.display());
+        retry_on_conflict(|| {
+            let (url, dedup, predicate, staged_url, columns) =
+                (url.clone(), dedup.clone(), predicate.clone(), staged_url.clone(), columns.clone());
+            async move {
+                let mut config = datafusion::prelude::SessionConfig::new();
+                config.options_mut().execution.parquet.schema_force_view_types = false;
+                let ctx = SessionContext::new_with_config(config);
+                ctx.register_parquet("staged", &staged_url, datafusion::prelude::ParquetReadOptions::default()).await?;
+                let source = ctx.sql(&dedup).await?;
+                let delta = deltalake::open_table(url).await?;
+                let (delta, metrics) = delta
+                    .merge(source, predicate)
+                    .with_source_alias("s")
+                    .with_target_alias("t")
+                    .when_matched_update(|u| columns.iter().fold(u, |u, c| u.update(*c, format!("s.{c}"))))?
+                    .when_not_matched_insert(|i| columns.iter().fold(i, |i, c| i.set(*c, format!("s.{c}"))))?
+                    .await?;
+                Ok(Upserted {
+                    unique: metrics.num_source_rows as u64,
+                    inserted: metrics.num_target_rows_inserted as u64,
+                    updated: metrics.num_target_rows_updated as u64,
+                    version: delta.version(),
+                })
+            }
+        })
+        .await
+    }
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy)]
+pub struct Upserted {
+    /// Distinct keys among the staged rows.
+    pub unique: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    /// The table's version after the commit.
+    pub version: Option<u64>,
+}
+
+/// How many times a write is tried when other writers keep committing first.
+const COMMIT_ATTEMPTS: u32 = 30;
+
+/// Runs a Delta write, again on a fresh snapshot when another writer committed first (delta-rs
+/// reports a version that already exists or a commit conflict): two ingests started at once both
+/// land, one after the other.
+async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, DeltaTableError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < COMMIT_ATTEMPTS && is_conflict(&e) => {
+                // Back off with jitter so that competing writers spread out.
+                let jitter = u64::from(std::process::id() % 50)
+                    + u64::from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_micros())
+                            % 50,
+                    );
+                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(tries.min(10)) + jitter)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
 }
 
 /// The table with the columns of `casts` converted to the spec's types (an export with integer

@@ -1,0 +1,79 @@
+//! `debtlens ingest TABLE FILE...`: load exports into a table, upserting by key, keeping every
+//! refused row with its reason.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::Config;
+use crate::error::{Error, Result, exit};
+use crate::ingest::{IngestOptions, InputFormat, ingest};
+use crate::output::Format;
+use crate::schema::Table;
+use crate::store::Origin;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The table to load: features, incidents or capacity.
+    pub table: String,
+    /// The files to load, in order (a key in a later file replaces the same key in an earlier one).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Exit 0 even when rows were rejected (they are still kept in _rejected/).
+    #[arg(long)]
+    pub allow_rejects: bool,
+}
+
+pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
+    let table: Table = args.table.parse()?;
+    if config.store_origin == Origin::BuiltinSample {
+        return Err(Error::Usage(
+            "ingest needs a store: give --data DIR (create one with `debtlens init DIR`) or make ./debtlens-data"
+                .into(),
+        ));
+    }
+    let format = match config.explicit_format {
+        None => None,
+        Some(Format::Csv) => Some(InputFormat::Csv),
+        Some(Format::Json) => Some(InputFormat::Json),
+        Some(Format::Ndjson) => Some(InputFormat::Ndjson),
+        Some(Format::Parquet) => Some(InputFormat::Parquet),
+        Some(other) => {
+            return Err(Error::Usage(
+                format!("ingest reads csv, json, ndjson or parquet, not {other:?}").to_lowercase(),
+            ));
+        }
+    };
+    let options = IngestOptions { format, progress: std::io::stderr().is_terminal() && !config.quiet };
+    let summary = ingest(&config.store, table, &args.files, &options).await?;
+    for (file, columns) in &summary.ignored_columns {
+        config.note(format_args!(
+            "warning: {}: ignored columns that are not in {}: {}",
+            file.display(),
+            table.name(),
+            columns.join(", ")
+        ));
+    }
+    if summary.future_dates > 0 {
+        config.note(format_args!("warning: {} rows have a date in the future; they were loaded", summary.future_dates));
+    }
+    println!(
+        "{}: read {}, loaded {}, replaced {}, rejected {}",
+        table.name(),
+        summary.read,
+        summary.loaded,
+        summary.replaced,
+        summary.rejected
+    );
+    if summary.rejected > 0 {
+        config.note(format_args!(
+            "rejected rows are kept in {}/_rejected with their line and reason: debtlens query \"SELECT * FROM rejected_rows\"",
+            config.store
+        ));
+        if !args.allow_rejects {
+            return Ok(exit::REJECTED);
+        }
+    }
+    Ok(exit::OK)
+}

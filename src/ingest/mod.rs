@@ -1,0 +1,250 @@
+//! Ingest: input files in, every row either loaded into its table or kept among the rejected
+//! rows with its reason. The inputs are read as a stream and staged as Parquet in a temporary
+//! folder; the store then changes in one Delta commit (an upsert by key), so a crash at any point
+//! leaves the table as it was.
+
+pub mod read;
+pub mod rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use chrono::Utc;
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use indicatif::ProgressBar;
+
+pub use read::InputFormat;
+use read::Item;
+use rows::{RowBuilder, columns};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, Table};
+use crate::store::Store;
+
+/// Rows per staged batch: memory is bounded by this, not by the size of the input.
+const BATCH_ROWS: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// The format of every file; `None`: from each file's extension.
+    pub format: Option<InputFormat>,
+    /// Show a progress bar (on a terminal, for large inputs).
+    pub progress: bool,
+}
+
+/// What an ingest did. `read = loaded + replaced + rejected` always holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub read: u64,
+    /// Rows with a key new to the table.
+    pub loaded: u64,
+    /// Rows that replaced a row of the same key: in the table, or earlier in the input.
+    pub replaced: u64,
+    pub rejected: u64,
+    /// Loaded rows with a date in the future.
+    pub future_dates: u64,
+    /// Per file, the input columns that are not columns of the table.
+    pub ignored_columns: Vec<(PathBuf, Vec<String>)>,
+    /// The table's version after the commit, if anything was written.
+    pub version: Option<u64>,
+}
+
+/// A refused row, on its way to `_rejected/`.
+struct Rejected {
+    file: String,
+    line: u64,
+    column: Option<String>,
+    raw: Option<String>,
+    reason: String,
+}
+
+/// What the reading phase leaves: rows staged, rows refused.
+struct Staged {
+    read: u64,
+    valid: u64,
+    future_dates: u64,
+    rejected: Vec<Rejected>,
+    ignored_columns: Vec<(PathBuf, Vec<String>)>,
+}
+
+/// Ingests `files` into `table`.
+pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &IngestOptions) -> Result<Summary> {
+    if store.local_dir().is_none() && !matches!(store.location(), crate::store::Location::Url(_)) {
+        return Err(Error::Usage(format!("the {store} store is read-only: give --data DIR")));
+    }
+    let mut inputs = Vec::with_capacity(files.len());
+    let mut total_bytes = 0;
+    for file in files {
+        let format = options.format.or_else(|| InputFormat::from_path(file)).ok_or_else(|| {
+            Error::Usage(format!("{}: cannot tell the format from the extension; give --format", file.display()))
+        })?;
+        let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
+        if meta.is_dir() {
+            return Err(Error::Usage(format!("{}: is a directory", file.display())));
+        }
+        total_bytes += meta.len();
+        inputs.push((file.clone(), format));
+    }
+    // The store must be a debtlens store before anything is read.
+    for t in [table] {
+        let url = store.table_url(t)?;
+        deltalake::open_table(url).await.map_err(|e| Error::Store {
+            store: store.to_string(),
+            table: t.name(),
+            message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
+        })?;
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix("debtlens-ingest-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let staging_dir = staging.path().to_path_buf();
+    let progress = (options.progress && total_bytes > 4 * 1024 * 1024).then(|| progress_bar(total_bytes));
+    let staged = tokio::task::spawn_blocking(move || stage(table, &inputs, &staging_dir, progress))
+        .await
+        .map_err(|e| Error::Usage(format!("ingest stopped: {e}")))??;
+
+    if !staged.rejected.is_empty() {
+        store.append_rejected(rejected_batch(table, &staged.rejected)?).await?;
+    }
+    let mut summary = Summary {
+        read: staged.read,
+        rejected: staged.rejected.len() as u64,
+        future_dates: staged.future_dates,
+        ignored_columns: staged.ignored_columns,
+        ..Summary::default()
+    };
+    if staged.valid > 0 {
+        let upserted = store.upsert(table, staging.path()).await?;
+        summary.loaded = upserted.inserted;
+        summary.replaced = upserted.updated + (staged.valid - upserted.unique);
+        summary.version = upserted.version;
+    }
+    debug_assert_eq!(summary.read, summary.loaded + summary.replaced + summary.rejected);
+    Ok(summary)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Reads every input, converting and checking each row; good rows go to Parquet files in
+/// `dir`, refused ones are returned.
+fn stage(table: Table, inputs: &[(PathBuf, InputFormat)], dir: &Path, progress: Option<ProgressBar>) -> Result<Staged> {
+    let mut builder = RowBuilder::new(table);
+    let mut writer = StagingWriter { dir: dir.to_path_buf(), writer: None, seq: 0 };
+    let mut staged = Staged { read: 0, valid: 0, future_dates: 0, rejected: Vec::new(), ignored_columns: Vec::new() };
+    let counter = Arc::new(AtomicU64::new(0));
+    for (file, format) in inputs {
+        let name = file.display().to_string();
+        let mut each = |item: Item| -> Result<()> {
+            staged.read += 1;
+            match item {
+                Item::Row { position, cells } => match builder.push(&cells) {
+                    Ok(()) => {
+                        staged.valid += 1;
+                        if builder.len() >= BATCH_ROWS {
+                            writer.write(builder.finish()?)?;
+                        }
+                    }
+                    Err(refusal) => staged.rejected.push(Rejected {
+                        file: name.clone(),
+                        line: position,
+                        column: refusal.column,
+                        raw: refusal.raw,
+                        reason: refusal.reason,
+                    }),
+                },
+                Item::Bad { position, column, raw, reason } => staged.rejected.push(Rejected {
+                    file: name.clone(),
+                    line: position,
+                    column,
+                    raw: Some(raw),
+                    reason,
+                }),
+            }
+            if let Some(bar) = &progress {
+                if staged.read.is_multiple_of(4096) {
+                    bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+                }
+            }
+            Ok(())
+        };
+        let ignored = read::read(file, *format, columns(table), Arc::clone(&counter), &mut each)?;
+        if !ignored.is_empty() {
+            staged.ignored_columns.push((file.clone(), ignored));
+        }
+    }
+    if !builder.is_empty() {
+        writer.write(builder.finish()?)?;
+    }
+    writer.close()?;
+    staged.future_dates = builder.future_dates as u64;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(staged)
+}
+
+/// Staged rows, with `__seq` numbering them in input order so that the last row of a key wins.
+struct StagingWriter {
+    dir: PathBuf,
+    writer: Option<ArrowWriter<std::fs::File>>,
+    seq: u64,
+}
+
+impl StagingWriter {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let n = batch.num_rows() as u64;
+        let seq: ArrayRef = Arc::new(UInt64Array::from_iter_values(self.seq..self.seq + n));
+        self.seq += n;
+        let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("__seq", DataType::UInt64, false));
+        let mut columns = batch.columns().to_vec();
+        columns.push(seq);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        if self.writer.is_none() {
+            let path = self.dir.join("staged.parquet");
+            let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            self.writer = Some(ArrowWriter::try_new(file, batch.schema(), None)?);
+        }
+        self.writer.as_mut().expect("created above").write(&batch)?;
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        if let Some(w) = self.writer {
+            w.close()?;
+        }
+        Ok(())
+    }
+}
+
+fn rejected_batch(table: Table, rows: &[Rejected]) -> Result<RecordBatch> {
+    let now = Utc::now();
+    let id = format!("{}-{}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id());
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![id.as_str(); n])),
+        Arc::new(TimestampMicrosecondArray::from(vec![now.timestamp_micros(); n]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![table.name(); n])),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file.as_str()))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.column.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.raw.as_deref()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(schema::rejected_schema(), columns)?)
+}

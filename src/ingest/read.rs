@@ -1,0 +1,430 @@
+//! Readers for the input formats. Each streams its file and hands every record to a callback,
+//! already bound to the table's columns, so memory stays bounded by the batch, not the file. A
+//! record that cannot even be read as cells (a wrong field count, invalid UTF-8, a NUL byte, bad
+//! JSON on one line) is passed on as `Item::Bad`, to be kept among the rejected rows.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value as Json;
+
+use super::rows::{ColumnSpec, Raw, split_list};
+use crate::error::{Error, Result};
+
+/// An input format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Parquet file with the table's columns.
+    Parquet,
+}
+
+impl InputFormat {
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" | "txt" => Some(Self::Csv),
+            "json" => Some(Self::Json),
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            "parquet" | "pq" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// One record of an input.
+pub enum Item {
+    /// The cells of a record in the table's column order; `position` is the line (CSV, NDJSON)
+    /// or record number (JSON, Parquet).
+    Row { position: u64, cells: Vec<Raw> },
+    /// A record that could not be read as cells.
+    Bad { position: u64, column: Option<String>, raw: String, reason: String },
+}
+
+/// How the columns of an input map onto the table's: for each table column, the input columns
+/// that feed it (several for a list column repeated in the header, as Jira exports do).
+struct Binding {
+    sources: Vec<Vec<usize>>,
+    width: usize,
+}
+
+impl Binding {
+    /// Binds header names (case-insensitive, trimmed) to the table's columns. A required column
+    /// missing refuses the file; extra columns are returned for one warning.
+    fn new(file: &Path, header: &[String], columns: &[ColumnSpec]) -> Result<(Self, Vec<String>)> {
+        let normal = |s: &str| s.trim().to_lowercase();
+        let mut sources = Vec::with_capacity(columns.len());
+        for spec in columns {
+            let found: Vec<usize> =
+                header.iter().enumerate().filter(|(_, h)| normal(h) == spec.name).map(|(i, _)| i).collect();
+            if found.is_empty() && spec.required {
+                return Err(Error::Usage(format!(
+                    "{}: missing required column `{}`; nothing was loaded",
+                    file.display(),
+                    spec.name
+                )));
+            }
+            sources.push(found);
+        }
+        let extra = header
+            .iter()
+            .filter(|h| !columns.iter().any(|c| c.name == normal(h)))
+            .map(|h| h.trim().to_string())
+            .collect();
+        Ok((Self { sources, width: header.len() }, extra))
+    }
+
+    /// The table's cells from one record's fields.
+    fn cells(&self, fields: &[Raw]) -> Vec<Raw> {
+        self.sources
+            .iter()
+            .map(|idx| match idx.as_slice() {
+                [] => Raw::Null,
+                [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
+                many => {
+                    // A repeated column: the values of all its occurrences, as a list.
+                    let mut items = Vec::new();
+                    for i in many {
+                        match fields.get(*i) {
+                            Some(Raw::Text(s)) => items.extend(split_list(s)),
+                            Some(Raw::List(l)) => items.extend(l.iter().cloned()),
+                            _ => {}
+                        }
+                    }
+                    if items.is_empty() { Raw::Null } else { Raw::List(items) }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Counts the bytes read, for the progress bar.
+pub struct Counting<R> {
+    inner: R,
+    pub count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads `file` and calls `each` with every record. Returns the extra (ignored) columns.
+pub fn read(
+    file: &Path,
+    format: InputFormat,
+    columns: &[ColumnSpec],
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
+    let open = || -> Result<Counting<BufReader<File>>> {
+        let f = File::open(file).map_err(|e| Error::io(file, e))?;
+        Ok(Counting { inner: BufReader::with_capacity(1 << 16, f), count: std::sync::Arc::clone(&progress) })
+    };
+    match format {
+        InputFormat::Csv => read_csv(file, open()?, columns, each),
+        InputFormat::Ndjson => read_ndjson(file, open()?, columns, each),
+        InputFormat::Json => read_json(file, open()?, columns, each),
+        InputFormat::Parquet => read_parquet(file, columns, each),
+    }
+}
+
+fn read_csv(
+    file: &Path,
+    input: impl Read,
+    columns: &[ColumnSpec],
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    let mut record = csv::ByteRecord::new();
+    let csv_err = |e: csv::Error| Error::Usage(format!("{}: {e}", file.display()));
+    if !reader.read_byte_record(&mut record).map_err(csv_err)? {
+        // An empty file has no rows and no columns: nothing to load, nothing to refuse.
+        return Ok(Vec::new());
+    }
+    let mut header = Vec::with_capacity(record.len());
+    for (i, field) in record.iter().enumerate() {
+        let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
+        let name = std::str::from_utf8(field)
+            .map_err(|_| Error::Usage(format!("{}, line 1: the header is not valid UTF-8", file.display())))?;
+        header.push(name.to_string());
+    }
+    let (binding, extra) = Binding::new(file, &header, columns)?;
+    let mut fields = Vec::with_capacity(binding.width);
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(e)),
+        }
+        let position = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+            continue; // a blank line
+        }
+        if record.len() != binding.width {
+            let multi_line = record.iter().any(|f| f.contains(&b'\n'));
+            let hint = if multi_line { " (an unclosed quote?)" } else { "" };
+            let reason = format!("expected {} fields, found {}{hint}", binding.width, record.len());
+            each(Item::Bad { position, column: None, raw: joined(&record), reason })?;
+            continue;
+        }
+        fields.clear();
+        let mut bad = None;
+        for (i, field) in record.iter().enumerate() {
+            match std::str::from_utf8(field) {
+                Ok(s) if s.contains('\0') => {
+                    bad = Some((i, "contains a NUL byte"));
+                    break;
+                }
+                Ok(s) => fields.push(if s.is_empty() { Raw::Null } else { Raw::Text(s.to_string()) }),
+                Err(_) => {
+                    bad = Some((i, "is not valid UTF-8"));
+                    break;
+                }
+            }
+        }
+        if let Some((i, what)) = bad {
+            let column = header[i].trim().to_string();
+            let reason = format!("{column} {what}");
+            each(Item::Bad { position, column: Some(column), raw: joined(&record), reason })?;
+            continue;
+        }
+        each(Item::Row { position, cells: binding.cells(&fields) })?;
+    }
+    Ok(extra)
+}
+
+/// A record as one line of text, for the rejected rows: fields joined with commas, invalid
+/// UTF-8 replaced, NUL shown as \0.
+fn joined(record: &csv::ByteRecord) -> String {
+    record.iter().map(|f| String::from_utf8_lossy(f).replace('\0', "\\0")).collect::<Vec<_>>().join(",")
+}
+
+fn json_cell(value: &Json) -> Raw {
+    match value {
+        Json::Null => Raw::Null,
+        Json::String(s) => Raw::Text(s.clone()),
+        Json::Array(items) => Raw::List(
+            items
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| match v {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        ),
+        other => Raw::Text(other.to_string()),
+    }
+}
+
+/// Reads JSON records by key (case-insensitive). The first record must have every required
+/// key, or the file is refused; keys that are not columns are gathered for one warning.
+#[derive(Default)]
+struct JsonRecords {
+    checked: bool,
+    extra: std::collections::BTreeSet<String>,
+}
+
+impl JsonRecords {
+    fn row(&mut self, file: &Path, position: u64, value: &Json, columns: &[ColumnSpec]) -> Result<Item> {
+        let Json::Object(map) = value else {
+            return Ok(Item::Bad {
+                position,
+                column: None,
+                raw: value.to_string(),
+                reason: "not a JSON object".into(),
+            });
+        };
+        let lookup: std::collections::HashMap<String, &Json> =
+            map.iter().map(|(k, v)| (k.trim().to_lowercase(), v)).collect();
+        if !self.checked {
+            if let Some(missing) = columns.iter().find(|c| c.required && !lookup.contains_key(c.name)) {
+                return Err(Error::Usage(format!(
+                    "{}: missing required column `{}` (record {position}); nothing was loaded",
+                    file.display(),
+                    missing.name
+                )));
+            }
+            self.checked = true;
+        }
+        for key in lookup.keys() {
+            if !columns.iter().any(|c| c.name == key) && !self.extra.contains(key) {
+                self.extra.insert(key.clone());
+            }
+        }
+        let cells = columns.iter().map(|c| lookup.get(c.name).map_or(Raw::Null, |v| json_cell(v))).collect();
+        Ok(Item::Row { position, cells })
+    }
+
+    fn extra(self) -> Vec<String> {
+        self.extra.into_iter().collect()
+    }
+}
+
+fn read_ndjson(
+    file: &Path,
+    input: impl Read,
+    columns: &[ColumnSpec],
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
+    let mut bound = JsonRecords::default();
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(|e| Error::io(file, e))? == 0 {
+            break;
+        }
+        number += 1;
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => t.trim_start_matches('\u{feff}').trim(),
+            Err(_) => {
+                let raw = String::from_utf8_lossy(&line).trim().to_string();
+                each(Item::Bad { position: number, column: None, raw, reason: "the line is not valid UTF-8".into() })?;
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Json>(text) {
+            Ok(value) => each(bound.row(file, number, &value, columns)?)?,
+            Err(e) => each(Item::Bad {
+                position: number,
+                column: None,
+                raw: text.to_string(),
+                reason: format!("invalid JSON: {e}"),
+            })?,
+        }
+    }
+    Ok(bound.extra())
+}
+
+fn read_json(
+    file: &Path,
+    input: impl Read,
+    columns: &[ColumnSpec],
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
+    use serde::de::{Deserializer as _, SeqAccess, Visitor};
+
+    struct Records<'a> {
+        file: &'a Path,
+        columns: &'a [ColumnSpec],
+        bound: JsonRecords,
+        each: &'a mut dyn FnMut(Item) -> Result<()>,
+        failure: Option<Error>,
+    }
+
+    impl<'de> Visitor<'de> for &mut Records<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut number = 0u64;
+            while let Some(value) = seq.next_element::<Json>()? {
+                number += 1;
+                let step = self.bound.row(self.file, number, &value, self.columns).and_then(|item| (self.each)(item));
+                if let Err(e) = step {
+                    self.failure = Some(e);
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut input = input;
+    let mut bytes = [0u8; 3];
+    // Skip a UTF-8 BOM; the JSON parser does not.
+    let mut head = Vec::new();
+    let n = input.read(&mut bytes).map_err(|e| Error::io(file, e))?;
+    if bytes[..n] != *b"\xEF\xBB\xBF" {
+        head.extend_from_slice(&bytes[..n]);
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let reader = std::io::Cursor::new(head).chain(input);
+    let mut records = Records { file, columns, bound: JsonRecords::default(), each, failure: None };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let outcome = (&mut de).deserialize_seq(&mut records);
+    if let Some(e) = records.failure.take() {
+        return Err(e);
+    }
+    outcome
+        .and_then(|()| de.end())
+        .map_err(|e| Error::Usage(format!("{}: invalid JSON: {e}; nothing was loaded", file.display())))?;
+    Ok(records.bound.extra())
+}
+
+fn read_parquet(file: &Path, columns: &[ColumnSpec], each: &mut dyn FnMut(Item) -> Result<()>) -> Result<Vec<String>> {
+    let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let not_parquet = |e: datafusion::parquet::errors::ParquetError| {
+        Error::Usage(format!("{}: not a readable Parquet file ({e}); nothing was loaded", file.display()))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(not_parquet)?;
+    let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let (binding, extra) = Binding::new(file, &header, columns)?;
+    let reader = builder.with_batch_size(8192).build().map_err(not_parquet)?;
+    let options = FormatOptions::default();
+    let mut number = 0u64;
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| Error::Usage(format!("{}: not a readable Parquet file ({e})", file.display())))?;
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            number += 1;
+            let fields: Vec<Raw> = batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(column, formatter)| {
+                    if column.is_null(row) {
+                        return Raw::Null;
+                    }
+                    match column.data_type() {
+                        DataType::List(_) | DataType::LargeList(_) => {
+                            let values = match column.data_type() {
+                                DataType::LargeList(_) => column.as_list::<i64>().value(row),
+                                _ => column.as_list::<i32>().value(row),
+                            };
+                            let inner = ArrayFormatter::try_new(values.as_ref(), &options);
+                            match inner {
+                                Ok(f) => Raw::List(
+                                    (0..values.len())
+                                        .filter(|i| values.is_valid(*i))
+                                        .map(|i| f.value(i).to_string())
+                                        .collect(),
+                                ),
+                                Err(_) => Raw::Null,
+                            }
+                        }
+                        _ => Raw::Text(formatter.value(row).to_string()),
+                    }
+                })
+                .collect();
+            each(Item::Row { position: number, cells: binding.cells(&fields) })?;
+        }
+    }
+    Ok(extra)
+}
