@@ -3,9 +3,12 @@
 //! record that cannot even be read as cells (a wrong field count, invalid UTF-8, a NUL byte, bad
 //! JSON on one line) is passed on as `Item::Bad`, to be kept among the rejected rows.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
@@ -141,13 +144,39 @@ pub fn read(
     }
 }
 
+/// Finds the physical line a CSV record starts on. The CSV reader counts records, not lines, so
+/// a quoted field spanning lines would shift every later line number; this wrapper notes where
+/// each newline is as the bytes go by, holding only those the reader has not passed yet.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    newlines: Rc<RefCell<VecDeque<u64>>>,
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut newlines = self.newlines.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                newlines.push_back(self.offset + i as u64);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 fn read_csv(
     file: &Path,
     input: impl Read,
     columns: &[ColumnSpec],
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    let newlines = Rc::new(RefCell::new(VecDeque::new()));
+    let tracked = LineTracker { inner: input, offset: 0, newlines: Rc::clone(&newlines) };
+    let mut lines_before = 0u64;
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(tracked);
     let mut record = csv::ByteRecord::new();
     let csv_err = |e: csv::Error| Error::Usage(format!("{}: {e}", file.display()));
     if !reader.read_byte_record(&mut record).map_err(csv_err)? {
@@ -169,7 +198,17 @@ fn read_csv(
             Ok(false) => break,
             Err(e) => return Err(csv_err(e)),
         }
-        let position = record.position().map_or(0, |p| p.line());
+        let start = record.position().map_or(0, |p| p.byte());
+        {
+            let mut pending = newlines.borrow_mut();
+            // After a CRLF the reader places the next record at the LF: that newline is
+            // behind the record too.
+            while pending.front().is_some_and(|&at| at <= start) {
+                pending.pop_front();
+                lines_before += 1;
+            }
+        }
+        let position = lines_before + 1;
         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
             continue; // a blank line
         }
