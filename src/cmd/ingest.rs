@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::cli::Config;
 use crate::error::{Error, Result, exit};
-use crate::ingest::{IngestOptions, InputFormat, ingest};
+use crate::ingest::{IngestOptions, InputFormat, Mapping, ingest};
 use crate::output::Format;
 use crate::schema::Table;
 use crate::store::Origin;
@@ -20,6 +20,9 @@ pub struct IngestArgs {
     /// The files to load, in order (a key in a later file replaces the same key in an earlier one).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Map the inputs' columns onto the table's: a preset (`jira`, `devlake`) or a TOML file.
+    #[arg(long, value_name = "PRESET|FILE")]
+    pub map: Option<String>,
     /// Exit 0 even when rows were rejected (they are still kept in _rejected/).
     #[arg(long)]
     pub allow_rejects: bool,
@@ -45,7 +48,8 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
             ));
         }
     };
-    let options = IngestOptions { format, progress: std::io::stderr().is_terminal() && !config.quiet };
+    let mapping = args.map.as_deref().map(|m| Mapping::load(m, table)).transpose()?;
+    let options = IngestOptions { format, mapping, progress: std::io::stderr().is_terminal() && !config.quiet };
     let summary = ingest(&config.store, table, &args.files, &options).await?;
     for (file, columns) in &summary.ignored_columns {
         config.note(format_args!(

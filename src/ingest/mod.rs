@@ -3,6 +3,7 @@
 //! folder; the store then changes in one Delta commit (an upsert by key), so a crash at any point
 //! leaves the table as it was.
 
+pub mod mapping;
 pub mod read;
 pub mod rows;
 
@@ -18,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use indicatif::ProgressBar;
 
+pub use mapping::Mapping;
 pub use read::InputFormat;
 use read::Item;
 use rows::{RowBuilder, columns};
@@ -35,6 +37,8 @@ pub struct IngestOptions {
     pub format: Option<InputFormat>,
     /// Show a progress bar (on a terminal, for large inputs).
     pub progress: bool,
+    /// How the inputs' columns map onto the table's (`--map`).
+    pub mapping: Option<Mapping>,
 }
 
 /// What an ingest did. `read = loaded + replaced + rejected` always holds.
@@ -106,7 +110,8 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let staging_dir = staging.path().to_path_buf();
     let progress = (options.progress && total_bytes > 4 * 1024 * 1024).then(|| progress_bar(total_bytes));
-    let staged = tokio::task::spawn_blocking(move || stage(table, &inputs, &staging_dir, progress))
+    let mapping = options.mapping.clone();
+    let staged = tokio::task::spawn_blocking(move || stage(table, &inputs, mapping.as_ref(), &staging_dir, progress))
         .await
         .map_err(|e| Error::Usage(format!("ingest stopped: {e}")))??;
 
@@ -142,7 +147,13 @@ fn progress_bar(total: u64) -> ProgressBar {
 
 /// Reads every input, converting and checking each row; good rows go to Parquet files in
 /// `dir`, refused ones are returned.
-fn stage(table: Table, inputs: &[(PathBuf, InputFormat)], dir: &Path, progress: Option<ProgressBar>) -> Result<Staged> {
+fn stage(
+    table: Table,
+    inputs: &[(PathBuf, InputFormat)],
+    mapping: Option<&Mapping>,
+    dir: &Path,
+    progress: Option<ProgressBar>,
+) -> Result<Staged> {
     let mut builder = RowBuilder::new(table);
     let mut writer = StagingWriter { dir: dir.to_path_buf(), writer: None, seq: 0 };
     let mut staged = Staged { read: 0, valid: 0, future_dates: 0, rejected: Vec::new(), ignored_columns: Vec::new() };
@@ -182,7 +193,7 @@ fn stage(table: Table, inputs: &[(PathBuf, InputFormat)], dir: &Path, progress: 
             }
             Ok(())
         };
-        let ignored = read::read(file, *format, columns(table), Arc::clone(&counter), &mut each)?;
+        let ignored = read::read(file, *format, columns(table), mapping, Arc::clone(&counter), &mut each)?;
         if !ignored.is_empty() {
             staged.ignored_columns.push((file.clone(), ignored));
         }

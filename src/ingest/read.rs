@@ -16,6 +16,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value as Json;
 
+use super::mapping::{ColumnMap, Mapping};
 use super::rows::{ColumnSpec, Raw, split_list};
 use crate::error::{Error, Result};
 
@@ -53,36 +54,73 @@ pub enum Item {
     Bad { position: u64, column: Option<String>, raw: String, reason: String },
 }
 
-/// How the columns of an input map onto the table's: for each table column, the input columns
-/// that feed it (several for a list column repeated in the header, as Jira exports do).
+/// Where a table column's cells come from.
+enum Source {
+    /// The input columns of the same name (several for a list column repeated in the header,
+    /// as Jira exports do).
+    Columns(Vec<usize>),
+    /// A mapping's rule over the input columns it names (`None`: not in this input).
+    Mapped(ColumnMap, Vec<Option<usize>>),
+}
+
+/// How the columns of an input map onto the table's.
 struct Binding {
-    sources: Vec<Vec<usize>>,
+    sources: Vec<Source>,
     width: usize,
 }
 
 impl Binding {
-    /// Binds header names (case-insensitive, trimmed) to the table's columns. A required column
-    /// missing refuses the file; extra columns are returned for one warning.
-    fn new(file: &Path, header: &[String], columns: &[ColumnSpec]) -> Result<(Self, Vec<String>)> {
+    /// Binds header names (case-insensitive, trimmed) to the table's columns, through the
+    /// mapping when there is one. A required column missing refuses the file; extra columns are
+    /// returned for one warning.
+    fn new(
+        file: &Path,
+        header: &[String],
+        columns: &[ColumnSpec],
+        mapping: Option<&Mapping>,
+    ) -> Result<(Self, Vec<String>)> {
         let normal = |s: &str| s.trim().to_lowercase();
+        let find = |name: &str| header.iter().position(|h| normal(h) == normal(name));
+        let mut used = vec![false; header.len()];
         let mut sources = Vec::with_capacity(columns.len());
+        let missing = |what: String| {
+            Error::Usage(format!("{}: missing required column {what}; nothing was loaded", file.display()))
+        };
         for spec in columns {
-            let found: Vec<usize> =
-                header.iter().enumerate().filter(|(_, h)| normal(h) == spec.name).map(|(i, _)| i).collect();
-            if found.is_empty() && spec.required {
-                return Err(Error::Usage(format!(
-                    "{}: missing required column `{}`; nothing was loaded",
-                    file.display(),
-                    spec.name
-                )));
+            if let Some(map) = mapping.and_then(|m| m.column(spec.name)) {
+                let names = map.sources();
+                let idx: Vec<Option<usize>> = names.iter().map(|n| find(n)).collect();
+                if spec.required && !names.is_empty() && idx.iter().all(Option::is_none) {
+                    let mapping = mapping.map_or("", |m| m.name.as_str());
+                    return Err(missing(format!("`{}` (for {} in mapping {mapping})", names.join("`, `"), spec.name)));
+                }
+                // A repeated header (Component/s) feeds the list once per occurrence.
+                let mut all = Vec::new();
+                for (name, first) in names.iter().zip(&idx) {
+                    match first {
+                        Some(_) => all.extend(
+                            header.iter().enumerate().filter(|(_, h)| normal(h) == normal(name)).map(|(i, _)| Some(i)),
+                        ),
+                        None => all.push(None),
+                    }
+                }
+                for i in all.iter().flatten() {
+                    used[*i] = true;
+                }
+                sources.push(Source::Mapped(map.clone(), all));
+            } else {
+                let found: Vec<usize> =
+                    header.iter().enumerate().filter(|(_, h)| normal(h) == spec.name).map(|(i, _)| i).collect();
+                if found.is_empty() && spec.required {
+                    return Err(missing(format!("`{}`", spec.name)));
+                }
+                for i in &found {
+                    used[*i] = true;
+                }
+                sources.push(Source::Columns(found));
             }
-            sources.push(found);
         }
-        let extra = header
-            .iter()
-            .filter(|h| !columns.iter().any(|c| c.name == normal(h)))
-            .map(|h| h.trim().to_string())
-            .collect();
+        let extra = header.iter().zip(&used).filter(|(_, u)| !**u).map(|(h, _)| h.trim().to_string()).collect();
         Ok((Self { sources, width: header.len() }, extra))
     }
 
@@ -90,21 +128,25 @@ impl Binding {
     fn cells(&self, fields: &[Raw]) -> Vec<Raw> {
         self.sources
             .iter()
-            .map(|idx| match idx.as_slice() {
-                [] => Raw::Null,
-                [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
-                many => {
-                    // A repeated column: the values of all its occurrences, as a list.
-                    let mut items = Vec::new();
-                    for i in many {
-                        match fields.get(*i) {
-                            Some(Raw::Text(s)) => items.extend(split_list(s)),
-                            Some(Raw::List(l)) => items.extend(l.iter().cloned()),
-                            _ => {}
-                        }
-                    }
-                    if items.is_empty() { Raw::Null } else { Raw::List(items) }
+            .map(|source| match source {
+                Source::Mapped(map, idx) => {
+                    map.apply(idx.iter().map(|i| i.and_then(|i| fields.get(i)).unwrap_or(&Raw::Null)).collect())
                 }
+                Source::Columns(idx) => match idx.as_slice() {
+                    [] => Raw::Null,
+                    [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
+                    many => {
+                        let mut items = Vec::new();
+                        for i in many {
+                            match fields.get(*i) {
+                                Some(Raw::Text(s)) => items.extend(split_list(s)),
+                                Some(Raw::List(l)) => items.extend(l.iter().cloned()),
+                                _ => {}
+                            }
+                        }
+                        if items.is_empty() { Raw::Null } else { Raw::List(items) }
+                    }
+                },
             })
             .collect()
     }
@@ -129,6 +171,7 @@ pub fn read(
     file: &Path,
     format: InputFormat,
     columns: &[ColumnSpec],
+    mapping: Option<&Mapping>,
     progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
@@ -137,10 +180,10 @@ pub fn read(
         Ok(Counting { inner: BufReader::with_capacity(1 << 16, f), count: std::sync::Arc::clone(&progress) })
     };
     match format {
-        InputFormat::Csv => read_csv(file, open()?, columns, each),
-        InputFormat::Ndjson => read_ndjson(file, open()?, columns, each),
-        InputFormat::Json => read_json(file, open()?, columns, each),
-        InputFormat::Parquet => read_parquet(file, columns, each),
+        InputFormat::Csv => read_csv(file, open()?, columns, mapping, each),
+        InputFormat::Ndjson => read_ndjson(file, open()?, columns, mapping, each),
+        InputFormat::Json => read_json(file, open()?, columns, mapping, each),
+        InputFormat::Parquet => read_parquet(file, columns, mapping, each),
     }
 }
 
@@ -171,6 +214,7 @@ fn read_csv(
     file: &Path,
     input: impl Read,
     columns: &[ColumnSpec],
+    mapping: Option<&Mapping>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
     let newlines = Rc::new(RefCell::new(VecDeque::new()));
@@ -190,7 +234,7 @@ fn read_csv(
             .map_err(|_| Error::Usage(format!("{}, line 1: the header is not valid UTF-8", file.display())))?;
         header.push(name.to_string());
     }
-    let (binding, extra) = Binding::new(file, &header, columns)?;
+    let (binding, extra) = Binding::new(file, &header, columns, mapping)?;
     let mut fields = Vec::with_capacity(binding.width);
     loop {
         match reader.read_byte_record(&mut record) {
@@ -269,15 +313,20 @@ fn json_cell(value: &Json) -> Raw {
     }
 }
 
-/// Reads JSON records by key (case-insensitive). The first record must have every required
-/// key, or the file is refused; keys that are not columns are gathered for one warning.
-#[derive(Default)]
-struct JsonRecords {
-    checked: bool,
-    extra: std::collections::BTreeSet<String>,
+/// Reads JSON records by key. The keys seen so far make the header: the first record must bind
+/// every required column, or the file is refused; a key first seen later (exporters often leave
+/// out nulls) joins the header then.
+struct JsonRecords<'a> {
+    mapping: Option<&'a Mapping>,
+    header: Vec<String>,
+    binding: Option<(Binding, Vec<String>)>,
 }
 
-impl JsonRecords {
+impl<'a> JsonRecords<'a> {
+    fn new(mapping: Option<&'a Mapping>) -> Self {
+        Self { mapping, header: Vec::new(), binding: None }
+    }
+
     fn row(&mut self, file: &Path, position: u64, value: &Json, columns: &[ColumnSpec]) -> Result<Item> {
         let Json::Object(map) = value else {
             return Ok(Item::Bad {
@@ -287,29 +336,18 @@ impl JsonRecords {
                 reason: "not a JSON object".into(),
             });
         };
-        let lookup: std::collections::HashMap<String, &Json> =
-            map.iter().map(|(k, v)| (k.trim().to_lowercase(), v)).collect();
-        if !self.checked {
-            if let Some(missing) = columns.iter().find(|c| c.required && !lookup.contains_key(c.name)) {
-                return Err(Error::Usage(format!(
-                    "{}: missing required column `{}` (record {position}); nothing was loaded",
-                    file.display(),
-                    missing.name
-                )));
-            }
-            self.checked = true;
+        let new_keys: Vec<String> = map.keys().filter(|k| !self.header.contains(k)).cloned().collect();
+        if self.binding.is_none() || !new_keys.is_empty() {
+            self.header.extend(new_keys);
+            self.binding = Some(Binding::new(file, &self.header, columns, self.mapping)?);
         }
-        for key in lookup.keys() {
-            if !columns.iter().any(|c| c.name == key) && !self.extra.contains(key) {
-                self.extra.insert(key.clone());
-            }
-        }
-        let cells = columns.iter().map(|c| lookup.get(c.name).map_or(Raw::Null, |v| json_cell(v))).collect();
-        Ok(Item::Row { position, cells })
+        let (binding, _) = self.binding.as_ref().expect("bound above");
+        let fields: Vec<Raw> = self.header.iter().map(|k| map.get(k).map_or(Raw::Null, json_cell)).collect();
+        Ok(Item::Row { position, cells: binding.cells(&fields) })
     }
 
     fn extra(self) -> Vec<String> {
-        self.extra.into_iter().collect()
+        self.binding.map(|(_, extra)| extra).unwrap_or_default()
     }
 }
 
@@ -317,9 +355,10 @@ fn read_ndjson(
     file: &Path,
     input: impl Read,
     columns: &[ColumnSpec],
+    mapping: Option<&Mapping>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
-    let mut bound = JsonRecords::default();
+    let mut bound = JsonRecords::new(mapping);
     let mut reader = BufReader::new(input);
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -357,6 +396,7 @@ fn read_json(
     file: &Path,
     input: impl Read,
     columns: &[ColumnSpec],
+    mapping: Option<&Mapping>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
     use serde::de::{Deserializer as _, SeqAccess, Visitor};
@@ -364,7 +404,7 @@ fn read_json(
     struct Records<'a> {
         file: &'a Path,
         columns: &'a [ColumnSpec],
-        bound: JsonRecords,
+        bound: JsonRecords<'a>,
         each: &'a mut dyn FnMut(Item) -> Result<()>,
         failure: Option<Error>,
     }
@@ -400,7 +440,7 @@ fn read_json(
         return Ok(Vec::new());
     }
     let reader = std::io::Cursor::new(head).chain(input);
-    let mut records = Records { file, columns, bound: JsonRecords::default(), each, failure: None };
+    let mut records = Records { file, columns, bound: JsonRecords::new(mapping), each, failure: None };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let outcome = (&mut de).deserialize_seq(&mut records);
     if let Some(e) = records.failure.take() {
@@ -412,14 +452,19 @@ fn read_json(
     Ok(records.bound.extra())
 }
 
-fn read_parquet(file: &Path, columns: &[ColumnSpec], each: &mut dyn FnMut(Item) -> Result<()>) -> Result<Vec<String>> {
+fn read_parquet(
+    file: &Path,
+    columns: &[ColumnSpec],
+    mapping: Option<&Mapping>,
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
     let f = File::open(file).map_err(|e| Error::io(file, e))?;
     let not_parquet = |e: datafusion::parquet::errors::ParquetError| {
         Error::Usage(format!("{}: not a readable Parquet file ({e}); nothing was loaded", file.display()))
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(not_parquet)?;
     let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let (binding, extra) = Binding::new(file, &header, columns)?;
+    let (binding, extra) = Binding::new(file, &header, columns, mapping)?;
     let reader = builder.with_batch_size(8192).build().map_err(not_parquet)?;
     let options = FormatOptions::default();
     let mut number = 0u64;
