@@ -110,10 +110,8 @@ impl Mapping {
             (path.display().to_string(), text)
         };
         let file: MappingFile = toml::from_str(&text).map_err(|e| Error::Usage(format!("mapping {name}: {e}")))?;
-        if let Some(t) = &file.table {
-            if t != table.name() {
-                return Err(Error::Usage(format!("mapping {name} is for {t}, not {}", table.name())));
-            }
+        if let Some(t) = file.table.as_deref().filter(|t| *t != table.name()) {
+            return Err(Error::Usage(format!("mapping {name} is for {t}, not {}", table.name())));
         }
         let known = super::rows::columns(table);
         for (column, map) in &file.columns {

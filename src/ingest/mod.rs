@@ -95,14 +95,11 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         inputs.push((file.clone(), format));
     }
     // The store must be a debtlens store before anything is read.
-    for t in [table] {
-        let url = store.table_url(t)?;
-        deltalake::open_table(url).await.map_err(|e| Error::Store {
-            store: store.to_string(),
-            table: t.name(),
-            message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
-        })?;
-    }
+    deltalake::open_table(store.table_url(table)?).await.map_err(|e| Error::Store {
+        store: store.to_string(),
+        table: table.name(),
+        message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
+    })?;
 
     let staging = tempfile::Builder::new()
         .prefix("debtlens-ingest-")
@@ -186,10 +183,8 @@ fn stage(
                     reason,
                 }),
             }
-            if let Some(bar) = &progress {
-                if staged.read.is_multiple_of(4096) {
-                    bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
-                }
+            if let Some(bar) = progress.as_ref().filter(|_| staged.read.is_multiple_of(4096)) {
+                bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
             }
             Ok(())
         };

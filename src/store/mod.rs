@@ -140,10 +140,8 @@ impl Store {
             Ok(Arc::new(MemTable::try_new(schema::rejected_schema(), vec![vec![]])?))
         };
         let Ok(url) = self.rejected_url() else { return empty() };
-        if let Some(dir) = self.local_dir() {
-            if !dir.join(REJECTED_DIR).join("_delta_log").is_dir() {
-                return empty();
-            }
+        if self.local_dir().is_some_and(|dir| !dir.join(REJECTED_DIR).join("_delta_log").is_dir()) {
+            return empty();
         }
         match deltalake::open_table(url).await {
             Ok(delta) => {
