@@ -27,30 +27,25 @@ pub fn emit(config: &Config, result: &QueryResult) -> Result<()> {
     if let Some(window) = result.window {
         config.note(window);
     }
-    let options = WriteOptions { max_rows: if config.output.is_some() { None } else { config.max_rows } };
     let total = result.rows();
-    let shown = match &config.output {
-        Some(path) => {
-            let mut shown = 0;
-            output::write_file_atomically(path, |file| {
-                let mut out = BufWriter::new(file);
-                shown = output::write(config.format, &result.schema, &result.batches, &mut out, options)?;
-                out.flush()?;
-                Ok(())
-            })?;
-            config.note(format_args!("wrote {total} rows to {}", path.display()));
-            return Ok(());
-        }
-        None => {
-            let mut out = BufWriter::new(PipeWatch::new(std::io::stdout()));
-            let written = output::write(config.format, &result.schema, &result.batches, &mut out, options)
-                .and_then(|shown| out.flush().map(|()| shown).map_err(Error::from));
-            match written {
-                Ok(shown) => shown,
-                Err(_) if out.get_ref().closed() => return Err(Error::BrokenPipe),
-                Err(e) => return Err(e),
-            }
-        }
+    if let Some(path) = &config.output {
+        output::write_file_atomically(path, |file| {
+            let mut out = BufWriter::new(file);
+            output::write(config.format, &result.schema, &result.batches, &mut out, WriteOptions::default())?;
+            out.flush()?;
+            Ok(())
+        })?;
+        config.note(format_args!("wrote {total} rows to {}", path.display()));
+        return Ok(());
+    }
+    let options = WriteOptions { max_rows: config.max_rows };
+    let mut out = BufWriter::new(PipeWatch::new(std::io::stdout()));
+    let written = output::write(config.format, &result.schema, &result.batches, &mut out, options)
+        .and_then(|shown| out.flush().map(|()| shown).map_err(Error::from));
+    let shown = match written {
+        Ok(shown) => shown,
+        Err(_) if out.get_ref().closed() => return Err(Error::BrokenPipe),
+        Err(e) => return Err(e),
     };
     if config.format == Format::Table {
         if shown < total {
