@@ -66,17 +66,21 @@ pub fn find(name: &str) -> Option<&'static ViewDef> {
     VIEWS.iter().find(|v| v.name.eq_ignore_ascii_case(name))
 }
 
-/// The names closest to a mistyped one, best first.
+/// The view names closest to a mistyped one, best first.
 pub fn closest(name: &str) -> Vec<String> {
+    closest_names(name, VIEWS.iter().map(|v| v.name))
+}
+
+/// The names among `candidates` closest to a mistyped one, best first (at most three).
+pub fn closest_names<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
     let name = name.to_lowercase();
-    let mut scored: Vec<(f64, &str)> = VIEWS
-        .iter()
-        .map(|v| {
-            let mut score = strsim::jaro_winkler(&name, v.name);
-            if v.name.contains(&name) || name.contains(v.name) {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .map(|c| {
+            let mut score = strsim::jaro_winkler(&name, &c.to_lowercase());
+            if c.contains(&name) || name.contains(c) {
                 score += 0.2;
             }
-            (score, v.name)
+            (score, c)
         })
         .filter(|(score, _)| *score >= 0.75)
         .collect();

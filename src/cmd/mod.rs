@@ -1,8 +1,10 @@
 //! One module per subcommand, each with its arguments and a `run`. What they share, the way a
 //! result reaches stdout or a file, is here.
 
+pub mod estimate;
 pub mod ingest;
 pub mod init;
+pub mod paydown;
 pub mod query;
 pub mod sample;
 pub mod view;

@@ -428,3 +428,70 @@ fn a_parquet_export_with_other_physical_types_gives_the_same_views() {
         assert_eq!(a.success().stdout(), b.success().stdout(), "{view}");
     }
 }
+
+#[test]
+fn estimate_names_the_system_that_drives_the_tax() {
+    let env = Env::new();
+    let run = env.run(&["estimate", "--weeks", "1", "--systems", "auth-service,product-catalog"]);
+    assert_eq!(run.success().stdout(), "touches auth-service (3.2x slower): estimate 3.2 weeks, not 1\n");
+    let json: serde_json::Value = serde_json::from_slice(
+        &env.run(&["estimate", "--weeks", "2", "--systems", "auth-service,nope-service", "--format", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["driving_system"], "auth-service");
+    assert_eq!(json["base_weeks"], 2.0);
+    let ratio = json["systems"][0]["slowdown_ratio"].as_f64().unwrap();
+    assert!((json["estimated_weeks"].as_f64().unwrap() - 2.0 * ratio).abs() < 1e-9);
+    assert!(json["systems"][1]["slowdown_ratio"].is_null());
+    let unknown = env.run(&["estimate", "--weeks", "2", "--systems", "auth-servce"]);
+    assert_eq!(unknown.success().stdout(), "no data for these systems: estimate 2 weeks, as given\n");
+    assert!(
+        unknown.stderr.contains("`auth-servce`") && unknown.stderr.contains("did you mean auth-service"),
+        "{}",
+        unknown.stderr
+    );
+    let csv = env.run(&["estimate", "--weeks", "1", "--systems", "auth-service,payment-flow", "--format", "csv"]);
+    let lines: Vec<String> = csv.success().stdout().lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "base_weeks,multiplier,driving_system,estimated_weeks,system,slowdown_ratio");
+    assert_eq!(lines.len(), 3);
+    env.run(&["estimate", "--weeks", "0", "--systems", "auth-service"]).fails_with(2);
+}
+
+#[test]
+fn paydown_shows_the_formula_and_refuses_targets_that_return_nothing() {
+    let env = Env::new();
+    let run = env.run(&["paydown", "--invest", "100000", "--target", "0.9", "--capacity", "1200000", "--months", "6"]);
+    let out = run.success().stdout();
+    assert!(out.contains("capacity returned = C x M/12 x (T - E) = $1,200,000 x 6/12 x (0.900 - "), "{out}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &env.run(&[
+            "paydown",
+            "--invest",
+            "100000",
+            "--target",
+            "0.9",
+            "--capacity",
+            "1200000",
+            "--months",
+            "6",
+            "--format",
+            "json",
+        ])
+        .success()
+        .stdout,
+    )
+    .unwrap();
+    let e = json["current_efficiency"].as_f64().unwrap();
+    let returned = 1_200_000.0 * 6.0 / 12.0 * (0.9 - e);
+    assert!((json["capacity_returned"].as_f64().unwrap() - returned).abs() < 1e-6);
+    assert!((json["net_return"].as_f64().unwrap() - (returned - 100_000.0)).abs() < 1e-6);
+    assert!((json["payback_months"].as_f64().unwrap() - 100_000.0 / (100_000.0 * (0.9 - e))).abs() < 1e-6);
+    let low = env.run(&["paydown", "--invest", "1", "--target", "0.1"]);
+    low.fails_with(2);
+    assert!(low.stderr.contains("not above the current efficiency"), "{}", low.stderr);
+    let out_of_range = env.run(&["paydown", "--invest", "1", "--target", "1.2"]);
+    out_of_range.fails_with(2);
+    assert!(out_of_range.stderr.contains("(0, 1]"), "{}", out_of_range.stderr);
+}

@@ -1,0 +1,78 @@
+//! `debtlens estimate --weeks N --systems a,b`: a new feature's estimate with the debt tax of the
+//! systems it touches.
+
+use std::sync::Arc;
+
+use clap::Args;
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+use crate::cli::Config;
+use crate::decisions::{Estimate, estimate};
+use crate::engine::QueryResult;
+use crate::error::{Result, exit};
+use crate::output::Format;
+
+#[derive(Debug, Args)]
+pub struct EstimateArgs {
+    /// The estimate without the debt tax, in weeks.
+    #[arg(long)]
+    pub weeks: f64,
+    /// The systems the feature touches, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub systems: Vec<String>,
+}
+
+pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
+    let engine = config.engine().await?;
+    let systems: Vec<String> = args.systems.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let estimate = estimate(&engine, args.weeks, &systems).await?;
+    for s in estimate.systems.iter().filter(|s| s.slowdown_ratio.is_none()) {
+        let hint = match s.closest.as_slice() {
+            [] => String::new(),
+            names => format!("; did you mean {}?", names.join(" or ")),
+        };
+        config.note(format_args!("warning: no shipped features on `{}` in the window: it counts 1.0{hint}", s.system));
+    }
+    match (config.format, &config.output) {
+        (Format::Table, None) => {
+            if let Some(window) = estimate.window {
+                config.note(window);
+            }
+            println!("{estimate}");
+        }
+        (Format::Json, None) => {
+            if let Some(window) = estimate.window {
+                config.note(window);
+            }
+            println!("{}", serde_json::to_string_pretty(&estimate).map_err(|e| crate::Error::Usage(e.to_string()))?);
+        }
+        _ => super::emit(config, &as_rows(&estimate)?)?,
+    }
+    Ok(exit::OK)
+}
+
+/// One row per system, each with the estimate's fields and its own ratio.
+fn as_rows(e: &Estimate) -> Result<QueryResult> {
+    let n = e.systems.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("base_weeks", DataType::Float64, false),
+        Field::new("multiplier", DataType::Float64, false),
+        Field::new("driving_system", DataType::Utf8, true),
+        Field::new("estimated_weeks", DataType::Float64, false),
+        Field::new("system", DataType::Utf8, false),
+        Field::new("slowdown_ratio", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Float64Array::from(vec![e.base_weeks; n])),
+            Arc::new(Float64Array::from(vec![e.multiplier; n])),
+            Arc::new(StringArray::from(vec![e.driving_system.clone(); n])),
+            Arc::new(Float64Array::from(vec![e.estimated_weeks; n])),
+            Arc::new(StringArray::from_iter_values(e.systems.iter().map(|s| s.system.as_str()))),
+            Arc::new(Float64Array::from(e.systems.iter().map(|s| s.slowdown_ratio).collect::<Vec<_>>())),
+        ],
+    )?;
+    Ok(QueryResult { schema, batches: vec![batch], window: e.window })
+}

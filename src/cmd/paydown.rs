@@ -1,0 +1,69 @@
+//! `debtlens paydown --invest I --target T`: what paying debt down returns.
+
+use std::sync::Arc;
+
+use clap::Args;
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+use crate::cli::Config;
+use crate::decisions::paydown;
+use crate::engine::QueryResult;
+use crate::error::{Result, exit};
+use crate::output::Format;
+
+#[derive(Debug, Args)]
+pub struct PaydownArgs {
+    /// What paying the debt down costs, in the store's currency.
+    #[arg(long)]
+    pub invest: f64,
+    /// The efficiency (estimated / actual weeks) reached afterwards, in (0, 1].
+    #[arg(long)]
+    pub target: f64,
+    /// Over how many months the gain is counted.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// The yearly engineering capacity (budget). Default: from the last twelve months of capacity rows.
+    #[arg(long)]
+    pub capacity: Option<f64>,
+}
+
+pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
+    let engine = config.engine().await?;
+    let p = paydown(&engine, args.invest, args.target, args.months, args.capacity).await?;
+    match (config.format, &config.output) {
+        (Format::Table, None) => println!("{p}"),
+        (Format::Json, None) => {
+            println!("{}", serde_json::to_string_pretty(&p).map_err(|e| crate::Error::Usage(e.to_string()))?)
+        }
+        _ => {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("invest", DataType::Float64, false),
+                Field::new("current_efficiency", DataType::Float64, false),
+                Field::new("target_efficiency", DataType::Float64, false),
+                Field::new("months", DataType::UInt32, false),
+                Field::new("yearly_capacity", DataType::Float64, false),
+                Field::new("capacity_returned", DataType::Float64, false),
+                Field::new("net_return", DataType::Float64, false),
+                Field::new("payback_months", DataType::Float64, false),
+                Field::new("basis", DataType::Utf8, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Float64Array::from(vec![p.invest])),
+                    Arc::new(Float64Array::from(vec![p.current_efficiency])),
+                    Arc::new(Float64Array::from(vec![p.target_efficiency])),
+                    Arc::new(UInt32Array::from(vec![p.months])),
+                    Arc::new(Float64Array::from(vec![p.yearly_capacity])),
+                    Arc::new(Float64Array::from(vec![p.capacity_returned])),
+                    Arc::new(Float64Array::from(vec![p.net_return])),
+                    Arc::new(Float64Array::from(vec![p.payback_months])),
+                    Arc::new(StringArray::from(vec![p.basis.clone()])),
+                ],
+            )?;
+            super::emit(config, &QueryResult { schema, batches: vec![batch], window: None })?;
+        }
+    }
+    Ok(exit::OK)
+}
