@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::util::{Env, Run};
 
@@ -389,15 +389,15 @@ fn two_ingests_at_once_both_land() {
 }
 
 #[test]
-fn a_million_rows_stream_in_bounded_memory_eventually() {
-    // The speed and memory targets live in the benchmark; here only that a batch boundary
-    // (64Ki rows) inside one file keeps every row.
+fn a_batch_boundary_inside_one_file_keeps_every_row() {
+    // Rows are staged 64Ki at a time; 70,000 rows cross one boundary. (The speed and memory
+    // figures for a million rows are measured by hand and belong in the benchmark.)
     let env = Env::new();
     let store = store(&env);
     let csv = big_csv(&env, "batches", 70_000, 4);
     let run = env.run(&["--data", &store, "ingest", "features", csv.to_str().unwrap()]);
     assert_eq!(run.success().stdout(), "features: read 70000, loaded 70000, replaced 0, rejected 0\n");
-    let _ = Duration::ZERO;
+    assert_eq!(csv_query(&env, &store, "SELECT count(DISTINCT feature_id) AS n FROM features"), "n\n70000\n");
 }
 
 #[test]
