@@ -306,22 +306,28 @@ fn flatten_lists(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Reco
 }
 
 fn join_list(column: &ArrayRef) -> Result<ArrayRef> {
-    let options = FormatOptions::default();
     let mut out = StringBuilder::new();
     for row in 0..column.len() {
-        if column.is_null(row) {
-            out.append_null();
-            continue;
+        match list_items(column, row)? {
+            Some(items) => out.append_value(items.join(";")),
+            None => out.append_null(),
         }
-        let values = match column.data_type() {
-            DataType::LargeList(_) => column.as_list::<i64>().value(row),
-            _ => column.as_list::<i32>().value(row),
-        };
-        let formatter = ArrayFormatter::try_new(values.as_ref(), &options)?;
-        let parts: Vec<String> = (0..values.len()).map(|i| formatter.value(i).to_string()).collect();
-        out.append_value(parts.join(";"));
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// The values of one row of a list column as text, null values left out; `None` for a null
+/// list. Shared by the text writers and the Parquet reader of ingest.
+pub fn list_items(column: &ArrayRef, row: usize) -> Result<Option<Vec<String>>> {
+    if column.is_null(row) {
+        return Ok(None);
+    }
+    let values = match column.data_type() {
+        DataType::LargeList(_) => column.as_list::<i64>().value(row),
+        _ => column.as_list::<i32>().value(row),
+    };
+    let formatter = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())?;
+    Ok(Some((0..values.len()).filter(|i| values.is_valid(*i)).map(|i| formatter.value(i).to_string()).collect()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -21,7 +21,7 @@ use super::rows::{ColumnSpec, Raw, split_list};
 use crate::error::{Error, Result};
 
 /// An input format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
     /// RFC 4180 CSV with a header row.
     Csv,
@@ -488,20 +488,7 @@ fn read_parquet(
                     }
                     match column.data_type() {
                         DataType::List(_) | DataType::LargeList(_) => {
-                            let values = match column.data_type() {
-                                DataType::LargeList(_) => column.as_list::<i64>().value(row),
-                                _ => column.as_list::<i32>().value(row),
-                            };
-                            let inner = ArrayFormatter::try_new(values.as_ref(), &options);
-                            match inner {
-                                Ok(f) => Raw::List(
-                                    (0..values.len())
-                                        .filter(|i| values.is_valid(*i))
-                                        .map(|i| f.value(i).to_string())
-                                        .collect(),
-                                ),
-                                Err(_) => Raw::Null,
-                            }
+                            crate::output::list_items(column, row).ok().flatten().map_or(Raw::Null, Raw::List)
                         }
                         _ => Raw::Text(formatter.value(row).to_string()),
                     }

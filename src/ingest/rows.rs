@@ -163,6 +163,9 @@ pub struct RowBuilder {
     builders: Vec<Box<dyn ArrayBuilder>>,
     values: Vec<Value>,
     now_micros: i64,
+    /// The two columns that must be in order (start, end), and whether they may be equal:
+    /// resolved once, not per row.
+    order: (usize, usize, bool),
     /// Rows with a date after now: loaded, with a warning.
     pub future_dates: usize,
 }
@@ -171,7 +174,15 @@ impl RowBuilder {
     pub fn new(table: Table) -> Self {
         let schema = table.schema();
         let builders = schema.fields().iter().map(|f| builder(f.data_type())).collect();
-        Self { table, schema, builders, values: Vec::new(), now_micros: Utc::now().timestamp_micros(), future_dates: 0 }
+        Self {
+            table,
+            schema,
+            builders,
+            values: Vec::new(),
+            now_micros: Utc::now().timestamp_micros(),
+            order: date_order(table),
+            future_dates: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -202,14 +213,9 @@ impl RowBuilder {
 
     /// Rules across columns: date order.
     fn check_row(&self, row: &[Raw]) -> Result<(), Refusal> {
+        let (a, b, strict) = self.order;
         let specs = columns(self.table);
-        let index = |name: &str| specs.iter().position(|c| c.name == name).expect("column of the table");
-        let (first, second, strict) = match self.table {
-            Table::Features => ("started_at", "shipped_at", false),
-            Table::Incidents => ("started_at", "resolved_at", false),
-            Table::Capacity => ("period_start", "period_end", true),
-        };
-        let (a, b) = (index(first), index(second));
+        let (first, second) = (specs[a].name, specs[b].name);
         let order = match (&self.values[a], &self.values[b]) {
             (Value::Ts(x), Value::Ts(y)) => Some(x.cmp(y)),
             (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
@@ -230,6 +236,17 @@ impl RowBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// The columns of `table` whose dates must be in order, and whether they may be equal.
+fn date_order(table: Table) -> (usize, usize, bool) {
+    let specs = columns(table);
+    let index = |name: &str| specs.iter().position(|c| c.name == name).expect("column of the table");
+    match table {
+        Table::Features => (index("started_at"), index("shipped_at"), false),
+        Table::Incidents => (index("started_at"), index("resolved_at"), false),
+        Table::Capacity => (index("period_start"), index("period_end"), true),
     }
 }
 
