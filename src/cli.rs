@@ -84,6 +84,8 @@ pub enum Command {
     Estimate(cmd::estimate::EstimateArgs),
     /// What paying debt down returns: capacity regained, net return, payback.
     Paydown(cmd::paydown::PaydownArgs),
+    /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
+    Batch(cmd::batch::BatchArgs),
 }
 
 /// The resolved configuration every command runs with.
@@ -171,6 +173,7 @@ pub fn run() -> Result<u8> {
             Command::Query(args) => cmd::query::run(&config, args).await,
             Command::Estimate(args) => cmd::estimate::run(&config, args).await,
             Command::Paydown(args) => cmd::paydown::run(&config, args).await,
+            Command::Batch(args) => cmd::batch::run(&config, args).await,
         }
     })
 }

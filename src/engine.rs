@@ -13,6 +13,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
+use crate::schema::Table;
 use crate::store::Store;
 use crate::views::{self, VIEWS};
 use crate::window::{self, AsOfSource, Window, WindowState};
@@ -55,6 +56,7 @@ pub struct Engine {
     window: Arc<WindowState>,
     sql_options: SQLOptions,
     store: Store,
+    versions: Vec<(Table, Option<u64>)>,
 }
 
 impl Engine {
@@ -77,7 +79,7 @@ impl Engine {
         for f in window::functions(&window) {
             ctx.register_udf(f);
         }
-        store.register(&ctx).await?;
+        let versions = store.register(&ctx).await?;
         for view in VIEWS {
             let create = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
             ctx.sql(&create)
@@ -89,11 +91,16 @@ impl Engine {
         } else {
             SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
         };
-        Ok(Self { ctx, window, sql_options, store })
+        Ok(Self { ctx, window, sql_options, store, versions })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The Delta version each table is read at (`None` when it is not a Delta table).
+    pub fn table_versions(&self) -> &[(Table, Option<u64>)] {
+        &self.versions
     }
 
     /// The DataFusion context, for surfaces that need the catalog (completion, pg_catalog).
@@ -104,6 +111,11 @@ impl Engine {
     /// Changes the end of the window (`None`: back to the default) for every view at once.
     pub fn set_as_of(&self, as_of: Option<DateTime<Utc>>) {
         self.window.set_as_of(as_of);
+    }
+
+    /// The window as set: the as_of given (`None`: the default) and the length in days.
+    pub fn window_settings(&self) -> (Option<DateTime<Utc>>, u32) {
+        (self.window.given_as_of(), self.window.days())
     }
 
     pub fn set_window_days(&self, days: u32) {

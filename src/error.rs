@@ -39,6 +39,10 @@ pub enum Error {
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// A problem at a place in a file the user wrote (a jobs file, a script).
+    #[error("{file}:{line}:{column}: {message}")]
+    Located { file: String, line: usize, column: usize, message: String },
+
     /// A statement of a script failed; `line` is where it starts.
     #[error("{origin}, statement {index} (line {line}): {source}")]
     Statement { origin: String, index: usize, line: usize, source: Box<Error> },
@@ -72,6 +76,7 @@ impl Error {
             | Error::UnknownView { .. }
             | Error::MissingTable { .. }
             | Error::ColumnType { .. }
+            | Error::Located { .. }
             | Error::Io { .. } => exit::USAGE,
             Error::Statement { source, .. } => source.exit_code(),
             Error::BrokenPipe => exit::OK,

@@ -5,6 +5,7 @@
 //! Data flows one way: input files -> ingest -> store (Delta tables) -> engine (DataFusion, the
 //! views of `queries/`, the analysis window) -> a surface (CLI, shell, server) -> output.
 
+pub mod batch;
 pub mod cli;
 pub mod cmd;
 pub mod decisions;

@@ -192,6 +192,21 @@ pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File)
     Ok(())
 }
 
+/// A size for people: `812 B`, `14.2 KiB`, `3.1 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The number formats people read: at most four decimals, no trailing zeros.
 fn round_floats(batch: &RecordBatch) -> Result<RecordBatch> {
     let columns = batch

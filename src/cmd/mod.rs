@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its arguments and a `run`. What they share, the way a
 //! result reaches stdout or a file, is here.
 
+pub mod batch;
 pub mod estimate;
 pub mod ingest;
 pub mod init;

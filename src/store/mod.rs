@@ -122,16 +122,20 @@ impl Store {
         }
     }
 
-    /// Registers the three tables with `ctx`, checking each against the spec's schema.
-    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+    /// Registers the three tables with `ctx`, checking each against the spec's schema. Returns
+    /// the Delta version each was read at (`None` for plain Parquet and the built-in stores):
+    /// every query of this context reads that snapshot.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<Vec<(Table, Option<u64>)>> {
+        let mut versions = Vec::with_capacity(Table::ALL.len());
         for table in Table::ALL {
-            let provider = self.open_table(ctx, table).await?;
+            let (provider, version) = self.open_table(ctx, table).await?;
             let casts = schema::check(table, provider.schema().as_ref())?;
             let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
             ctx.register_table(table.name(), provider)?;
+            versions.push((table, version));
         }
         ctx.register_table(REJECTED_TABLE, self.open_rejected(ctx).await?)?;
-        Ok(())
+        Ok(versions)
     }
 
     /// The rejected rows, or an empty table when nothing was ever refused.
@@ -152,16 +156,16 @@ impl Store {
         }
     }
 
-    async fn open_table(&self, ctx: &SessionContext, table: Table) -> Result<Arc<dyn TableProvider>> {
+    async fn open_table(&self, ctx: &SessionContext, table: Table) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
         let batches = match &self.location {
             Location::BuiltinSample => sample_data::batches(table)?,
             Location::Scratch => vec![],
             Location::Url(_) => return self.open_files(ctx, table).await,
         };
-        Ok(Arc::new(MemTable::try_new(table.schema(), vec![batches])?))
+        Ok((Arc::new(MemTable::try_new(table.schema(), vec![batches])?), None))
     }
 
-    async fn open_files(&self, ctx: &SessionContext, table: Table) -> Result<Arc<dyn TableProvider>> {
+    async fn open_files(&self, ctx: &SessionContext, table: Table) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
         let url = self.table_url(table)?;
         let store_err = |message: String| Error::Store { store: self.to_string(), table: table.name(), message };
         if let Some(dir) = self.local_dir() {
@@ -170,16 +174,16 @@ impl Store {
                 return Err(Error::MissingTable { store: self.to_string(), table: table.name() });
             }
             if !dir.join("_delta_log").is_dir() {
-                return self.open_parquet_folder(ctx, table, url).await;
+                return Ok((self.open_parquet_folder(ctx, table, url).await?, None));
             }
         }
         match deltalake::open_table(url.clone()).await {
             Ok(delta) => {
                 delta.update_datafusion_session(&ctx.state())?;
                 let provider = delta.table_provider().await.map_err(|e| store_err(e.to_string()))?;
-                Ok(provider)
+                Ok((provider, delta.version()))
             }
-            Err(DeltaTableError::NotATable(_)) => self.open_parquet_folder(ctx, table, url).await,
+            Err(DeltaTableError::NotATable(_)) => Ok((self.open_parquet_folder(ctx, table, url).await?, None)),
             Err(e) => Err(store_err(e.to_string())),
         }
     }
