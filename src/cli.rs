@@ -84,6 +84,8 @@ pub enum Command {
     Estimate(cmd::estimate::EstimateArgs),
     /// What paying debt down returns: capacity regained, net return, payback.
     Paydown(cmd::paydown::PaydownArgs),
+    /// The monthly technical-health review, as Markdown or a self-contained HTML page.
+    Report,
     /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
     Batch(cmd::batch::BatchArgs),
 }
@@ -173,6 +175,7 @@ pub fn run() -> Result<u8> {
             Command::Query(args) => cmd::query::run(&config, args).await,
             Command::Estimate(args) => cmd::estimate::run(&config, args).await,
             Command::Paydown(args) => cmd::paydown::run(&config, args).await,
+            Command::Report => cmd::report::run(&config).await,
             Command::Batch(args) => cmd::batch::run(&config, args).await,
         }
     })

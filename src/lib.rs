@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod report;
 pub mod sample;
 pub mod schema;
 pub mod store;

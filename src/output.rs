@@ -32,6 +32,8 @@ pub enum Format {
     Ndjson,
     /// A GitHub-flavoured Markdown table.
     Markdown,
+    /// An HTML table (for `report`: a self-contained page).
+    Html,
     /// A Parquet file (binary: use --output or a pipe).
     Parquet,
     /// An Arrow IPC file (binary: use --output or a pipe).
@@ -52,6 +54,7 @@ impl Format {
             "json" => Some(Format::Json),
             "ndjson" | "jsonl" => Some(Format::Ndjson),
             "md" | "markdown" => Some(Format::Markdown),
+            "html" | "htm" => Some(Format::Html),
             "parquet" => Some(Format::Parquet),
             "arrow" | "ipc" | "feather" => Some(Format::Arrow),
             _ => None,
@@ -108,6 +111,7 @@ pub fn write<W: Write + Send>(
             writer.finish()?;
         }
         Format::Markdown => write_markdown(schema, batches, out)?,
+        Format::Html => write_html(schema, batches, out)?,
         Format::Parquet => {
             let mut writer = ArrowWriter::try_new(&mut *out, Arc::clone(schema), None)?;
             for batch in batches {
@@ -282,6 +286,51 @@ fn write_markdown<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &m
         }
     }
     Ok(())
+}
+
+/// A `<table>` element: numbers right-aligned, nulls empty, text escaped.
+fn write_html<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &mut W) -> Result<()> {
+    let numeric: Vec<bool> = schema.fields().iter().map(|f| f.data_type().is_numeric()).collect();
+    let class = |i: usize| if numeric[i] { " style=\"text-align:right\"" } else { "" };
+    write!(out, "<table>\n<thead><tr>")?;
+    for (i, f) in schema.fields().iter().enumerate() {
+        write!(out, "<th{}>{}</th>", class(i), escape_html(f.name()))?;
+    }
+    writeln!(out, "</tr></thead>\n<tbody>")?;
+    let options = FormatOptions::default().with_null("");
+    for batch in flatten_lists(schema, batches)? {
+        let batch = round_floats(&batch)?;
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            write!(out, "<tr>")?;
+            for (i, f) in formatters.iter().enumerate() {
+                write!(out, "<td{}>{}</td>", class(i), escape_html(&f.value(row).to_string()))?;
+            }
+            writeln!(out, "</tr>")?;
+        }
+    }
+    writeln!(out, "</tbody>\n</table>")?;
+    Ok(())
+}
+
+/// Text made safe inside HTML elements and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The schema with list columns as strings, for the text formats.

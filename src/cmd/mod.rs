@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod init;
 pub mod paydown;
 pub mod query;
+pub mod report;
 pub mod sample;
 pub mod view;
 pub mod views;

@@ -1,5 +1,6 @@
 mod batch;
 mod cli;
 mod ingest;
+mod report;
 mod slt;
 mod util;

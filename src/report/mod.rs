@@ -1,0 +1,629 @@
+//! The monthly technical-health review (data-model.md, "Decisions built on the views"): the
+//! window, the headline findings as sentences in business terms, the system_health table, the
+//! top delay reasons, capacity efficiency and the 80/20 split over the last four periods, DoD
+//! compliance by team and the velocity trend of the slowest systems.
+//!
+//! Every number is read from a view by SQL; this module only chooses rows, words and formats.
+//! The same [`Report`] is rendered as Markdown ([`markdown`]) and as one self-contained HTML
+//! page with inline SVG charts ([`html`], [`charts`]).
+
+pub mod charts;
+pub mod html;
+pub mod markdown;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+
+use crate::engine::{Engine, QueryResult};
+use crate::error::Result;
+use crate::window::Window;
+
+/// How a column's numbers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Count,
+    /// A slowdown: `3.22x`.
+    Ratio,
+    /// Days or weeks: `341.5`.
+    Amount,
+    /// Money in the store's currency: `$1.56M`.
+    Money,
+    /// A share of 1: `54%`.
+    Share,
+    /// Hours: `71.7 h`.
+    Hours,
+    /// Percentage points (a gap between shares): `-6.1 pts`.
+    Points,
+}
+
+/// One cell read from a view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Value {
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The cell as a reader sees it.
+    pub fn show(&self, kind: Kind) -> String {
+        let Some(x) = self.number() else {
+            return match self {
+                Value::Text(s) => s.clone(),
+                _ => "–".into(),
+            };
+        };
+        match kind {
+            Kind::Text | Kind::Count => count(x),
+            Kind::Ratio => format!("{x:.2}x"),
+            Kind::Amount => trim(format!("{x:.1}")),
+            Kind::Money => money(x),
+            Kind::Share => percent(x),
+            Kind::Hours => format!("{x:.1} h"),
+            Kind::Points => format!("{:+.1} pts", x * 100.0),
+        }
+    }
+}
+
+fn trim(s: String) -> String {
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// `1,234,567`
+pub fn count(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < -0.5 { format!("-{out}") } else { out }
+}
+
+/// `$812`, `$14.2K`, `$1.56M`
+pub fn money(x: f64) -> String {
+    let sign = if x < 0.0 { "-" } else { "" };
+    let a = x.abs();
+    let body = if a >= 1e9 {
+        format!("{:.2}B", a / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", a / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}K", a / 1e3)
+    } else {
+        format!("{a:.0}")
+    };
+    format!("{sign}${body}")
+}
+
+/// `54%`, `7.3%`
+pub fn percent(x: f64) -> String {
+    let p = x * 100.0;
+    if p.abs() >= 10.0 || p == 0.0 { format!("{p:.0}%") } else { format!("{p:.1}%") }
+}
+
+/// A table of a section: the columns shown and their rows.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub columns: Vec<(String, Kind)>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    /// The rows of `result`, typed by the kinds given per column name (text for the others).
+    fn from_result(result: &QueryResult, kinds: &[(&str, Kind)]) -> Self {
+        let kind_of = |name: &str| kinds.iter().find(|(n, _)| *n == name).map_or(Kind::Text, |(_, k)| *k);
+        let columns: Vec<(String, Kind)> =
+            result.schema.fields().iter().map(|f| (f.name().clone(), kind_of(f.name()))).collect();
+        Self { columns, rows: values(result) }
+    }
+
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(n, _)| n == name)
+    }
+
+    /// The cells of one column.
+    pub fn cells(&self, name: &str) -> Vec<&Value> {
+        match self.column(name) {
+            Some(i) => self.rows.iter().map(|r| &r[i]).collect(),
+            None => vec![],
+        }
+    }
+
+    pub fn shown(&self, row: usize, column: usize) -> String {
+        self.rows[row][column].show(self.columns[column].1)
+    }
+}
+
+/// The cells of a result: integers, floats, and everything else as text.
+fn values(result: &QueryResult) -> Vec<Vec<Value>> {
+    let mut rows = Vec::new();
+    for batch in &result.batches {
+        let columns: Vec<Vec<Value>> = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                let t = c.data_type();
+                if t.is_integer() {
+                    let c = cast(c, &DataType::Int64).expect("integers widen to Int64");
+                    let c = c.as_primitive::<Int64Type>();
+                    (0..c.len()).map(|i| if c.is_valid(i) { Value::Int(c.value(i)) } else { Value::Null }).collect()
+                } else if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+                    let c = cast(c, &DataType::Float64).expect("numbers cast to Float64");
+                    let c = c.as_primitive::<Float64Type>();
+                    (0..c.len()).map(|i| if c.is_valid(i) { Value::Float(c.value(i)) } else { Value::Null }).collect()
+                } else {
+                    let c = cast(c, &DataType::Utf8).expect("values display as text");
+                    let c = c.as_string::<i32>();
+                    (0..c.len())
+                        .map(|i| if c.is_valid(i) { Value::Text(c.value(i).to_string()) } else { Value::Null })
+                        .collect()
+                }
+            })
+            .collect();
+        for i in 0..batch.num_rows() {
+            rows.push(columns.iter().map(|c| c[i].clone()).collect());
+        }
+    }
+    rows
+}
+
+/// A chart of a section, drawn in the HTML report.
+#[derive(Debug, Clone)]
+pub enum Chart {
+    /// One horizontal bar per label, with an optional reference line (1.0x for slowdown).
+    Bars { title: String, labels: Vec<String>, values: Vec<f64>, kind: Kind, reference: Option<f64> },
+    /// Lines over categories on the x axis (quarters, months); gaps where a value is missing.
+    Lines { title: String, x: Vec<String>, series: Vec<(String, Vec<Option<f64>>)>, kind: Kind },
+}
+
+/// One section of the review.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The anchor of the section in HTML.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// What the section shows and where its numbers come from.
+    pub about: String,
+    pub table: Table,
+    pub charts: Vec<Chart>,
+    /// What to say when the table is empty.
+    pub empty: &'static str,
+}
+
+/// The whole review.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub store: String,
+    pub window: Window,
+    pub headlines: Vec<String>,
+    pub sections: Vec<Section>,
+}
+
+impl Report {
+    pub fn section(&self, id: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.id == id)
+    }
+
+    /// "1 Aug 2026 – 31 Oct 2026 (90 days)"
+    pub fn window_text(&self) -> String {
+        format!(
+            "{} – {} ({} days)",
+            self.window.start().format("%-d %b %Y"),
+            self.window.as_of.format("%-d %b %Y"),
+            self.window.days
+        )
+    }
+}
+
+/// "2026-Q3" for a calendar quarter, else "2026-07-01 – 2026-09-30".
+fn period_label(start: &str, end: &str) -> String {
+    let (Ok(s), Ok(e)) = (NaiveDate::parse_from_str(start, "%Y-%m-%d"), NaiveDate::parse_from_str(end, "%Y-%m-%d"))
+    else {
+        return format!("{start} – {end}");
+    };
+    let quarter = s.day() == 1 && (s.month() - 1) % 3 == 0 && s.checked_add_months(chrono::Months::new(3)) == Some(e);
+    if quarter {
+        format!("{}-Q{}", s.year(), (s.month() - 1) / 3 + 1)
+    } else if s.day() == 1 && s.checked_add_months(chrono::Months::new(1)) == Some(e) {
+        s.format("%b %Y").to_string()
+    } else {
+        format!("{s} – {}", e.pred_opt().unwrap_or(e))
+    }
+}
+
+/// The rows of the capacity section: efficiency and split joined per capacity row, for the last
+/// four periods that started by the end of the window, organisation-wide rows when the store has
+/// any (else every team's rows).
+const CAPACITY_SQL: &str = "
+WITH scope AS (SELECT coalesce(bool_or(team IS NULL), false) AS org_wide FROM capacity_efficiency),
+periods AS (
+    SELECT DISTINCT period_start FROM capacity_efficiency, scope
+    WHERE (team IS NULL) = scope.org_wide AND period_start <= CAST(window_end() AS DATE)
+    ORDER BY period_start DESC LIMIT 4
+)
+SELECT CAST(e.period_start AS VARCHAR) AS starts, CAST(e.period_end AS VARCHAR) AS ends,
+       coalesce(e.team, '(organisation)') AS scope, e.budget, e.features_shipped, e.efficiency, e.absorbed_budget,
+       e.absorbed_budget / NULLIF(e.budget, 0) AS absorbed_share,
+       s.quality_share, s.quality_share_target, s.gap
+FROM capacity_efficiency e
+JOIN capacity_split s
+  ON s.period_start = e.period_start AND s.period_end = e.period_end AND s.team IS NOT DISTINCT FROM e.team
+CROSS JOIN scope
+WHERE (e.team IS NULL) = scope.org_wide AND e.period_start IN (SELECT period_start FROM periods)
+ORDER BY e.period_start, e.team NULLS FIRST";
+
+/// Gathers the review from the views, in the engine's window.
+pub async fn build(engine: &Engine) -> Result<Report> {
+    let window = engine.window().await?;
+    let mut headlines = Vec::new();
+    let mut sections = Vec::new();
+    let in_window = format!("in the {} days to {}", window.days, window.as_of.format("%-d %b %Y"));
+
+    // System health, the table the review starts from.
+    let health = Table::from_result(
+        &engine.execute("SELECT * FROM system_health").await?,
+        &[
+            ("features", Kind::Count),
+            ("slowdown_ratio", Kind::Ratio),
+            ("total_delay_days", Kind::Amount),
+            ("cost", Kind::Money),
+            ("incidents", Kind::Count),
+            ("sev1", Kind::Count),
+            ("mttr_hours", Kind::Hours),
+            ("users_affected", Kind::Count),
+            ("debt_related_share", Kind::Share),
+        ],
+    );
+    let slowdown = Table::from_result(
+        &engine
+            .execute(
+                "SELECT system, features, slowdown_ratio, total_delay_days, extra_weeks FROM slowdown_by_system \
+                 WHERE slowdown_ratio IS NOT NULL ORDER BY slowdown_ratio DESC, system",
+            )
+            .await?,
+        &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio), ("total_delay_days", Kind::Amount)],
+    );
+    if let Some(row) = health.rows.iter().find(|r| r[health.column("cost").unwrap_or(0)].number().is_some()) {
+        let at = |c: &str| &row[health.column(c).expect("a system_health column")];
+        let system = at("system").text().unwrap_or("?");
+        headlines.push(format!(
+            "Paying down {system} debt is worth {} delay-days and {} of engineering time {in_window}.",
+            at("total_delay_days").show(Kind::Amount),
+            at("cost").show(Kind::Money),
+        ));
+    }
+    if let Some(row) = slowdown.rows.first() {
+        let system = row[0].text().unwrap_or("?");
+        let ratio = row[2].show(Kind::Ratio);
+        headlines.push(format!(
+            "{system} has a {ratio} velocity tax: a feature estimated at 1 week that touches it takes {} weeks.",
+            row[2].number().map_or("?".into(), |r| format!("{r:.1}"))
+        ));
+    }
+    sections.push(Section {
+        id: "system-health",
+        title: "System health",
+        about: format!(
+            "Slowdown, delay and cost (slowdown_by_system, debt_cost) beside incidents (incident_impact), {in_window}; costliest first."
+        ),
+        table: health.clone(),
+        charts: vec![Chart::Bars {
+            title: "Slowdown by system (actual / estimated weeks)".into(),
+            labels: slowdown.cells("system").iter().map(|v| v.show(Kind::Text)).collect(),
+            values: slowdown.cells("slowdown_ratio").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+            kind: Kind::Ratio,
+            reference: Some(1.0),
+        }],
+        empty: "No shipped features or incidents in this window.",
+    });
+
+    // Incidents headline from the same view.
+    if let Some(row) = engine
+        .execute("SELECT system, incidents, sev1, users_affected, debt_related_share FROM incident_impact LIMIT 1")
+        .await
+        .map(|r| values(&r))?
+        .first()
+    {
+        let debt = row[4].number().map(|s| format!("; {} were debt-related", percent(s))).unwrap_or_default();
+        headlines.push(format!(
+            "{} caused the most incidents {in_window}: {} ({} sev1), affecting {} users{debt}.",
+            row[0].show(Kind::Text),
+            row[1].show(Kind::Count),
+            row[2].show(Kind::Count),
+            row[3].show(Kind::Count),
+        ));
+    }
+
+    // Delay reasons.
+    let reasons = Table::from_result(
+        &engine.execute("SELECT * FROM delay_by_reason LIMIT 10").await?,
+        &[
+            ("features", Kind::Count),
+            ("total_delay_days", Kind::Amount),
+            ("attributed_delay_days", Kind::Amount),
+            ("share_of_delay", Kind::Share),
+        ],
+    );
+    if let Some(row) = reasons.rows.first() {
+        let at = |c: &str| &row[reasons.column(c).expect("a delay_by_reason column")];
+        headlines.push(format!(
+            "The top cause of delay is {}: {} delay-days, {} of all delay {in_window}.",
+            at("reason").show(Kind::Text),
+            at("attributed_delay_days").show(Kind::Amount),
+            at("share_of_delay").show(Kind::Share),
+        ));
+    }
+    sections.push(Section {
+        id: "delay-reasons",
+        title: "Top delay reasons",
+        about: format!(
+            "Delay-days by reason (delay_by_reason), {in_window}; a feature's delay is shared equally among its reasons."
+        ),
+        charts: vec![Chart::Bars {
+            title: "Delay-days by reason".into(),
+            labels: reasons.cells("reason").iter().map(|v| v.show(Kind::Text)).collect(),
+            values: reasons.cells("attributed_delay_days").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+            kind: Kind::Amount,
+            reference: None,
+        }],
+        table: reasons,
+        empty: "No delayed features in this window.",
+    });
+
+    // Capacity: efficiency and the 80/20 split.
+    let capacity = Table::from_result(
+        &engine.execute(CAPACITY_SQL).await?,
+        &[
+            ("budget", Kind::Money),
+            ("features_shipped", Kind::Count),
+            ("efficiency", Kind::Share),
+            ("absorbed_budget", Kind::Money),
+            ("absorbed_share", Kind::Share),
+            ("quality_share", Kind::Share),
+            ("quality_share_target", Kind::Share),
+            ("gap", Kind::Points),
+        ],
+    );
+    let org_wide = capacity.cells("scope").iter().all(|t| t.text() == Some("(organisation)"));
+    // A period is complete when it ended by the end of the window (periods end exclusive).
+    let as_of_date = window.as_of.date_naive().succ_opt().unwrap_or(window.as_of.date_naive()).to_string();
+    let labels: Vec<String> = capacity
+        .rows
+        .iter()
+        .map(|r| {
+            let (start, end) = (r[0].text().unwrap_or(""), r[1].text().unwrap_or(""));
+            let label = period_label(start, end);
+            if *end > *as_of_date { format!("{label} (to date)") } else { label }
+        })
+        .collect();
+    let last_complete = capacity
+        .rows
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, r)| r[1].text().is_some_and(|end| *end <= *as_of_date) && r[5].number().is_some())
+        .filter(|_| org_wide);
+    if let Some((i, row)) = last_complete {
+        let at = |c: &str| &row[capacity.column(c).expect("a capacity column")];
+        headlines.push(format!(
+            "{} of the budget, {}, was absorbed by debt in {} (efficiency {}: estimated / actual weeks).",
+            at("absorbed_share").show(Kind::Share),
+            at("absorbed_budget").show(Kind::Money),
+            labels[i],
+            at("efficiency").show(Kind::Share),
+        ));
+        if let (Some(q), Some(t)) = (at("quality_share").number(), at("quality_share_target").number()) {
+            let verdict = if q >= t { "meeting" } else { "short of" };
+            headlines.push(format!(
+                "Quality work was {} of engineering time in {}, {verdict} the {} target.",
+                percent(q),
+                labels[i],
+                percent(t)
+            ));
+        }
+    }
+    let mut table = capacity.clone();
+    // The period reads as its label; the raw dates stay in the views.
+    table.columns.splice(0..2, [("period".to_string(), Kind::Text)]);
+    for (row, label) in table.rows.iter_mut().zip(&labels) {
+        row.splice(0..2, [Value::Text(label.clone())]);
+    }
+    let series_of = |column: &str| capacity.cells(column).iter().map(|v| v.number()).collect::<Vec<_>>();
+    sections.push(Section {
+        id: "capacity",
+        title: "Capacity efficiency and the 80/20 split",
+        about: format!(
+            "The last four capacity periods (capacity_efficiency, capacity_split{}): efficiency = estimated / actual weeks of the features shipped; the absorbed budget is what the shortfall cost; the quality share is measured against its target.",
+            if org_wide { ", organisation-wide rows" } else { ", every team's rows" }
+        ),
+        table,
+        charts: if org_wide && !labels.is_empty() {
+            vec![Chart::Lines {
+                title: "Efficiency and quality share per period".into(),
+                x: labels.clone(),
+                series: vec![
+                    ("efficiency".into(), series_of("efficiency")),
+                    ("quality share".into(), series_of("quality_share")),
+                    ("quality target".into(), series_of("quality_share_target")),
+                ],
+                kind: Kind::Share,
+            }]
+        } else {
+            vec![]
+        },
+        empty: "No capacity rows up to the end of this window: ingest the capacity table.",
+    });
+
+    // Definition of done.
+    let dod_result = engine.execute("SELECT * FROM dod_compliance").await?;
+    let shares: Vec<(&str, Kind)> = dod_result
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| f.name().starts_with("dod_") || f.name() == "fully_done")
+        .map(|f| (f.name().as_str(), Kind::Share))
+        .chain([("features", Kind::Count)])
+        .collect();
+    let mut dod = Table::from_result(&dod_result, &shares);
+    for (name, _) in &mut dod.columns {
+        if let Some(item) = name.strip_prefix("dod_") {
+            *name = item.to_string();
+        }
+    }
+    if let Some(done) = dod.column("fully_done") {
+        let mut teams: Vec<(&str, f64)> = dod
+            .rows
+            .iter()
+            .filter_map(|r| Some((r[0].text()?, r[done].number()?)))
+            .filter(|(t, _)| *t != "(none)")
+            .collect();
+        teams.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        if let (Some(best), Some(worst)) = (teams.first(), teams.last())
+            && teams.len() > 1
+        {
+            headlines.push(format!(
+                "{} ships {} of its features fully done (all eight DoD items); {} only {}.",
+                best.0,
+                percent(best.1),
+                worst.0,
+                percent(worst.1)
+            ));
+        }
+    }
+    sections.push(Section {
+        id: "dod",
+        title: "Definition of done by team",
+        about: format!("Share of shipped features meeting each definition-of-done item (dod_compliance), {in_window}."),
+        table: dod,
+        charts: vec![],
+        empty: "No shipped features in this window.",
+    });
+
+    // Velocity trend of the three slowest systems over the twelve months to the window's end.
+    let slowest: Vec<String> = slowdown.cells("system").iter().take(3).map(|v| v.show(Kind::Text)).collect();
+    let trend = if slowest.is_empty() {
+        QueryResult { schema: std::sync::Arc::new(trend_schema()), batches: vec![], window: None }
+    } else {
+        let list = slowest.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        engine
+            .execute(&format!(
+                "SELECT CAST(month AS VARCHAR) AS month, system, features, slowdown_ratio FROM velocity_trend \
+                 WHERE system IN ({list}) AND month > CAST(window_end() AS DATE) - INTERVAL '1 year' \
+                 AND month <= CAST(window_end() AS DATE) ORDER BY month, system"
+            ))
+            .await?
+    };
+    let trend = Table::from_result(&trend, &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio)]);
+    let mut months: Vec<String> = trend.cells("month").iter().map(|v| v.show(Kind::Text)).collect();
+    months.dedup();
+    // One row per month, one column per system: the view's slowdown_ratio where it has one.
+    let ratio = |month: &str, system: &str| {
+        trend
+            .rows
+            .iter()
+            .find(|r| r[0].text() == Some(month) && r[1].text() == Some(system))
+            .map_or(Value::Null, |r| r[3].clone())
+    };
+    let series: Vec<(String, Vec<Option<f64>>)> = slowest
+        .iter()
+        .map(|system| (system.clone(), months.iter().map(|m| ratio(m, system).number()).collect()))
+        .collect();
+    let pivot = Table {
+        columns: std::iter::once(("month".to_string(), Kind::Text))
+            .chain(slowest.iter().map(|s| (s.clone(), Kind::Ratio)))
+            .collect(),
+        rows: months
+            .iter()
+            .map(|m| std::iter::once(Value::Text(month_label(m))).chain(slowest.iter().map(|s| ratio(m, s))).collect())
+            .collect(),
+    };
+    sections.push(Section {
+        id: "trend",
+        title: "Velocity trend of the slowest systems",
+        about: format!(
+            "Monthly slowdown (velocity_trend) over the twelve months to {} of the three slowest systems in the window: {}.",
+            window.as_of.format("%-d %b %Y"),
+            if slowest.is_empty() { "none".into() } else { slowest.join(", ") }
+        ),
+        charts: if months.is_empty() {
+            vec![]
+        } else {
+            vec![Chart::Lines {
+                title: "Slowdown per month".into(),
+                x: months.iter().map(|m| month_label(m)).collect(),
+                series,
+                kind: Kind::Ratio,
+            }]
+        },
+        table: pivot,
+        empty: "No shipped features on these systems in the last twelve months.",
+    });
+
+    Ok(Report { store: engine.store().to_string(), window, headlines, sections })
+}
+
+fn trend_schema() -> datafusion::arrow::datatypes::Schema {
+    use datafusion::arrow::datatypes::Field;
+    datafusion::arrow::datatypes::Schema::new(vec![
+        Field::new("month", DataType::Utf8, true),
+        Field::new("system", DataType::Utf8, true),
+        Field::new("features", DataType::Int64, true),
+        Field::new("slowdown_ratio", DataType::Float64, true),
+    ])
+}
+
+/// "2026-10-01" -> "Oct 2026"
+fn month_label(month: &str) -> String {
+    NaiveDate::parse_from_str(month, "%Y-%m-%d").map_or_else(|_| month.to_string(), |d| d.format("%b %Y").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(count(1234567.0), "1,234,567");
+        assert_eq!(money(1_562_270.69), "$1.56M");
+        assert_eq!(money(499_055.1), "$499.1K");
+        assert_eq!(money(812.0), "$812");
+        assert_eq!(percent(0.4441), "44%");
+        assert_eq!(percent(0.0731), "7.3%");
+        assert_eq!(Value::Float(3.2175).show(Kind::Ratio), "3.22x");
+        assert_eq!(Value::Float(341.5).show(Kind::Amount), "341.5");
+        assert_eq!(Value::Float(356.0).show(Kind::Amount), "356");
+        assert_eq!(Value::Float(-0.061).show(Kind::Points), "-6.1 pts");
+        assert_eq!(Value::Null.show(Kind::Money), "–");
+    }
+
+    #[test]
+    fn periods_read_as_quarters_and_months() {
+        assert_eq!(period_label("2026-07-01", "2026-10-01"), "2026-Q3");
+        assert_eq!(period_label("2026-10-01", "2027-01-01"), "2026-Q4");
+        assert_eq!(period_label("2026-10-01", "2026-11-01"), "Oct 2026");
+        assert_eq!(period_label("2026-10-15", "2026-11-15"), "2026-10-15 – 2026-11-14");
+        assert_eq!(month_label("2026-02-01"), "Feb 2026");
+    }
+}
