@@ -80,6 +80,8 @@ pub enum Command {
     View(cmd::view::ViewArgs),
     /// Run SQL (read-only) over the tables and views.
     Query(cmd::query::QueryArgs),
+    /// The interactive SQL shell (or a script: -c SQL, -f FILE, or statements on stdin).
+    Shell(cmd::shell::ShellArgs),
     /// Estimate a new feature with the debt tax of the systems it touches.
     Estimate(cmd::estimate::EstimateArgs),
     /// What paying debt down returns: capacity regained, net return, payback.
@@ -173,6 +175,7 @@ pub fn run() -> Result<u8> {
             Command::Views => cmd::views::run(&config).await,
             Command::View(args) => cmd::view::run(&config, args).await,
             Command::Query(args) => cmd::query::run(&config, args).await,
+            Command::Shell(args) => cmd::shell::run(&config, args).await,
             Command::Estimate(args) => cmd::estimate::run(&config, args).await,
             Command::Paydown(args) => cmd::paydown::run(&config, args).await,
             Command::Report => cmd::report::run(&config).await,

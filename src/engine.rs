@@ -196,18 +196,55 @@ fn read_only_message(message: &str) -> String {
 /// Splits a script into statements at top-level semicolons (outside quotes and comments),
 /// with the line each starts on. Empty statements are dropped.
 pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
-    let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
+    scan(sql, |i, piece| {
+        if piece == Piece::Semicolon {
+            push_statement(sql, start, i, &mut out);
+            start = i + 1;
+        }
+    });
+    if start < sql.len() {
+        push_statement(sql, start, sql.len(), &mut out);
+    }
+    out
+}
+
+/// True when `sql` ends its last statement with `;`: nothing but whitespace and comments
+/// follows, and no quote or comment is left open. The shell reads lines until this holds.
+pub fn is_complete(sql: &str) -> bool {
+    let (mut pending, mut open) = (false, false);
+    scan(sql, |_, piece| match piece {
+        Piece::Semicolon => pending = false,
+        Piece::Code => pending = true,
+        Piece::Open => open = true,
+    });
+    !pending && !open
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// A `;` outside quotes and comments.
+    Semicolon,
+    /// Anything else that is not whitespace or a comment.
+    Code,
+    /// A quote or block comment still open at the end of the text.
+    Open,
+}
+
+/// Walks `sql` once, telling `visit` the byte offset and kind of each significant piece.
+fn scan(sql: &str, mut visit: impl FnMut(usize, Piece)) {
+    let bytes = sql.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'\'' | b'"' => {
-                let quote = bytes[i];
+                let (quote, at) = (bytes[i], i);
                 i += 1;
                 while i < bytes.len() && bytes[i] != quote {
                     i += 1;
                 }
+                visit(at, if i < bytes.len() { Piece::Code } else { Piece::Open });
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 while i < bytes.len() && bytes[i] != b'\n' {
@@ -215,24 +252,22 @@ pub fn split_statements(sql: &str) -> Vec<(usize, &str)> {
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let at = i;
                 i += 2;
                 while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
                     i += 1;
                 }
+                if i + 1 >= bytes.len() {
+                    visit(at, Piece::Open);
+                }
                 i += 1;
             }
-            b';' => {
-                push_statement(sql, start, i, &mut out);
-                start = i + 1;
-            }
-            _ => {}
+            b';' => visit(i, Piece::Semicolon),
+            b if b.is_ascii_whitespace() => {}
+            _ => visit(i, Piece::Code),
         }
         i += 1;
     }
-    if start < bytes.len() {
-        push_statement(sql, start, bytes.len(), &mut out);
-    }
-    out
 }
 
 /// Adds `sql[from..to]` to `out` with the line it starts on, unless it is blank or a comment.
@@ -281,5 +316,18 @@ mod tests {
     fn a_statement_without_a_final_semicolon_counts() {
         assert_eq!(split_statements("SELECT 1"), vec![(1, "SELECT 1")]);
         assert!(split_statements("  ;; ").is_empty());
+    }
+
+    #[test]
+    fn a_statement_is_complete_at_its_semicolon() {
+        assert!(is_complete("SELECT 1;"));
+        assert!(is_complete("SELECT 1;  -- done\n"));
+        assert!(is_complete("SELECT 1; /* note */"));
+        assert!(!is_complete("SELECT 1"));
+        assert!(!is_complete("SELECT 1;\nSELECT 2"));
+        assert!(!is_complete("SELECT ';"), "an open quote");
+        assert!(!is_complete("SELECT 1 /* ; */"));
+        assert!(!is_complete("SELECT 1; /* open"));
+        assert!(is_complete("SELECT 'a;b' AS x;"));
     }
 }

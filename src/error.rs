@@ -117,6 +117,11 @@ fn suggest(names: &[String]) -> String {
 /// ("Context(...)"); users need the sentence, not the layering.
 fn clean_datafusion_message(e: &DataFusionError) -> String {
     let e = e.find_root();
+    if let DataFusionError::SQL(parse, _) = e {
+        // "sql parser error: Expected: ..." reads better without its Debug wrapping.
+        let text = parse.to_string();
+        return text.strip_prefix("sql parser error: ").unwrap_or(&text).to_string();
+    }
     let msg = e.to_string();
     for prefix in ["Error during planning: ", "Execution error: ", "SQL error: ", "This feature is not implemented: "] {
         if let Some(rest) = msg.strip_prefix(prefix) {

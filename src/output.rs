@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::compute::kernels::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::FileWriter;
@@ -67,6 +67,9 @@ impl Format {
 pub struct WriteOptions {
     /// Table output shows at most this many rows (`None`: all). Never applies to other formats.
     pub max_rows: Option<usize>,
+    /// Table output fits this many columns of text (a terminal's width), cutting long cells
+    /// with an ellipsis. Never applies to other formats, which keep every value whole.
+    pub max_width: Option<usize>,
 }
 
 /// Writes a result in `format`. Returns the number of rows shown.
@@ -79,7 +82,7 @@ pub fn write<W: Write + Send>(
 ) -> Result<usize> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     match format {
-        Format::Table => return write_table(schema, batches, out, options.max_rows),
+        Format::Table => return write_table(schema, batches, out, options),
         Format::Csv | Format::Tsv => {
             let delimiter = if format == Format::Csv { b',' } else { b'\t' };
             let mut writer = csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(&mut *out);
@@ -129,6 +132,11 @@ pub fn write<W: Write + Send>(
     }
     out.flush()?;
     Ok(rows)
+}
+
+/// The width of the terminal stdout writes to; `None` when stdout is not a terminal.
+pub fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
 }
 
 /// A writer that remembers whether its reader went away. The Arrow and Parquet writers turn io
@@ -243,10 +251,10 @@ fn write_table<W: Write>(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     out: &mut W,
-    max_rows: Option<usize>,
+    options: WriteOptions,
 ) -> Result<usize> {
     let mut shown = Vec::new();
-    let mut left = max_rows.unwrap_or(usize::MAX);
+    let mut left = options.max_rows.unwrap_or(usize::MAX);
     for batch in batches {
         if left == 0 {
             break;
@@ -258,11 +266,60 @@ fn write_table<W: Write>(
     if shown.is_empty() {
         shown.push(RecordBatch::new_empty(Arc::clone(schema)));
     }
-    let options = FormatOptions::default().with_null("NULL").with_types_info(false);
-    let table = pretty_format_batches_with_options(&shown, &options)?;
+    let rows = shown.iter().map(|b| b.num_rows()).sum();
+    let format = FormatOptions::default().with_null("NULL").with_types_info(false);
+    if let Some(width) = options.max_width {
+        shown = fit_to_width(&shown, width, &format)?;
+    }
+    let table = pretty_format_batches_with_options(&shown, &format)?;
     writeln!(out, "{table}")?;
     out.flush()?;
-    Ok(shown.iter().map(|b| b.num_rows()).sum())
+    Ok(rows)
+}
+
+/// The batches as text cut to fit `width` columns: the widest columns give up space first,
+/// and a cut cell ends with `…`.
+fn fit_to_width(batches: &[RecordBatch], width: usize, format: &FormatOptions) -> Result<Vec<RecordBatch>> {
+    let Some(first) = batches.first() else { return Ok(vec![]) };
+    let schema = first.schema();
+    let n = schema.fields().len();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); n];
+    for batch in batches {
+        for (i, column) in batch.columns().iter().enumerate() {
+            let f = ArrayFormatter::try_new(column.as_ref(), format)?;
+            cells[i].extend((0..batch.num_rows()).map(|r| f.value(r).to_string().replace('\n', " ")));
+        }
+    }
+    let len = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = schema
+        .fields()
+        .iter()
+        .zip(&cells)
+        .map(|(f, c)| c.iter().map(|s| len(s)).chain([len(f.name())]).max().unwrap_or(1))
+        .collect();
+    // Borders and padding: "| " + " | " between columns + " |".
+    let budget = width.saturating_sub(3 * n + 1).max(4 * n);
+    if widths.iter().sum::<usize>() <= budget {
+        return Ok(batches.to_vec());
+    }
+    while widths.iter().sum::<usize>() > budget {
+        let (widest, w) = widths.iter().copied().enumerate().max_by_key(|(_, w)| *w).expect("a column");
+        if w <= 4 {
+            break;
+        }
+        widths[widest] -= 1;
+    }
+    let cut = |s: &str, w: usize| {
+        if len(s) <= w { s.to_string() } else { s.chars().take(w.saturating_sub(1)).chain(['…']).collect() }
+    };
+    let fields: Vec<Field> =
+        schema.fields().iter().zip(&widths).map(|(f, w)| Field::new(cut(f.name(), *w), DataType::Utf8, true)).collect();
+    let columns: Vec<ArrayRef> = cells
+        .iter()
+        .zip(&widths)
+        .map(|(c, w)| Arc::new(StringArray::from_iter_values(c.iter().map(|s| cut(s, *w)))) as ArrayRef)
+        .collect();
+    Ok(vec![RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?])
 }
 
 fn write_markdown<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &mut W) -> Result<()> {
@@ -399,6 +456,30 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Float64Array, ListBuilder, StringArray};
 
+    #[test]
+    fn a_table_fits_the_terminal_and_cuts_long_cells() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("title", DataType::Utf8, false),
+        ]));
+        let long = "a very long title that would wrap the terminal many times over";
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(vec!["F-1"])), Arc::new(StringArray::from(vec![long]))],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let options = WriteOptions { max_rows: None, max_width: Some(30) };
+        write(Format::Table, &schema, std::slice::from_ref(&batch), &mut out, options).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 30), "{text}");
+        assert!(text.contains("F-1") && text.contains("a very long title t…"), "{text}");
+        // Other formats keep the whole value.
+        let mut csv = Vec::new();
+        write(Format::Csv, &schema, &[batch], &mut csv, options).unwrap();
+        assert!(String::from_utf8(csv).unwrap().contains(long));
+    }
+
     fn sample() -> (SchemaRef, Vec<RecordBatch>) {
         let mut list = ListBuilder::new(StringBuilder::new());
         list.append_value([Some("a"), Some("b")]);
@@ -460,7 +541,9 @@ mod tests {
     fn table_output_stops_at_max_rows() {
         let (schema, batches) = sample();
         let mut out = Vec::new();
-        let shown = write(Format::Table, &schema, &batches, &mut out, WriteOptions { max_rows: Some(1) }).unwrap();
+        let shown =
+            write(Format::Table, &schema, &batches, &mut out, WriteOptions { max_rows: Some(1), max_width: None })
+                .unwrap();
         assert_eq!(shown, 1);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("3.1235") && !text.contains("NULL"), "{text}");

@@ -18,6 +18,15 @@ pub enum Table {
 impl Table {
     pub const ALL: [Table; 3] = [Table::Features, Table::Incidents, Table::Capacity];
 
+    /// What one row is (data-model.md).
+    pub fn description(self) -> &'static str {
+        match self {
+            Table::Features => "one row per feature or epic, shipped or in progress",
+            Table::Incidents => "one row per incident",
+            Table::Capacity => "engineering capacity per period: budget, engineer-weeks, quality target",
+        }
+    }
+
     /// The table's name, which is also its folder in the store and its SQL name.
     pub fn name(self) -> &'static str {
         match self {

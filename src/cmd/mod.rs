@@ -9,6 +9,7 @@ pub mod paydown;
 pub mod query;
 pub mod report;
 pub mod sample;
+pub mod shell;
 pub mod view;
 pub mod views;
 
@@ -42,7 +43,7 @@ pub fn emit(config: &Config, result: &QueryResult) -> Result<()> {
         config.note(format_args!("wrote {total} rows to {}", path.display()));
         return Ok(());
     }
-    let options = WriteOptions { max_rows: config.max_rows };
+    let options = WriteOptions { max_rows: config.max_rows, max_width: output::terminal_width() };
     let mut out = BufWriter::new(PipeWatch::new(std::io::stdout()));
     let written = output::write(config.format, &result.schema, &result.batches, &mut out, options)
         .and_then(|shown| out.flush().map(|()| shown).map_err(Error::from));
