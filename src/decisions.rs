@@ -116,18 +116,7 @@ pub struct Paydown {
 
 impl std::fmt::Display for Paydown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let money = |x: f64| {
-            let sign = if x < 0.0 { "-" } else { "" };
-            let digits = format!("{:.0}", x.abs());
-            let mut grouped = String::new();
-            for (i, c) in digits.chars().enumerate() {
-                if i > 0 && (digits.len() - i) % 3 == 0 {
-                    grouped.push(',');
-                }
-                grouped.push(c);
-            }
-            format!("{sign}${grouped}")
-        };
+        let money = |x: f64| format!("{}${}", if x < 0.0 { "-" } else { "" }, crate::report::count(x.abs()));
         writeln!(f, "current efficiency E = {:.3} ({})", self.current_efficiency, self.basis)?;
         writeln!(
             f,

@@ -329,20 +329,10 @@ fn write_markdown<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &m
     let align: Vec<&str> =
         schema.fields().iter().map(|f| if f.data_type().is_numeric() { "---:" } else { "---" }).collect();
     writeln!(out, "| {} |", align.join(" | "))?;
-    let options = FormatOptions::default().with_null("");
-    for batch in flatten_lists(schema, batches)? {
-        let batch = round_floats(&batch)?;
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| escape(&f.value(row).to_string())).collect();
-            writeln!(out, "| {} |", cells.join(" | "))?;
-        }
-    }
-    Ok(())
+    for_each_text_row(schema, batches, |cells| {
+        let cells: Vec<String> = cells.iter().map(|c| escape(c)).collect();
+        writeln!(out, "| {} |", cells.join(" | "))
+    })
 }
 
 /// A `<table>` element: numbers right-aligned, nulls empty, text escaped.
@@ -354,6 +344,24 @@ fn write_html<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &mut W
         write!(out, "<th{}>{}</th>", class(i), escape_html(f.name()))?;
     }
     writeln!(out, "</tr></thead>\n<tbody>")?;
+    for_each_text_row(schema, batches, |cells| {
+        write!(out, "<tr>")?;
+        for (i, cell) in cells.iter().enumerate() {
+            write!(out, "<td{}>{}</td>", class(i), escape_html(cell))?;
+        }
+        writeln!(out, "</tr>")
+    })?;
+    writeln!(out, "</tbody>\n</table>")?;
+    Ok(())
+}
+
+/// The rows of the text formats for people (Markdown, HTML): lists joined, floats rounded,
+/// nulls empty, each row handed to `row` as its cells.
+fn for_each_text_row(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    mut row: impl FnMut(&[String]) -> std::io::Result<()>,
+) -> Result<()> {
     let options = FormatOptions::default().with_null("");
     for batch in flatten_lists(schema, batches)? {
         let batch = round_floats(&batch)?;
@@ -362,15 +370,11 @@ fn write_html<W: Write>(schema: &SchemaRef, batches: &[RecordBatch], out: &mut W
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            write!(out, "<tr>")?;
-            for (i, f) in formatters.iter().enumerate() {
-                write!(out, "<td{}>{}</td>", class(i), escape_html(&f.value(row).to_string()))?;
-            }
-            writeln!(out, "</tr>")?;
+        for r in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
+            row(&cells)?;
         }
     }
-    writeln!(out, "</tbody>\n</table>")?;
     Ok(())
 }
 

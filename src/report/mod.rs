@@ -328,7 +328,7 @@ pub async fn build(engine: &Engine) -> Result<Report> {
         about: format!(
             "Slowdown, delay and cost (slowdown_by_system, debt_cost) beside incidents (incident_impact), {in_window}; costliest first."
         ),
-        table: health.clone(),
+        table: health,
         charts: vec![Chart::Bars {
             title: "Slowdown by system (actual / estimated weeks)".into(),
             labels: slowdown.cells("system").iter().map(|v| v.show(Kind::Text)).collect(),
