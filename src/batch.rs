@@ -350,7 +350,7 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
         debtlens_version: env!("CARGO_PKG_VERSION"),
         jobs_file: jobs.file.display().to_string(),
         store: engine.store().to_string(),
-        tables: engine.table_versions().iter().map(|(t, v)| (t.name(), *v)).collect(),
+        tables: engine.table_versions().into_iter().map(|(t, v)| (t.name(), v)).collect(),
         started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         status: if failed.is_empty() { Status::Ok } else { Status::Failed },

@@ -90,6 +90,9 @@ pub enum Command {
     Report,
     /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
     Batch(cmd::batch::BatchArgs),
+    /// Serve the tables and views over the PostgreSQL wire protocol, read-only, for BI tools and
+    /// psql.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// The resolved configuration every command runs with.
@@ -180,6 +183,7 @@ pub fn run() -> Result<u8> {
             Command::Paydown(args) => cmd::paydown::run(&config, args).await,
             Command::Report => cmd::report::run(&config).await,
             Command::Batch(args) => cmd::batch::run(&config, args).await,
+            Command::Serve(args) => cmd::serve::run(&config, args).await,
         }
     })
 }

@@ -11,6 +11,8 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::error::{Error, Result};
 use crate::schema::Table;
@@ -56,7 +58,11 @@ pub struct Engine {
     window: Arc<WindowState>,
     sql_options: SQLOptions,
     store: Store,
-    versions: Vec<(Table, Option<u64>)>,
+    versions: std::sync::Mutex<Vec<(Table, Option<u64>)>>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Planning reads the catalog; a refresh re-registering the tables writes it.
+    catalog: tokio::sync::RwLock<()>,
 }
 
 impl Engine {
@@ -80,18 +86,38 @@ impl Engine {
             ctx.register_udf(f);
         }
         let versions = store.register(&ctx).await?;
-        for view in VIEWS {
-            let create = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
-            ctx.sql(&create)
-                .await
-                .map_err(|e| Error::Usage(format!("queries/{}.sql: {}", view.name, Error::from(e))))?;
-        }
+        create_views(&ctx).await?;
         let sql_options = if options.allow_writes {
             SQLOptions::new()
         } else {
             SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
         };
-        Ok(Self { ctx, window, sql_options, store, versions })
+        Ok(Self {
+            ctx,
+            window,
+            sql_options,
+            store,
+            versions: std::sync::Mutex::new(versions),
+            refreshing: tokio::sync::Mutex::new(()),
+            catalog: tokio::sync::RwLock::new(()),
+        })
+    }
+
+    /// Brings a long-lived engine (the server) to the newest committed version of each table:
+    /// when another process has committed since, the tables are registered again and the views
+    /// re-created over them, and the default window is resolved again. Returns whether anything
+    /// changed. Costs one listing of each table's log when nothing did.
+    pub async fn refresh(&self) -> Result<bool> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        if !self.store.changed_since(&self.table_versions()).await? {
+            return Ok(false);
+        }
+        let _no_planning = self.catalog.write().await;
+        let versions = self.store.register(&self.ctx).await?;
+        create_views(&self.ctx).await?;
+        *self.versions.lock().expect("versions lock") = versions;
+        self.window.set_as_of(self.window.given_as_of());
+        Ok(true)
     }
 
     pub fn store(&self) -> &Store {
@@ -99,8 +125,8 @@ impl Engine {
     }
 
     /// The Delta version each table is read at (`None` when it is not a Delta table).
-    pub fn table_versions(&self) -> &[(Table, Option<u64>)] {
-        &self.versions
+    pub fn table_versions(&self) -> Vec<(Table, Option<u64>)> {
+        self.versions.lock().expect("versions lock").clone()
     }
 
     /// The DataFusion context, for surfaces that need the catalog (completion, pg_catalog).
@@ -163,8 +189,24 @@ impl Engine {
         if views::references_window(sql) {
             self.window().await?;
         }
+        let _catalog = self.catalog.read().await;
         let plan = self.ctx.state().create_logical_plan(sql).await?;
-        self.sql_options.verify_plan(&plan).map_err(|e| Error::Usage(read_only_message(&e.to_string())))?;
+        self.verify(plan)
+    }
+
+    /// Plans one statement parsed already (the server's PostgreSQL parser), with the same rules
+    /// as `plan`.
+    pub async fn plan_statement(&self, statement: Statement) -> Result<LogicalPlan> {
+        if views::references_window(&statement.to_string()) {
+            self.window().await?;
+        }
+        let _catalog = self.catalog.read().await;
+        let plan = self.ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        self.verify(plan)
+    }
+
+    fn verify(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        self.sql_options.verify_plan(&plan).map_err(|e| Error::ReadOnly(read_only_message(&e.to_string())))?;
         Ok(plan)
     }
 
@@ -185,6 +227,15 @@ impl Engine {
         };
         self.execute(&format!("SELECT * FROM {}", view.name)).await
     }
+}
+
+/// Creates (or replaces) every predefined view over the tables registered in `ctx`.
+async fn create_views(ctx: &SessionContext) -> Result<()> {
+    for view in VIEWS {
+        let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", view.name, view.sql);
+        ctx.sql(&create).await.map_err(|e| Error::Usage(format!("queries/{}.sql: {}", view.name, Error::from(e))))?;
+    }
+    Ok(())
 }
 
 /// DataFusion says "DDL not supported: CreateView"; users need to hear why.

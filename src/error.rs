@@ -24,6 +24,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A statement that is not a query, refused by a read-only surface.
+    #[error("{0}")]
+    ReadOnly(String),
+
     #[error("unknown view `{name}`{}", suggest(.suggestions))]
     UnknownView { name: String, suggestions: Vec<String> },
 
@@ -73,6 +77,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_)
+            | Error::ReadOnly(_)
             | Error::UnknownView { .. }
             | Error::MissingTable { .. }
             | Error::ColumnType { .. }

@@ -16,6 +16,7 @@ pub mod output;
 pub mod report;
 pub mod sample;
 pub mod schema;
+pub mod server;
 pub mod shell;
 pub mod store;
 pub mod views;

@@ -9,6 +9,7 @@ pub mod paydown;
 pub mod query;
 pub mod report;
 pub mod sample;
+pub mod serve;
 pub mod shell;
 pub mod view;
 pub mod views;

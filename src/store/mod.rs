@@ -131,11 +131,28 @@ impl Store {
             let (provider, version) = self.open_table(ctx, table).await?;
             let casts = schema::check(table, provider.schema().as_ref())?;
             let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
+            // A long-lived engine registers again after another process commits.
+            ctx.deregister_table(table.name())?;
             ctx.register_table(table.name(), provider)?;
             versions.push((table, version));
         }
+        ctx.deregister_table(REJECTED_TABLE)?;
         ctx.register_table(REJECTED_TABLE, self.open_rejected(ctx).await?)?;
         Ok(versions)
+    }
+
+    /// Whether any Delta table has a commit newer than the version given for it (as `register`
+    /// returned them). Lists each log from the known version on; reads no data.
+    pub async fn changed_since(&self, known: &[(Table, Option<u64>)]) -> Result<bool> {
+        for &(table, version) in known {
+            let Some(version) = version else { continue };
+            let delta = DeltaTable::try_from_url(self.table_url(table)?).await?;
+            let latest = delta.log_store().get_latest_version(version as _).await?;
+            if latest as u64 > version {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The rejected rows, or an empty table when nothing was ever refused.

@@ -1,0 +1,615 @@
+//! `debtlens serve`, booted for real on port 0 and driven by the real `psql` (simple protocol)
+//! and psycopg (extended protocol), as BI tools would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::{Env, Run, snapshot};
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(env: &Env, store: &Path, global: &[&str], args: &[&str]) -> Server {
+        Self::start_with(env, store, global, args, &[])
+    }
+
+    fn start_with(env: &Env, store: &Path, global: &[&str], args: &[&str], vars: &[(&str, &str)]) -> Server {
+        let mut cmd = env.cmd();
+        cmd.args(["--data", store.to_str().unwrap()]).args(global).args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd.args(args).env("XDG_CONFIG_HOME", env.path("config")).stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start debtlens serve");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("the server did not start: {:?}", child.try_wait()));
+            if let Some(rest) = line.split(" on 127.0.0.1:").nth(1) {
+                let port = rest.split_whitespace().next().unwrap().parse().expect("port");
+                return Server { child, port, stderr: rx };
+            }
+        }
+    }
+
+    fn psql(&self, env: &Env, args: &[&str]) -> Run {
+        self.psql_as(env, args, &[])
+    }
+
+    fn psql_as(&self, env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new("psql");
+        cmd.current_dir(env.dir.path())
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"])
+            .args(args)
+            .envs([
+                ("PGHOST", "127.0.0.1"),
+                ("PGUSER", "analyst"),
+                ("PGDATABASE", "debtlens"),
+                ("PGCONNECT_TIMEOUT", "20"),
+            ])
+            .env("PGPORT", self.port.to_string())
+            .env_remove("PGPASSWORD")
+            .env("PGSSLMODE", "disable");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("psql (apt-get install postgresql-client)"))
+    }
+
+    /// Runs a Python script with psycopg; `PORT`, `DEBTLENS` and `STORE` are in its environment.
+    fn python(&self, env: &Env, store: &Path, script: &str) -> Run {
+        let out = Command::new("python3")
+            .current_dir(env.dir.path())
+            .args(["-c", script])
+            .env("PORT", self.port.to_string())
+            .env("DEBTLENS", env!("CARGO_BIN_EXE_debtlens"))
+            .env("STORE", store)
+            .output()
+            .expect("python3");
+        Run::from(out)
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    fn terminate(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let lines = self.stderr.try_iter().collect();
+                return (status.code().unwrap_or(-1), lines);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PSYCOPG: &str = r#"import os, sys, json, psycopg
+PORT = int(os.environ['PORT'])
+def connect(user='analyst', password=None, **kw):
+    return psycopg.connect(host='127.0.0.1', port=PORT, user=user, password=password, dbname='debtlens',
+                           connect_timeout=20, sslmode=kw.pop('sslmode', 'disable'), **kw)
+
+# libpq keeps the SQLSTATE of a refused connection to itself; this speaks the startup protocol
+# (with SCRAM-SHA-256, RFC 5802) to read it: 'ok' or the code of the ErrorResponse.
+import socket, struct, base64, hashlib, hmac
+def startup(user, password=''):
+    s = socket.create_connection(('127.0.0.1', PORT), timeout=20)
+    def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)
+    def read(n):
+        b = b''
+        while len(b) < n:
+            chunk = s.recv(n - len(b))
+            if not chunk: raise EOFError('closed')
+            b += chunk
+        return b
+    send(b'', struct.pack('!I', 196608) + b'user\0' + user.encode() + b'\0database\0debtlens\0\0')
+    while True:
+        tag = read(1); data = read(struct.unpack('!I', read(4))[0] - 4)
+        if tag == b'E':
+            return dict((f[:1].decode(), f[1:].decode()) for f in data.split(b'\0') if f)['C']
+        if tag != b'R': continue
+        code = struct.unpack('!I', data[:4])[0]
+        if code == 0: return 'ok'
+        if code == 10:
+            first_bare = 'n=,r=' + base64.b64encode(os.urandom(18)).decode()
+            initial = ('n,,' + first_bare).encode()
+            send(b'p', b'SCRAM-SHA-256\0' + struct.pack('!i', len(initial)) + initial)
+        elif code == 11:
+            server_first = data[4:].decode()
+            attrs = dict(kv.split('=', 1) for kv in server_first.split(','))
+            salted = hashlib.pbkdf2_hmac('sha256', password.encode(), base64.b64decode(attrs['s']), int(attrs['i']))
+            client_key = hmac.new(salted, b'Client Key', 'sha256').digest()
+            without_proof = 'c=biws,r=' + attrs['r']
+            message = ','.join([first_bare, server_first, without_proof]).encode()
+            signature = hmac.new(hashlib.sha256(client_key).digest(), message, 'sha256').digest()
+            proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+            send(b'p', (without_proof + ',p=' + proof).encode())
+"#;
+
+fn store(env: &Env) -> PathBuf {
+    env.sample_store("store", 2000, &["--seed", "3"])
+}
+
+fn cli_csv(env: &Env, store: &Path, sql: &str) -> String {
+    let run = env.run(&["-q", "--data", store.to_str().unwrap(), "query", sql, "--format", "csv"]);
+    run.success();
+    run.stdout()
+}
+
+#[test]
+fn psql_lists_the_views_and_tables_and_reads_slowdown_by_system() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+
+    let views = server.psql(&env, &["-A", "-t", "-c", "\\dv"]);
+    views.success();
+    for view in debtlens::views::VIEWS {
+        assert!(views.stdout().contains(&format!("public|{}|view", view.name)), "{} in {}", view.name, views.stdout());
+    }
+    let tables = server.psql(&env, &["-A", "-t", "-c", "\\dt"]).stdout();
+    for table in ["features", "incidents", "capacity", "rejected_rows"] {
+        assert!(tables.contains(&format!("public|{table}|table")), "{tables}");
+    }
+    let columns = server.psql(&env, &["-A", "-t", "-c", "\\d slowdown_by_system"]).stdout();
+    assert!(columns.contains("slowdown_ratio|double precision"), "{columns}");
+    assert!(columns.contains("features|bigint"), "{columns}");
+
+    let sql = "SELECT system, features, round(slowdown_ratio, 4) AS slowdown FROM slowdown_by_system";
+    let over_the_wire = server.psql(&env, &["--csv", "-c", sql]);
+    over_the_wire.success();
+    assert_eq!(over_the_wire.stdout(), cli_csv(&env, &store, sql));
+    assert!(over_the_wire.stdout().lines().count() > 10);
+}
+
+#[test]
+fn psycopg_runs_parameterised_queries_over_the_extended_protocol() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = format!(
+        "{PSYCOPG}\
+with connect() as c:\n    \
+    sql = 'SELECT system, features, round(slowdown_ratio, 4) FROM slowdown_by_system WHERE features >= %s AND system <> %s'\n    \
+    text = c.execute(sql, (10, 'api-gateway')).fetchall()\n    \
+    binary = c.execute(sql, (10, 'api-gateway'), binary=True).fetchall()\n    \
+    assert text == binary, (text, binary)\n    \
+    for row in text: print(f'{{row[0]}},{{row[1]}},{{row[2]}}')\n    \
+    n = c.execute('SELECT count(*) FROM incidents WHERE severity = %s AND started_at >= %s', ('sev1', '2020-01-01')).fetchone()[0]\n    \
+    print('sev1', n)\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let expected = cli_csv(
+        &env,
+        &store,
+        "SELECT system, features, round(slowdown_ratio, 4) FROM slowdown_by_system WHERE features >= 10 AND system <> 'api-gateway'",
+    );
+    let expected_rows: Vec<&str> = expected.lines().skip(1).collect();
+    let got: Vec<String> = run.stdout().lines().filter(|l| !l.starts_with("sev1")).map(String::from).collect();
+    assert_eq!(got, expected_rows);
+    assert!(!got.is_empty());
+    let sev1 =
+        cli_csv(&env, &store, "SELECT count(*) FROM incidents WHERE severity = 'sev1' AND started_at >= '2020-01-01'");
+    assert!(run.stdout().contains(&format!("sev1 {}", sev1.lines().nth(1).unwrap())), "{}", run.stdout());
+}
+
+#[test]
+fn users_need_their_password_and_a_wrong_one_gets_28p01() {
+    let env = Env::new();
+    let store = store(&env);
+    let users = env.path("users");
+    let add = |name: &str, password: &str| {
+        let mut child = env
+            .cmd()
+            .args(["serve", "--users", users.to_str().unwrap(), "--add-user", name])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    };
+    add("ana", "correct horse").success();
+    add("bo", "battery staple").success();
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(!text.contains("correct horse") && !text.contains("battery"), "plaintext at rest: {text}");
+    assert!(text.contains("ana SCRAM-SHA-256$4096$"), "{text}");
+
+    let server = Server::start(&env, &store, &[], &["--users", users.to_str().unwrap()]);
+    let script = format!(
+        "{PSYCOPG}\
+for user, password in [('ana', 'correct horse'), ('ana', 'wrong'), ('nobody', 'correct horse'), ('bo', 'battery staple')]:\n    \
+    print(user, startup(user, password))\n\
+with connect('ana', 'correct horse') as c: print('psycopg', c.execute('SELECT count(*) FROM features').fetchone()[0])\n\
+try:\n    \
+    connect('ana', 'wrong')\n\
+except psycopg.OperationalError as e:\n    \
+    print('psycopg:', str(e).strip().splitlines()[-1].split(' failed: ')[-1])\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(
+        run.stdout(),
+        "ana ok\nana 28P01\nnobody 28P01\nbo ok\npsycopg 2000\n\
+         psycopg: FATAL:  password authentication failed for user \"ana\"\n"
+    );
+    // psql without a password cannot get in either.
+    let psql = server.psql_as(&env, &["-w", "-c", "SELECT 1"], &[("PGUSER", "ana")]);
+    assert_ne!(psql.code, 0);
+}
+
+#[test]
+fn listening_beyond_loopback_without_users_is_refused() {
+    let env = Env::new();
+    let run = env.run(&["serve", "--listen", "0.0.0.0:0"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("refusing to listen on 0.0.0.0:0 without users"), "{}", run.stderr);
+    assert!(run.stderr.contains("--add-user"), "{}", run.stderr);
+}
+
+/// Each statement a client must not get through, with a file it would write if it did.
+fn forbidden(dir: &Path) -> Vec<String> {
+    let out = dir.join("leak.csv");
+    vec![
+        "CREATE EXTERNAL TABLE pw (line TEXT) STORED AS CSV LOCATION '/etc/passwd'".into(),
+        format!("COPY (SELECT * FROM features) TO '{}'", out.display()),
+        format!("COPY features TO '{}'", out.display()),
+        "INSERT INTO features (feature_id, title) VALUES ('X-1', 'x')".into(),
+        "DROP TABLE features".into(),
+        "DROP VIEW slowdown_by_system".into(),
+        "CREATE VIEW mine AS SELECT 1".into(),
+        "SET datafusion.runtime.memory_limit = '1K'".into(),
+        "SET datafusion.execution.target_partitions = 1".into(),
+        "SELECT * FROM '/etc/passwd'".into(),
+        "SELECT 1; DROP TABLE features".into(),
+    ]
+}
+
+#[test]
+fn forbidden_statements_fail_over_both_protocols_and_change_nothing() {
+    let env = Env::new();
+    let store = store(&env);
+    let before = snapshot(&store);
+    let server = Server::start(&env, &store, &[], &[]);
+    let statements = forbidden(env.dir.path());
+
+    for sql in &statements {
+        let run = server.psql(&env, &["-c", sql]);
+        assert_ne!(run.code, 0, "psql ran `{sql}`: {}", run.stdout());
+        assert!(run.stderr.contains("ERROR:"), "`{sql}`: {}", run.stderr);
+        assert!(!run.stderr.contains("XX000: Internal"), "`{sql}`: {}", run.stderr);
+    }
+    let script = format!(
+        "{PSYCOPG}\
+import json\n\
+with connect(autocommit=True) as c:\n    \
+    views = c.execute('SELECT count(*) FROM information_schema.views').fetchone()[0]\n    \
+    for sql in json.loads(os.environ['SQL']):\n        \
+        try:\n            \
+            c.execute(sql, prepare=True)\n            \
+            print('RAN', sql)\n        \
+        except psycopg.Error as e:\n            \
+            print('refused', e.sqlstate)\n    \
+    print('after', c.execute('SELECT count(*) FROM features').fetchone()[0])\n    \
+    print('views unchanged', views == c.execute('SELECT count(*) FROM information_schema.views').fetchone()[0])\n"
+    );
+    let json = serde_json::to_string(&statements).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .env("PORT", server.port.to_string())
+        .env("SQL", json)
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.success();
+    let stdout = run.stdout();
+    assert!(!stdout.contains("RAN"), "{stdout}");
+    assert_eq!(stdout.matches("refused").count(), statements.len(), "{stdout}");
+    assert!(stdout.contains("refused 25006"), "{stdout}");
+    assert!(stdout.contains("refused 42501"), "{stdout}");
+    assert!(stdout.contains("refused 42601"), "{stdout}");
+    assert!(stdout.contains("after 2000\n"), "{stdout}");
+    assert!(stdout.contains("views unchanged True\n"), "{stdout}");
+    // The server's settings are untouched: a query still plans over every partition.
+    let settings = server.psql(
+        &env,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.target_partitions'",
+        ],
+    );
+    assert_ne!(settings.stdout().trim(), "1");
+
+    assert!(!env.path("leak.csv").exists());
+    assert_eq!(snapshot(&store), before, "the store changed");
+}
+
+const SLOW: &str =
+    "SELECT sum(length(a.feature_id || b.feature_id || c.feature_id)) FROM features a, features b, features c";
+
+#[test]
+fn a_query_past_its_timeout_gets_57014_and_the_next_one_runs() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &["--query-timeout", "3s"]);
+
+    // The client's own timeout, over the simple protocol.
+    let started = Instant::now();
+    let run = server.psql(
+        &env,
+        &[
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-A",
+            "-t",
+            "-c",
+            "SET statement_timeout = 300",
+            "-c",
+            SLOW,
+            "-c",
+            "SELECT count(*) FROM incidents",
+        ],
+    );
+    assert!(run.stderr.contains("ERROR:  57014: canceling statement due to statement timeout"), "{}", run.stderr);
+    assert!(run.stdout().contains("3000"), "{}", run.stdout());
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The server's cap wins over a longer client timeout, over the extended protocol.
+    let script = format!(
+        "{PSYCOPG}\
+import time\n\
+with connect(autocommit=True) as c:\n    \
+    c.execute(\"SET statement_timeout = '1h'\")\n    \
+    print('shown', c.execute('SHOW statement_timeout').fetchone()[0])\n    \
+    t = time.time()\n    \
+    try:\n        \
+        c.execute(sys.argv[1] + ' WHERE a.feature_id <> %s', ('z',)).fetchall()\n        \
+        print('finished')\n    \
+    except psycopg.Error as e:\n        \
+        print('error', e.sqlstate, 'after', time.time() - t)\n    \
+    print('next', c.execute('SELECT count(*) FROM features WHERE team <> %s', ('none',)).fetchone()[0])\n"
+    );
+    let out =
+        Command::new("python3").args(["-c", &script, SLOW]).env("PORT", server.port.to_string()).output().unwrap();
+    let run = Run::from(out);
+    run.success();
+    let stdout = run.stdout();
+    assert!(stdout.contains("shown 3000ms\n"), "{stdout}");
+    // Cancelled at the server's 3 s cap, not the client's hour (later when the machine is busy).
+    let after = stdout.split("error 57014 after ").nth(1).unwrap_or_else(|| panic!("{stdout}"));
+    let after: f64 = after.lines().next().unwrap().parse().unwrap();
+    assert!((2.9..30.0).contains(&after), "{stdout}");
+    assert!(stdout.contains("next "), "{stdout}");
+}
+
+#[test]
+fn a_query_beyond_the_memory_pool_fails_alone() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &["--memory-limit", "20M"], &[]);
+    let hungry = "SELECT max(cardinality(t)) FROM (SELECT a.feature_id, array_agg(b.title || a.title) AS t \
+                  FROM features a, features b GROUP BY a.feature_id) x";
+    let run =
+        server.psql(&env, &["-v", "ON_ERROR_STOP=0", "-A", "-t", "-c", hungry, "-c", "SELECT count(*) FROM features"]);
+    assert!(run.stderr.contains("ERROR:  53200: Resources exhausted"), "{}", run.stderr);
+    assert_eq!(run.stdout().trim(), "2000");
+}
+
+#[test]
+fn one_connection_over_the_limit_is_refused() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &["--max-connections", "2"]);
+    let script = format!(
+        "{PSYCOPG}\
+a = connect(); b = connect()\n\
+print('third', startup('analyst'))\n\
+try:\n    \
+    connect(); print('third connected')\n\
+except psycopg.OperationalError as e:\n    \
+    print('psycopg:', str(e).strip().splitlines()[-1].split(' failed: ')[-1])\n\
+print('a still works', a.execute('SELECT count(*) FROM capacity').fetchone()[0] > 0)\n\
+a.close()\n\
+import time\n\
+for _ in range(100):\n    \
+    try:\n        \
+        d = connect(); print('after a left', d.execute('SELECT 1').fetchone()[0]); break\n    \
+    except psycopg.OperationalError:\n        \
+        time.sleep(0.05)\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(
+        run.stdout(),
+        "third 53300\npsycopg: FATAL:  sorry, too many clients already: this server allows 2 connections \
+         (--max-connections)\na still works True\nafter a left 1\n"
+    );
+}
+
+#[test]
+fn fifty_concurrent_clients_of_twenty_queries_get_correct_results() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = format!(
+        "{PSYCOPG}\
+from concurrent.futures import ThreadPoolExecutor\n\
+queries = [\n    \
+    ('SELECT system, features FROM slowdown_by_system WHERE features >= %s ORDER BY system', (1,)),\n    \
+    ('SELECT count(*) FROM features WHERE team = %s', ('checkout',)),\n    \
+    ('SELECT reason, features FROM delay_by_reason ORDER BY reason', None),\n    \
+    ('SELECT system, incidents FROM incident_impact ORDER BY system', None),\n]\n\
+with connect() as c:\n    \
+    expected = [c.execute(q, p).fetchall() for q, p in queries]\n\
+def client(i):\n    \
+    with connect() as c:\n        \
+        bad = 0\n        \
+        for j in range(20):\n            \
+            k = (i + j) % len(queries)\n            \
+            q, p = queries[k]\n            \
+            if c.execute(q, p).fetchall() != expected[k]: bad += 1\n        \
+        return bad\n\
+with ThreadPoolExecutor(50) as pool:\n    \
+    results = list(pool.map(client, range(50)))\n\
+print('clients', len(results), 'wrong', sum(results), 'rows', sum(len(e) for e in expected))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let stdout = run.stdout();
+    assert!(stdout.starts_with("clients 50 wrong 0 rows "), "{stdout}");
+    let rows: usize = stdout.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(rows > 20, "{stdout}");
+}
+
+#[test]
+fn an_ingest_while_serving_is_visible_to_the_next_query() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::write(
+        env.path("new.csv"),
+        "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at\n\
+         NEW-1,Fresh one,checkout,auth-service,1,2,2026-11-01,2026-11-20\n\
+         NEW-2,Fresh two,checkout,auth-service,1,1,2026-11-02,2026-11-21\n",
+    )
+    .unwrap();
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = format!(
+        "{PSYCOPG}\
+import subprocess\n\
+with connect(autocommit=True) as c:\n    \
+    count = lambda: c.execute('SELECT count(*) FROM features WHERE feature_id LIKE %s', ('NEW-%',)).fetchone()[0]\n    \
+    print('before', count(), c.execute('SELECT count(*) FROM features').fetchone()[0])\n    \
+    subprocess.run([os.environ['DEBTLENS'], '-q', '--data', os.environ['STORE'], 'ingest', 'features', 'new.csv'], check=True, capture_output=True)\n    \
+    print('after', count(), c.execute('SELECT count(*) FROM features').fetchone()[0])\n    \
+    print('window', c.execute('SELECT as_of FROM analysis_window').fetchone()[0].isoformat())\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(run.stdout().lines().take(2).collect::<Vec<_>>(), ["before 0 2000", "after 2 2002"]);
+    // The default window follows the newest shipped feature, which the ingest moved.
+    assert!(run.stdout().contains("window 2026-11-21"), "{}", run.stdout());
+}
+
+#[test]
+fn sigterm_stops_the_server_with_exit_0() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    // An idle client does not hold the shutdown up.
+    let mut idle = Command::new("python3")
+        .args(["-c", &format!("{PSYCOPG}c = connect()\nprint('connected', flush=True)\nimport time; time.sleep(60)\n")])
+        .env("PORT", server.port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(idle.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "connected\n");
+    let started = Instant::now();
+    let (code, stderr) = server.terminate();
+    let _ = idle.kill();
+    let _ = idle.wait();
+    assert_eq!(code, 0, "{stderr:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(stderr.iter().any(|l| l.contains("shutting down")), "{stderr:?}");
+}
+
+#[test]
+fn tls_fails_closed_and_can_be_required() {
+    let env = Env::new();
+    let store = store(&env);
+    let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let data = store.to_str().unwrap();
+
+    // A certificate that is not one, a missing key: the server does not start.
+    std::fs::write(env.path("junk.pem"), "not a certificate\n").unwrap();
+    let junk = env.run(&[
+        "--data",
+        data,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "junk.pem",
+        "--tls-key",
+        "key.pem",
+    ]);
+    junk.fails_with(2);
+    assert!(junk.stderr.contains("junk.pem"), "{}", junk.stderr);
+    let missing = env.run(&[
+        "--data",
+        data,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "cert.pem",
+        "--tls-key",
+        "none.pem",
+    ]);
+    missing.fails_with(2);
+    assert!(missing.stderr.contains("none.pem"), "{}", missing.stderr);
+    let swapped = env.run(&[
+        "--data",
+        data,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "key.pem",
+        "--tls-key",
+        "cert.pem",
+    ]);
+    swapped.fails_with(2);
+    assert!(swapped.stderr.contains("TLS"), "{}", swapped.stderr);
+    let half = env.run(&["--data", data, "serve", "--listen", "127.0.0.1:0", "--require-tls"]);
+    half.fails_with(2);
+
+    let server = Server::start(
+        &env,
+        &store,
+        &[],
+        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), "--require-tls"],
+    );
+    let plain = server.psql(&env, &["-c", "SELECT 1"]);
+    assert_ne!(plain.code, 0);
+    assert!(plain.stderr.contains("TLS connections only"), "{}", plain.stderr);
+    let tls = server.psql_as(&env, &["-A", "-t", "-c", "SELECT count(*) FROM features"], &[("PGSSLMODE", "require")]);
+    tls.success();
+    assert_eq!(tls.stdout().trim(), "2000");
+}
