@@ -40,6 +40,11 @@ pub enum Error {
     #[error("store {store}, table `{table}`: {message}")]
     Store { store: String, table: &'static str, message: String },
 
+    /// The store's object storage cannot be reached as configured: no bucket, no credentials,
+    /// access denied, an endpoint that does not answer.
+    #[error("store {store}: {message}")]
+    Unreachable { store: String, message: String },
+
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
@@ -80,6 +85,7 @@ impl Error {
             | Error::ReadOnly(_)
             | Error::UnknownView { .. }
             | Error::MissingTable { .. }
+            | Error::Unreachable { .. }
             | Error::ColumnType { .. }
             | Error::Located { .. }
             | Error::Io { .. } => exit::USAGE,

@@ -73,7 +73,7 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
     if summary.rejected > 0 {
         config.note(format_args!(
             "rejected rows are kept in {}/_rejected with their line and reason: debtlens query \"SELECT * FROM rejected_rows\"",
-            config.store
+            config.store.to_string().trim_end_matches('/')
         ));
         if !args.allow_rejects {
             return Ok(exit::REJECTED);

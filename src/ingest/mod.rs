@@ -95,10 +95,13 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         inputs.push((file.clone(), format));
     }
     // The store must be a debtlens store before anything is read.
-    deltalake::open_table(store.table_url(table)?).await.map_err(|e| Error::Store {
-        store: store.to_string(),
-        table: table.name(),
-        message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
+    store.open_delta(store.table_url(table)?).await.map_err(|e| match store.explain(table, &e) {
+        Error::Store { store, table, .. } => Error::Store {
+            store,
+            table,
+            message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
+        },
+        unreachable => unreachable,
     })?;
 
     let staging = tempfile::Builder::new()

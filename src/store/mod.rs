@@ -5,8 +5,9 @@
 
 mod sample_data;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
@@ -19,7 +20,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{StructField, StructType};
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -141,12 +142,37 @@ impl Store {
         Ok(versions)
     }
 
+    /// A Delta table at `url`, loaded at its newest version.
+    pub async fn open_delta(&self, url: Url) -> std::result::Result<DeltaTable, DeltaTableError> {
+        DeltaTableBuilder::from_url(url)?.with_storage_options(self.storage_options()).load().await
+    }
+
+    /// A handle on a Delta table at `url` without reading its log (to create it, or to list it).
+    fn delta_handle(&self, url: Url) -> std::result::Result<DeltaTable, DeltaTableError> {
+        DeltaTableBuilder::from_url(url)?.with_storage_options(self.storage_options()).build()
+    }
+
+    /// Options for the object store: on S3, an endpoint that does not answer fails within
+    /// seconds rather than after object_store's default three minutes of retries. Credentials,
+    /// region and endpoint come from the standard AWS environment variables.
+    fn storage_options(&self) -> HashMap<String, String> {
+        match &self.location {
+            Location::Url(url) if url.scheme() != "file" => {
+                [("connect_timeout", "5s"), ("timeout", "30s"), ("max_retries", "2"), ("retry_timeout", "10s")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }
+            _ => HashMap::new(),
+        }
+    }
+
     /// Whether any Delta table has a commit newer than the version given for it (as `register`
     /// returned them). Lists each log from the known version on; reads no data.
     pub async fn changed_since(&self, known: &[(Table, Option<u64>)]) -> Result<bool> {
         for &(table, version) in known {
             let Some(version) = version else { continue };
-            let delta = DeltaTable::try_from_url(self.table_url(table)?).await?;
+            let delta = self.delta_handle(self.table_url(table)?)?;
             let latest = delta.log_store().get_latest_version(version as _).await?;
             if latest as u64 > version {
                 return Ok(true);
@@ -164,7 +190,7 @@ impl Store {
         if self.local_dir().is_some_and(|dir| !dir.join(REJECTED_DIR).join("_delta_log").is_dir()) {
             return empty();
         }
-        match deltalake::open_table(url).await {
+        match self.open_delta(url).await {
             Ok(delta) => {
                 delta.update_datafusion_session(&ctx.state())?;
                 Ok(delta.table_provider().await?)
@@ -194,15 +220,67 @@ impl Store {
                 return Ok((self.open_parquet_folder(ctx, table, url).await?, None));
             }
         }
-        match deltalake::open_table(url.clone()).await {
+        match self.open_delta(url.clone()).await {
             Ok(delta) => {
                 delta.update_datafusion_session(&ctx.state())?;
                 let provider = delta.table_provider().await.map_err(|e| store_err(e.to_string()))?;
                 Ok((provider, delta.version()))
             }
+            // Plain Parquet folders are read from local stores only.
+            Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() => {
+                Err(Error::MissingTable { store: self.to_string(), table: table.name() })
+            }
             Err(DeltaTableError::NotATable(_)) => Ok((self.open_parquet_folder(ctx, table, url).await?, None)),
-            Err(e) => Err(store_err(e.to_string())),
+            Err(e) => Err(self.explain(table, &e)),
         }
+    }
+
+    /// An object-store error as a sentence that names the problem, when it is one a user can fix
+    /// (no bucket, no credentials, access denied, no answer); otherwise the error as it is.
+    pub fn explain(&self, table: Table, e: &dyn std::fmt::Display) -> Error {
+        let message = e.to_string();
+        match self.unreachable_because(&message) {
+            Some(why) => Error::Unreachable { store: self.to_string(), message: why },
+            None => Error::Store { store: self.to_string(), table: table.name(), message },
+        }
+    }
+
+    fn unreachable_because(&self, message: &str) -> Option<String> {
+        let Location::Url(url) = &self.location else { return None };
+        if url.scheme() == "file" {
+            return None;
+        }
+        let bucket = url.host_str().unwrap_or_default();
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .map(|e| format!("the endpoint {e}"))
+            .unwrap_or_else(|_| "the AWS S3 endpoint".to_string());
+        let lower = message.to_lowercase();
+        Some(if message.contains("NoSuchBucket") {
+            format!("bucket `{bucket}` does not exist at {endpoint}")
+        } else if message.contains("169.254.169.254")
+            || lower.contains("no credentials")
+            || lower.contains("credentials not")
+        {
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), \
+             or run where an instance role provides them"
+                .to_string()
+        } else if message.contains("AccessDenied") || message.contains("403 Forbidden") {
+            format!(
+                "access denied to s3://{bucket}{}: the credentials lack permission (s3:ListBucket, s3:GetObject, s3:PutObject)",
+                url.path()
+            )
+        } else if message.contains("InvalidAccessKeyId") || message.contains("SignatureDoesNotMatch") {
+            "the AWS credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_string()
+        } else if lower.contains("error sending request") || lower.contains("timed out") {
+            // object_store does not say why a request could not be sent; how long it took does.
+            match request_seconds(message) {
+                Some(s) if s >= 4.0 => format!("{endpoint} did not answer within {s:.0} s"),
+                _ => format!("cannot connect to {endpoint} (connection refused, or no route to it)"),
+            }
+        } else {
+            return None;
+        })
     }
 
     /// A folder of plain Parquet files written by another tool, read as it is.
@@ -249,13 +327,13 @@ impl Store {
             }
             let kernel: StructType = table.schema().as_ref().try_into_kernel()?;
             let columns: Vec<StructField> = kernel.fields().cloned().collect();
-            DeltaTable::try_from_url(url)
-                .await?
+            self.delta_handle(url)?
                 .create()
                 .with_table_name(table.name())
                 .with_columns(columns)
                 .with_save_mode(SaveMode::ErrorIfExists)
-                .await?;
+                .await
+                .map_err(|e| self.explain(table, &e))?;
         }
         Ok(())
     }
@@ -263,7 +341,7 @@ impl Store {
     /// Appends batches to a table in one commit.
     pub async fn append(&self, table: Table, batches: Vec<RecordBatch>) -> Result<()> {
         let url = self.table_url(table)?;
-        let delta = deltalake::open_table(url).await?;
+        let delta = self.open_delta(url).await?;
         delta.write(batches).with_save_mode(SaveMode::Append).await?;
         Ok(())
     }
@@ -285,7 +363,7 @@ impl Store {
             let folder = dir.join(REJECTED_DIR);
             std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
         }
-        let delta = DeltaTable::try_from_url(url).await?;
+        let delta = self.delta_handle(url)?;
         // Append creates the table if it does not exist yet; a concurrent creator makes this
         // commit conflict, and the retry appends to the table it made.
         retry_on_conflict(|| {
@@ -324,6 +402,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" AND ");
         let staged_url = format!("{}/", staged.display());
+        let store = self;
         retry_on_conflict(|| {
             let (url, dedup, predicate, staged_url, columns) =
                 (url.clone(), dedup.clone(), predicate.clone(), staged_url.clone(), columns.clone());
@@ -333,7 +412,7 @@ impl Store {
                 let ctx = SessionContext::new_with_config(config);
                 ctx.register_parquet("staged", &staged_url, datafusion::prelude::ParquetReadOptions::default()).await?;
                 let source = ctx.sql(&dedup).await?;
-                let delta = deltalake::open_table(url).await?;
+                let delta = store.open_delta(url).await?;
                 let (delta, metrics) = delta
                     .merge(source, predicate)
                     .with_source_alias("s")
@@ -425,10 +504,39 @@ fn conform(table: Table, provider: Arc<dyn TableProvider>, casts: &schema::Casts
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
-/// A local path or a URL, as a URL of a directory (ending in `/`).
+/// How long object_store says a failed request took ("Error performing GET ... in 30.0s").
+fn request_seconds(message: &str) -> Option<f64> {
+    message.split(" in ").skip(1).find_map(|rest| {
+        let token = rest.split([' ', ',']).next()?;
+        match token.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().ok().map(|ms| ms / 1000.0),
+            None => token.strip_suffix('s')?.parse().ok(),
+        }
+    })
+}
+
+/// A local path or a URL (`file://`, `s3://bucket/prefix`), as a URL of a directory (ending in
+/// `/`).
 pub fn parse_location(location: &str) -> Result<Url> {
     let mut url = if location.contains("://") {
-        Url::parse(location).map_err(|e| Error::Usage(format!("invalid store location `{location}`: {e}")))?
+        let url =
+            Url::parse(location).map_err(|e| Error::Usage(format!("invalid store location `{location}`: {e}")))?;
+        match url.scheme() {
+            "file" => {}
+            "s3" | "s3a" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(Error::Usage(format!("invalid store location `{location}`: no bucket")));
+                }
+                static S3: Once = Once::new();
+                S3.call_once(|| deltalake::aws::register_handlers(None));
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "store location `{location}`: `{other}://` is not supported; use a path, file:// or s3://bucket/prefix"
+                )));
+            }
+        }
+        url
     } else {
         let path = std::path::absolute(location).map_err(|e| Error::io(location, e))?;
         Url::from_directory_path(&path)
@@ -451,6 +559,21 @@ mod tests {
         assert_eq!(parse_location("file:///tmp/x/").unwrap().as_str(), "file:///tmp/x/");
         let local = parse_location("some/dir").unwrap();
         assert!(local.as_str().starts_with("file:///") && local.as_str().ends_with("some/dir/"), "{local}");
+    }
+
+    #[test]
+    fn the_time_of_a_failed_request_is_read_from_its_message() {
+        let slow = "Error performing GET http://127.0.0.1:1/b/_last_checkpoint in 30.00161108s - HTTP error: error sending request";
+        assert_eq!(request_seconds(slow), Some(30.00161108));
+        let fast = "Error performing GET http://h/x in 258.972534ms, after 2 retries - HTTP error";
+        assert_eq!(request_seconds(fast), Some(0.258972534));
+        assert_eq!(request_seconds("no time here"), None);
+    }
+
+    #[test]
+    fn only_file_and_s3_locations_are_accepted() {
+        assert!(parse_location("gs://bucket/x").unwrap_err().to_string().contains("not supported"));
+        assert!(parse_location("s3:///x").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@ mod batch;
 mod cli;
 mod ingest;
 mod report;
+mod s3;
 mod server;
 mod shell;
 mod slt;
