@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# debtlens against the DuckDB CLI, end to end, on the same views over the same Parquet files.
+#
+#   benches/compare.sh [--big | --features N --incidents M] [--runs N] [--bin PATH] [--work DIR] [--no-write]
+#
+# 1. Generates a store (1M features, 5M incidents; --big: 10M and 50M) with `debtlens sample`
+#    and exports the same data as plain Parquet (the generator is deterministic), which both
+#    engines read.
+# 2. Creates every view of queries/*.sql in a DuckDB database, as views over those files. The SQL
+#    is the product's own, with the analysis window's functions replaced by the literals
+#    debtlens resolves and `cardinality` spelled `len`.
+# 3. Times every view N times (default 5), alternating debtlens and DuckDB, each a fresh CLI
+#    process writing CSV to /dev/null, and prints view, both medians and their ratio.
+# 4. Times CSV ingest of 1M features against DuckDB reading the same CSV into Parquet, and cold
+#    start on the built-in sample against DuckDB's.
+# 5. Writes the table to BENCHMARKS.md with the date and the machine (unless --no-write).
+#
+# DuckDB comes from PyPI (duckdb-cli) into a virtualenv under the work folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+features=1000000
+incidents=5000000
+runs=5
+bin=target/release/debtlens
+work=target/compare
+write=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --big) features=10000000; incidents=50000000; shift ;;
+        --features) features=$2; shift 2 ;;
+        --incidents) incidents=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --bin) bin=$2; shift 2 ;;
+        --work) work=$2; shift 2 ;;
+        --no-write) write=0; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [ ! -x "$bin" ]; then
+    echo "building $bin (cargo build --release)..." >&2
+    cargo build --release --locked >&2
+fi
+mkdir -p "$work"
+
+duckdb="$work/venv/bin/duckdb"
+if [ ! -x "$duckdb" ]; then
+    python3 -m venv "$work/venv"
+    "$work/venv/bin/pip" install -q --disable-pip-version-check "duckdb-cli>=1.4"
+fi
+
+plain="$work/plain-$features"
+if [ ! -d "$plain/features" ]; then
+    echo "generating $features features, $incidents incidents as plain Parquet..." >&2
+    "$bin" -q sample --out "$plain" --features "$features" --incidents "$incidents" --seed 7 --plain-parquet
+fi
+
+# The window both engines use: the one debtlens resolves by default, as literals.
+window=$("$bin" -q --data "$plain" query "SELECT window_start, as_of, window_days FROM analysis_window" --format csv | tail -1)
+IFS=, read -r start as_of days <<<"$window"
+as_of_flag=(--as-of "$as_of")
+
+db="$work/duck-$features.db"
+rm -f "$db"
+{
+    echo "SET TimeZone = 'UTC';"
+    for t in features incidents capacity; do
+        echo "CREATE VIEW $t AS SELECT * FROM read_parquet('$plain/$t/*.parquet');"
+    done
+    for view in $("$bin" -q views --format csv | tail -n +2 | cut -d, -f1); do
+        echo "CREATE VIEW $view AS"
+        sed -e '/^--/d' \
+            -e "s/window_start()/TIMESTAMPTZ '$start'/g" \
+            -e "s/window_end()/TIMESTAMPTZ '$as_of'/g" \
+            -e "s/window_days()/$days/g" \
+            -e "s/cardinality(/len(/g" \
+            "queries/$view.sql" | sed -e '$s/;*$/;/'
+    done
+} > "$work/duck-views.sql"
+"$duckdb" "$db" < "$work/duck-views.sql" >/dev/null
+
+# Wall time of one command, in seconds.
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" > /dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f", m }'; }
+
+table="| view | rows | debtlens median (s) | DuckDB CLI median (s) | debtlens / DuckDB |
+|---|---:|---:|---:|---:|"
+for view in $("$bin" -q views --format csv | tail -n +2 | cut -d, -f1); do
+    # The same answer first: equal row counts (values may differ in their last float digits).
+    n_ours=$("$bin" -q --data "$plain" "${as_of_flag[@]}" view "$view" --format csv | wc -l)
+    n_theirs=$("$duckdb" -readonly -csv "$db" -c "SELECT * FROM $view" | wc -l)
+    rows=$((n_ours - 1))
+    [ "$n_ours" = "$n_theirs" ] || rows="$((n_ours - 1)) vs DuckDB $((n_theirs - 1))"
+    ours=()
+    theirs=()
+    for _ in $(seq "$runs"); do
+        ours+=("$(seconds "$bin" -q --data "$plain" "${as_of_flag[@]}" view "$view" --format csv)")
+        theirs+=("$(seconds "$duckdb" -readonly -csv "$db" -c "SELECT * FROM $view")")
+    done
+    a=$(printf '%s\n' "${ours[@]}" | median)
+    b=$(printf '%s\n' "${theirs[@]}" | median)
+    ratio=$(echo "$a / $b" | bc -l | xargs printf '%.2f')
+    row="| $view | $rows | $a | $b | $ratio |"
+    echo "$row" >&2
+    table+=$'\n'"$row"
+done
+
+# CSV ingest of the features against DuckDB reading the same CSV into Parquet.
+csv="$work/features-$features.csv"
+[ -f "$csv" ] || "$bin" -q --data "$plain" query "SELECT * FROM features" --format csv > "$csv"
+ingest=()
+duck_ingest=()
+for _ in $(seq 3); do
+    rm -rf "$work/ingest-store" "$work/duck.parquet"
+    "$bin" -q init "$work/ingest-store"
+    ingest+=("$(seconds "$bin" -q --data "$work/ingest-store" ingest features "$csv")")
+    duck_ingest+=("$(seconds "$duckdb" -c "COPY (SELECT * FROM read_csv('$csv')) TO '$work/duck.parquet' (FORMAT parquet)")")
+done
+a=$(printf '%s\n' "${ingest[@]}" | median)
+b=$(printf '%s\n' "${duck_ingest[@]}" | median)
+rows=$((features))
+ingest_row="| CSV ingest of $rows features | | $a | $b | $(echo "$a / $b" | bc -l | xargs printf '%.2f') |"
+
+# Cold start: the built-in sample's main view against DuckDB's smallest query.
+cold=()
+duck_cold=()
+for _ in $(seq "$runs"); do
+    cold+=("$(seconds env -u DEBTLENS_DATA "$bin" -q view slowdown_by_system --format csv)")
+    duck_cold+=("$(seconds "$duckdb" -csv -c "SELECT 42")")
+done
+a=$(printf '%s\n' "${cold[@]}" | median)
+b=$(printf '%s\n' "${duck_cold[@]}" | median)
+cold_row="| cold start (built-in sample / SELECT 42) | | $a | $b | $(echo "$a / $b" | bc -l | xargs printf '%.2f') |"
+echo "$ingest_row" >&2
+echo "$cold_row" >&2
+
+machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB"
+report="## $(date -u +%Y-%m-%d): $features features, $incidents incidents
+
+Machine: $machine. debtlens: \`$bin\` ($("$bin" --version)). DuckDB CLI: $("$duckdb" -version | head -1).
+Command: \`benches/compare.sh$( [ "$features" = 10000000 ] && echo ' --big') --bin $bin\`, $runs runs per view, medians of wall time per CLI process.
+
+$table
+
+| other | | debtlens (s) | DuckDB (s) | ratio |
+|---|---:|---:|---:|---:|
+$ingest_row
+$cold_row
+"
+echo "$report"
+if [ "$write" = 1 ]; then
+    [ -f BENCHMARKS.md ] || printf '# Benchmarks\n\nWritten by `benches/compare.sh`; newest first.\n\n' > BENCHMARKS.md
+    { head -4 BENCHMARKS.md; echo "$report"; tail -n +5 BENCHMARKS.md; } > BENCHMARKS.md.tmp
+    mv BENCHMARKS.md.tmp BENCHMARKS.md
+fi
