@@ -102,6 +102,32 @@ fn a_store_on_s3_answers_like_the_same_store_on_disk() {
         assert_eq!(csv(&on_s3), csv(&on_disk), "view {}", view.name);
     }
 
+    // The monthly report reads the bucket as it reads the disk.
+    let report = |data: &str| {
+        let text = csv(&s3_run(&env, &endpoint, &["-q", "--data", data, "--as-of", "2026-10-31", "report"]));
+        text.replace(&format!("**Store:** {}", data.trim_end_matches('/')), "**Store:** STORE")
+            .replace("STORE/", "STORE")
+    };
+    assert_eq!(report(s3), report(local));
+
+    // The server too: psql over a store in the bucket.
+    let mut serve = s3_cmd(&env, &endpoint, &["--data", s3, "serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stderr.as_mut().unwrap()), &mut line).unwrap();
+    let port = line.split("127.0.0.1:").nth(1).and_then(|r| r.split_whitespace().next()).expect(&line).to_string();
+    let psql = Command::new("psql")
+        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port, "-U", "analyst", "-d", "debtlens"])
+        .args(["-c", "SELECT count(*) FROM features"])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "1500", "{}", String::from_utf8_lossy(&psql.stderr));
+
     // init and ingest on S3, with rejected rows kept there too.
     s3_run(&env, &endpoint, &["init", "s3://debt/fresh"]).success();
     std::fs::write(
