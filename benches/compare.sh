@@ -140,11 +140,14 @@ cold_row="| cold start (built-in sample / SELECT 42) | | $a | $b | $(echo "$a / 
 echo "$ingest_row" >&2
 echo "$cold_row" >&2
 
-machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)
+machine="$(nproc) cores (${cpu:-unknown CPU}), $(free -g | awk '/Mem:/ {print $2}') GiB"
+big_flag=""
+[ "$features" != 10000000 ] || big_flag=" --big"
 report="## $(date -u +%Y-%m-%d): $features features, $incidents incidents
 
 Machine: $machine. debtlens: \`$bin\` ($("$bin" --version)). DuckDB CLI: $("$duckdb" -version | head -1).
-Command: \`benches/compare.sh$( [ "$features" = 10000000 ] && echo ' --big') --bin $bin\`, $runs runs per view, medians of wall time per CLI process.
+Command: \`benches/compare.sh$big_flag --bin $bin\`, $runs runs per view, medians of wall time per CLI process.
 
 $table
 
