@@ -96,12 +96,12 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
     }
     // The store must be a debtlens store before anything is read.
     store.open_delta(store.table_url(table)?).await.map_err(|e| match store.explain(table, &e) {
-        Error::Store { store, table, .. } => Error::Store {
-            store,
-            table,
+        unreachable @ Error::Unreachable { .. } => unreachable,
+        _ => Error::Store {
+            store: store.to_string(),
+            table: table.name(),
             message: format!("not a Delta table ({e}); create the store with `debtlens init`"),
         },
-        unreachable => unreachable,
     })?;
 
     let staging = tempfile::Builder::new()

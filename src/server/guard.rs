@@ -178,15 +178,17 @@ fn is_timeout(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> bool {
 /// A one-row, one-column text answer to SHOW.
 fn show(name: &str, value: String) -> PgWireResult<QueryResponse> {
     use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat};
-    let fields = Arc::new(vec![FieldInfo::new(name.into(), None, None, postgres_text(), FieldFormat::Text)]);
+    let fields = Arc::new(vec![FieldInfo::new(
+        name.into(),
+        None,
+        None,
+        datafusion_postgres::pgwire::api::Type::TEXT,
+        FieldFormat::Text,
+    )]);
     let mut encoder = DataRowEncoder::new(fields.clone());
     encoder.encode_field(&Some(value))?;
     let row = encoder.take_row();
     Ok(QueryResponse::new(fields, stream::once(async move { Ok(row) })))
-}
-
-fn postgres_text() -> datafusion_postgres::pgwire::api::Type {
-    datafusion_postgres::pgwire::api::Type::TEXT
 }
 
 /// Checks one setting a client may change and normalises its value: the metadata key it is kept

@@ -210,7 +210,6 @@ impl Store {
 
     async fn open_files(&self, ctx: &SessionContext, table: Table) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
         let url = self.table_url(table)?;
-        let store_err = |message: String| Error::Store { store: self.to_string(), table: table.name(), message };
         if let Some(dir) = self.local_dir() {
             let dir = dir.join(table.name());
             if !dir.is_dir() {
@@ -223,7 +222,7 @@ impl Store {
         match self.open_delta(url.clone()).await {
             Ok(delta) => {
                 delta.update_datafusion_session(&ctx.state())?;
-                let provider = delta.table_provider().await.map_err(|e| store_err(e.to_string()))?;
+                let provider = delta.table_provider().await.map_err(|e| self.explain(table, &e))?;
                 Ok((provider, delta.version()))
             }
             // Plain Parquet folders are read from local stores only.
