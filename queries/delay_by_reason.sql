@@ -16,15 +16,25 @@ WITH reasons AS (
     WHERE coalesce(cardinality(delay_reasons), 0) = 0
       AND delay_days > 0
 ),
+per_reason AS (
+    SELECT
+        reason,
+        count(*) AS features,
+        sum(delay_days) AS total_delay_days,
+        sum(attributed) AS attributed_delay_days
+    FROM reasons
+    GROUP BY reason
+),
+-- The total over every feature in the window: joined to the few rows of per_reason, not to
+-- every reason row.
 total AS (
     SELECT sum(delay_days) AS delay_days FROM window_features
 )
 SELECT
-    reasons.reason AS reason,
-    count(*) AS features,
-    sum(reasons.delay_days) AS total_delay_days,
-    sum(reasons.attributed) AS attributed_delay_days,
-    sum(reasons.attributed) / NULLIF(max(total.delay_days), 0) AS share_of_delay
-FROM reasons CROSS JOIN total
-GROUP BY reasons.reason
+    per_reason.reason AS reason,
+    per_reason.features AS features,
+    per_reason.total_delay_days AS total_delay_days,
+    per_reason.attributed_delay_days AS attributed_delay_days,
+    per_reason.attributed_delay_days / NULLIF(total.delay_days, 0) AS share_of_delay
+FROM per_reason CROSS JOIN total
 ORDER BY attributed_delay_days DESC NULLS LAST, reason

@@ -369,9 +369,8 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
 }
 
 async fn run_job(engine: &Engine, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
-    let result = engine.execute(&job.query.sql()).await?;
+    let result = engine.execute_stream(&job.query.sql()).await?;
     report.window = result.window.map(WindowReport::from);
-    report.rows = Some(result.rows());
     let as_of = if job.path.contains("{as_of}") {
         Some(engine.window().await?.as_of.format("%Y-%m-%d").to_string())
     } else {
@@ -380,14 +379,16 @@ async fn run_job(engine: &Engine, job: &Job, today: &str, report: &mut JobReport
     let path = PathBuf::from(expand(&job.path, today, as_of.as_deref()));
     report.path = path.display().to_string();
     create_parent(&path)?;
-    let mut bytes = 0;
-    output::write_file_atomically(&path, |file| {
-        let mut out = Counting { inner: std::io::BufWriter::new(file), bytes: 0 };
-        output::write(job.format, &result.schema, &result.batches, &mut out, WriteOptions::default())?;
-        out.flush()?;
-        bytes = out.bytes;
-        Ok(())
-    })?;
+    // Written as the batches come; the path changes only once the last one is in.
+    let mut file = output::AtomicFile::create(&path)?;
+    let mut out = Counting { inner: std::io::BufWriter::new(file.file()), bytes: 0 };
+    let written =
+        output::write_stream(job.format, result.schema, result.stream, &mut out, WriteOptions::default()).await?;
+    out.flush()?;
+    let bytes = out.bytes;
+    drop(out);
+    file.commit()?;
+    report.rows = Some(written.total);
     report.bytes = Some(bytes);
     Ok(())
 }

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
+use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::schema::Table;
@@ -51,6 +53,14 @@ impl QueryResult {
     pub fn rows(&self) -> usize {
         self.batches.iter().map(|b| b.num_rows()).sum()
     }
+}
+
+/// A statement under way: its batches as they are produced.
+pub struct QueryStream {
+    pub schema: SchemaRef,
+    pub stream: SendableRecordBatchStream,
+    /// The window the statement used, when it read a windowed view or function.
+    pub window: Option<Window>,
 }
 
 pub struct Engine {
@@ -212,20 +222,38 @@ impl Engine {
 
     /// Runs one statement to completion.
     pub async fn execute(&self, sql: &str) -> Result<QueryResult> {
+        let QueryStream { schema, stream, window } = self.execute_stream(sql).await?;
+        let batches = stream.try_collect().await?;
+        Ok(QueryResult { schema, batches, window })
+    }
+
+    /// Starts one statement: its batches come as the plan produces them, so that a result
+    /// larger than memory can be written out as it goes.
+    pub async fn execute_stream(&self, sql: &str) -> Result<QueryStream> {
         let plan = self.plan(sql).await?;
         let window = if views::references_window(sql) { self.window.resolved() } else { None };
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        Ok(QueryResult { schema, batches, window })
+        let stream = df.execute_stream().await?;
+        Ok(QueryStream { schema, stream, window })
     }
 
     /// Runs a predefined view.
     pub async fn view(&self, name: &str) -> Result<QueryResult> {
-        let Some(view) = views::find(name) else {
-            return Err(Error::UnknownView { name: name.to_string(), suggestions: views::closest(name) });
-        };
-        self.execute(&format!("SELECT * FROM {}", view.name)).await
+        self.execute(&view_query(name)?).await
+    }
+
+    /// Starts a predefined view, as `execute_stream`.
+    pub async fn view_stream(&self, name: &str) -> Result<QueryStream> {
+        self.execute_stream(&view_query(name)?).await
+    }
+}
+
+/// The query of a predefined view.
+fn view_query(name: &str) -> Result<String> {
+    match views::find(name) {
+        Some(view) => Ok(format!("SELECT * FROM {}", view.name)),
+        None => Err(Error::UnknownView { name: name.to_string(), suggestions: views::closest(name) }),
     }
 }
 

@@ -13,7 +13,9 @@ use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
 use datafusion::arrow::{csv, json};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
+use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 
@@ -72,7 +74,7 @@ pub struct WriteOptions {
     pub max_width: Option<usize>,
 }
 
-/// Writes a result in `format`. Returns the number of rows shown.
+/// Writes a whole result in `format`. Returns the number of rows shown.
 pub fn write<W: Write + Send>(
     format: Format,
     schema: &SchemaRef,
@@ -80,58 +82,146 @@ pub fn write<W: Write + Send>(
     out: &mut W,
     options: WriteOptions,
 ) -> Result<usize> {
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    match format {
-        Format::Table => return write_table(schema, batches, out, options),
-        Format::Csv | Format::Tsv => {
-            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
-            let mut writer = csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter).build(&mut *out);
-            let flat = flatten_lists(schema, batches)?;
-            if flat.is_empty() {
-                // The header alone, so that an empty result is still a valid CSV with its columns.
-                writer.write(&RecordBatch::new_empty(flat_schema(schema)))?;
-            }
-            for batch in &flat {
-                writer.write(batch)?;
-            }
-        }
-        Format::Json => {
-            let mut writer =
-                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(&mut *out);
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-            drop(writer);
-            out.write_all(b"\n")?;
-        }
-        Format::Ndjson => {
-            let mut writer =
-                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::LineDelimited>(&mut *out);
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-        }
-        Format::Markdown => write_markdown(schema, batches, out)?,
-        Format::Html => write_html(schema, batches, out)?,
-        Format::Parquet => {
-            let mut writer = ArrowWriter::try_new(&mut *out, Arc::clone(schema), None)?;
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.close()?;
-        }
-        Format::Arrow => {
-            let mut writer = FileWriter::try_new(&mut *out, schema)?;
-            for batch in batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-        }
+    let mut writer = ResultWriter::new(format, schema, out, options)?;
+    for batch in batches {
+        writer.write(batch)?;
     }
-    out.flush()?;
-    Ok(rows)
+    Ok(writer.finish()?.shown)
+}
+
+/// Writes every batch of `stream` to `out` as it comes.
+pub async fn write_stream<W: Write + Send>(
+    format: Format,
+    schema: SchemaRef,
+    mut stream: SendableRecordBatchStream,
+    out: &mut W,
+    options: WriteOptions,
+) -> Result<Written> {
+    let mut writer = ResultWriter::new(format, &schema, out, options)?;
+    while let Some(batch) = stream.try_next().await? {
+        writer.write(&batch)?;
+    }
+    writer.finish()
+}
+
+/// What a `ResultWriter` wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Rows in the output (fewer than `total` only for a table cut at `max_rows`).
+    pub shown: usize,
+    /// Rows handed to the writer.
+    pub total: usize,
+}
+
+/// Writes a result batch by batch as it arrives, so that a large result never sits in memory
+/// whole: CSV, TSV, JSON, NDJSON, Parquet and Arrow go out as they come. The formats for people
+/// need every row before the first line (column widths, one table) and keep what they show: a
+/// table at most `max_rows` rows, Markdown and HTML all of them.
+pub struct ResultWriter<'a, W: Write + Send> {
+    schema: SchemaRef,
+    options: WriteOptions,
+    total: usize,
+    sink: Sink<'a, W>,
+}
+
+enum Sink<'a, W: Write + Send> {
+    /// The output, the delimiter, and whether the header is out.
+    Csv(&'a mut W, u8, bool),
+    Json(json::Writer<&'a mut W, json::writer::JsonArray>),
+    Ndjson(json::Writer<&'a mut W, json::writer::LineDelimited>),
+    Parquet(ArrowWriter<&'a mut W>),
+    Arrow(FileWriter<&'a mut W>),
+    /// Table, Markdown or HTML: the rows kept until `finish`.
+    Kept(Format, &'a mut W, Vec<RecordBatch>),
+}
+
+impl<'a, W: Write + Send> ResultWriter<'a, W> {
+    pub fn new(format: Format, schema: &SchemaRef, out: &'a mut W, options: WriteOptions) -> Result<Self> {
+        let sink = match format {
+            Format::Csv | Format::Tsv => {
+                let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+                Sink::Csv(out, delimiter, false)
+            }
+            Format::Json => Sink::Json(
+                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::JsonArray>(out),
+            ),
+            Format::Ndjson => Sink::Ndjson(
+                json::WriterBuilder::new().with_explicit_nulls(true).build::<_, json::writer::LineDelimited>(out),
+            ),
+            Format::Parquet => Sink::Parquet(ArrowWriter::try_new(out, Arc::clone(schema), None)?),
+            Format::Arrow => Sink::Arrow(FileWriter::try_new(out, schema)?),
+            Format::Table | Format::Markdown | Format::Html => Sink::Kept(format, out, Vec::new()),
+        };
+        Ok(Self { schema: Arc::clone(schema), options, total: 0, sink })
+    }
+
+    /// Writes (or keeps) one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let shown_before = self.total;
+        self.total += batch.num_rows();
+        match &mut self.sink {
+            Sink::Csv(out, delimiter, header_out) => {
+                for flat in flatten_lists(&self.schema, std::slice::from_ref(batch))? {
+                    csv_writer(out, *delimiter, !*header_out).write(&flat)?;
+                    *header_out = true;
+                }
+            }
+            Sink::Json(writer) => writer.write(batch)?,
+            Sink::Ndjson(writer) => writer.write(batch)?,
+            Sink::Parquet(writer) => writer.write(batch)?,
+            Sink::Arrow(writer) => writer.write(batch)?,
+            Sink::Kept(Format::Table, _, kept) => {
+                let left = self.options.max_rows.unwrap_or(usize::MAX).saturating_sub(shown_before);
+                if left > 0 && batch.num_rows() > 0 {
+                    kept.push(batch.slice(0, batch.num_rows().min(left)));
+                }
+            }
+            Sink::Kept(_, _, kept) => kept.push(batch.clone()),
+        }
+        Ok(())
+    }
+
+    /// Ends the output (footers, the Parquet and Arrow metadata) and flushes it.
+    pub fn finish(self) -> Result<Written> {
+        let total = self.total;
+        let mut shown = total;
+        let out = match self.sink {
+            Sink::Csv(out, delimiter, header_out) => {
+                if !header_out {
+                    // The header alone, so that an empty result is still a valid CSV with its columns.
+                    csv_writer(out, delimiter, true).write(&RecordBatch::new_empty(flat_schema(&self.schema)))?;
+                }
+                out
+            }
+            Sink::Json(mut writer) => {
+                writer.finish()?;
+                let out = writer.into_inner();
+                out.write_all(b"\n")?;
+                out
+            }
+            Sink::Ndjson(mut writer) => {
+                writer.finish()?;
+                writer.into_inner()
+            }
+            Sink::Parquet(writer) => writer.into_inner()?,
+            Sink::Arrow(writer) => writer.into_inner()?,
+            Sink::Kept(format, out, kept) => {
+                match format {
+                    Format::Table => shown = write_table(&self.schema, &kept, out, self.options)?,
+                    Format::Markdown => write_markdown(&self.schema, &kept, out)?,
+                    _ => write_html(&self.schema, &kept, out)?,
+                }
+                out
+            }
+        };
+        out.flush()?;
+        Ok(Written { shown, total })
+    }
+}
+
+/// A CSV writer for one batch: the header only on the first.
+fn csv_writer<W: Write>(out: &mut W, delimiter: u8, header: bool) -> csv::Writer<&mut W> {
+    csv::WriterBuilder::new().with_header(header).with_delimiter(delimiter).build(out)
 }
 
 /// The width of the terminal stdout writes to; `None` when stdout is not a terminal.
@@ -180,28 +270,53 @@ impl<W: Write> Write for PipeWatch<W> {
 /// renamed over the path. A reader never sees a partial file, and a failure leaves the previous
 /// file (if any) in place.
 pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("output")))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    write(tmp.as_file_mut())?;
-    // A temporary file is private (0600); the output gets the permissions of the file it
-    // replaces, or the usual 0644.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let permissions =
-            std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
-        tmp.as_file().set_permissions(permissions).map_err(|e| Error::io(tmp.path(), e))?;
+    let mut file = AtomicFile::create(path)?;
+    write(file.file())?;
+    file.commit()
+}
+
+/// A file that appears at its path whole or not at all: written as a temporary file in the
+/// same directory, it replaces the path on `commit`; dropped without a commit, it is removed.
+pub struct AtomicFile {
+    path: std::path::PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("output")))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(Self { path: path.to_path_buf(), tmp })
     }
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Flushes the file to disk and renames it over the path.
+    pub fn commit(self) -> Result<()> {
+        let Self { path, tmp } = self;
+        // A temporary file is private (0600); the output gets the permissions of the file it
+        // replaces, or the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let permissions = std::fs::metadata(&path)
+                .map(|m| m.permissions())
+                .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
+            tmp.as_file().set_permissions(permissions).map_err(|e| Error::io(tmp.path(), e))?;
+        }
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
 }
 
 /// A size for people: `812 B`, `14.2 KiB`, `3.1 MiB`.
@@ -539,6 +654,43 @@ mod tests {
         let mut out = Vec::new();
         write(Format::Json, &schema, &[], &mut out, WriteOptions::default()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "[]\n");
+    }
+
+    #[test]
+    fn batches_written_one_by_one_give_what_one_write_gives() {
+        let (schema, batches) = sample();
+        let three = [batches[0].clone(), RecordBatch::new_empty(Arc::clone(&schema)), batches[0].clone()];
+        for format in [Format::Csv, Format::Tsv, Format::Json, Format::Ndjson, Format::Markdown, Format::Html] {
+            let mut whole = Vec::new();
+            let doubled = arrow_select_concat(&schema, &three);
+            write(format, &schema, &doubled, &mut whole, WriteOptions::default()).unwrap();
+            let mut streamed = Vec::new();
+            let mut writer = ResultWriter::new(format, &schema, &mut streamed, WriteOptions::default()).unwrap();
+            for batch in &three {
+                writer.write(batch).unwrap();
+            }
+            assert_eq!(writer.finish().unwrap(), Written { shown: 4, total: 4 }, "{format:?}");
+            assert_eq!(String::from_utf8(streamed).unwrap(), String::from_utf8(whole).unwrap(), "{format:?}");
+        }
+    }
+
+    fn arrow_select_concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Vec<RecordBatch> {
+        vec![datafusion::arrow::compute::concat_batches(schema, batches).unwrap()]
+    }
+
+    #[test]
+    fn a_table_keeps_only_the_rows_it_shows_and_counts_the_rest() {
+        let (schema, batches) = sample();
+        let mut out = Vec::new();
+        let mut writer =
+            ResultWriter::new(Format::Table, &schema, &mut out, WriteOptions { max_rows: Some(3), max_width: None })
+                .unwrap();
+        for _ in 0..5 {
+            writer.write(&batches[0]).unwrap();
+        }
+        let Sink::Kept(_, _, kept) = &writer.sink else { panic!("a table keeps its rows") };
+        assert_eq!(kept.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        assert_eq!(writer.finish().unwrap(), Written { shown: 3, total: 10 });
     }
 
     #[test]

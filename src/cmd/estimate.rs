@@ -47,7 +47,7 @@ pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
             }
             println!("{}", serde_json::to_string_pretty(&estimate).map_err(|e| crate::Error::Usage(e.to_string()))?);
         }
-        _ => super::emit(config, &as_rows(&estimate)?)?,
+        _ => super::emit(config, &as_rows(&estimate)?).await?,
     }
     Ok(exit::OK)
 }

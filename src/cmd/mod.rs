@@ -15,15 +15,31 @@ pub mod view;
 pub mod views;
 
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use crate::cli::Config;
-use crate::engine::QueryResult;
+use crate::engine::{QueryResult, QueryStream};
 use crate::error::{Error, Result};
-use crate::output::{self, Format, PipeWatch, WriteOptions};
+use crate::output::{self, Format, PipeWatch, WriteOptions, Written};
 
 /// Writes one result where the configuration says: stdout, or `--output` atomically. Notes
 /// (the window used, the row count) go to stderr.
-pub fn emit(config: &Config, result: &QueryResult) -> Result<()> {
+pub async fn emit(config: &Config, result: &QueryResult) -> Result<()> {
+    let batches = result.batches.clone();
+    let stream =
+        RecordBatchStreamAdapter::new(Arc::clone(&result.schema), futures::stream::iter(batches.into_iter().map(Ok)));
+    emit_stream(
+        config,
+        QueryStream { schema: Arc::clone(&result.schema), stream: Box::pin(stream), window: result.window },
+    )
+    .await
+}
+
+/// Writes a result as its batches arrive (see `output::ResultWriter`), so that a view larger
+/// than memory goes out in CSV, JSON, Parquet or Arrow without being held whole.
+pub async fn emit_stream(config: &Config, result: QueryStream) -> Result<()> {
     if config.binary_to_terminal() {
         return Err(Error::Usage(format!(
             "{:?} output is binary: give --output FILE or redirect stdout",
@@ -33,23 +49,27 @@ pub fn emit(config: &Config, result: &QueryResult) -> Result<()> {
     if let Some(window) = result.window {
         config.note(window);
     }
-    let total = result.rows();
     if let Some(path) = &config.output {
-        output::write_file_atomically(path, |file| {
-            let mut out = BufWriter::new(file);
-            output::write(config.format, &result.schema, &result.batches, &mut out, WriteOptions::default())?;
-            out.flush()?;
-            Ok(())
-        })?;
-        config.note(format_args!("wrote {total} rows to {}", path.display()));
+        // The file appears whole when the last batch is written, or not at all.
+        let mut file = output::AtomicFile::create(path)?;
+        let mut out = BufWriter::new(file.file());
+        let written =
+            output::write_stream(config.format, result.schema, result.stream, &mut out, WriteOptions::default())
+                .await?;
+        out.flush()?;
+        drop(out);
+        file.commit()?;
+        config.note(format_args!("wrote {} rows to {}", written.total, path.display()));
         return Ok(());
     }
     let options = WriteOptions { max_rows: config.max_rows, max_width: output::terminal_width() };
     let mut out = BufWriter::new(PipeWatch::new(std::io::stdout()));
-    let written = output::write(config.format, &result.schema, &result.batches, &mut out, options)
-        .and_then(|shown| out.flush().map(|()| shown).map_err(Error::from));
-    let shown = match written {
-        Ok(shown) => shown,
+    let written = match output::write_stream(config.format, result.schema, result.stream, &mut out, options).await {
+        Ok(written) => out.flush().map(|()| written).map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    let Written { shown, total } = match written {
+        Ok(written) => written,
         Err(_) if out.get_ref().closed() => return Err(Error::BrokenPipe),
         Err(e) => return Err(e),
     };

@@ -62,7 +62,7 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                     Arc::new(StringArray::from(vec![p.basis.clone()])),
                 ],
             )?;
-            super::emit(config, &QueryResult { schema, batches: vec![batch], window: None })?;
+            super::emit(config, &QueryResult { schema, batches: vec![batch], window: None }).await?;
         }
     }
     Ok(exit::OK)

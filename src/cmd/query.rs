@@ -44,14 +44,15 @@ pub async fn run(config: &Config, args: QueryArgs) -> Result<u8> {
     // Each result is shown as soon as its statement is done; the first failure stops the script
     // and names the statement and its line.
     for (index, (line, statement)) in statements.into_iter().enumerate() {
-        let result = engine.execute(statement).await.map_err(|source| {
-            if index == 0 && args.sql.is_some() {
+        let located = |source: Error| {
+            if (index == 0 && args.sql.is_some()) || matches!(source, Error::BrokenPipe) {
                 source
             } else {
                 Error::Statement { origin: origin.clone(), index: index + 1, line, source: Box::new(source) }
             }
-        })?;
-        super::emit(config, &result)?;
+        };
+        let result = engine.execute_stream(statement).await.map_err(located)?;
+        super::emit_stream(config, result).await.map_err(located)?;
     }
     Ok(exit::OK)
 }

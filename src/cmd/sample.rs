@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::cli::Config;
 use crate::error::{Error, Result, exit};
-use crate::output::{self, Format, WriteOptions};
+use crate::output;
 use crate::sample::{SampleSpec, generate};
 use crate::schema::Table;
-use crate::store::Store;
+use crate::store::{Store, layout};
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
@@ -45,14 +46,19 @@ pub async fn run(config: &Config, args: SampleArgs) -> Result<u8> {
             std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
             let path: PathBuf = folder.join("part-00000.parquet");
             output::write_file_atomically(&path, |file| {
-                output::write(Format::Parquet, &table.schema(), sample.table(table), file, WriteOptions::default())?;
+                let mut writer =
+                    ArrowWriter::try_new(file, table.schema(), Some(layout::writer_properties(table, true)))?;
+                for batch in layout::sorted(table, sample.table(table))? {
+                    writer.write(&batch)?;
+                }
+                writer.close()?;
                 Ok(())
             })?;
         }
     } else {
         store.create().await?;
         for table in Table::ALL {
-            store.append(table, sample.table(table).to_vec()).await?;
+            store.append(table, sample.table(table)).await?;
         }
     }
     config.note(format_args!(

@@ -13,7 +13,7 @@ pub struct ViewArgs {
 
 pub async fn run(config: &Config, args: ViewArgs) -> Result<u8> {
     let engine = config.engine().await?;
-    let result = engine.view(&args.name).await?;
-    super::emit(config, &result)?;
+    let result = engine.view_stream(&args.name).await?;
+    super::emit_stream(config, result).await?;
     Ok(exit::OK)
 }

@@ -33,6 +33,6 @@ pub async fn run(config: &Config) -> Result<u8> {
         ],
     )?;
     let config = Config { max_rows: None, ..config.clone() };
-    super::emit(&config, &QueryResult { schema, batches: vec![batch], window: None })?;
+    super::emit(&config, &QueryResult { schema, batches: vec![batch], window: None }).await?;
     Ok(exit::OK)
 }

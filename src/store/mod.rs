@@ -3,6 +3,7 @@
 //! folder of plain Parquet files with the same columns is read too (read-only), and when the
 //! user has no store at all, the sample store built into the binary stands in.
 
+pub mod layout;
 mod sample_data;
 
 use std::collections::HashMap;
@@ -337,11 +338,15 @@ impl Store {
         Ok(())
     }
 
-    /// Appends batches to a table in one commit.
-    pub async fn append(&self, table: Table, batches: Vec<RecordBatch>) -> Result<()> {
+    /// Appends batches to a table in one commit, in the table's layout (`layout`).
+    pub async fn append(&self, table: Table, batches: &[RecordBatch]) -> Result<()> {
         let url = self.table_url(table)?;
         let delta = self.open_delta(url).await?;
-        delta.write(batches).with_save_mode(SaveMode::Append).await?;
+        delta
+            .write(layout::sorted(table, batches)?)
+            .with_save_mode(SaveMode::Append)
+            .with_writer_properties(layout::writer_properties(table, true))
+            .await?;
         Ok(())
     }
 
@@ -412,12 +417,16 @@ impl Store {
                 ctx.register_parquet("staged", &staged_url, datafusion::prelude::ParquetReadOptions::default()).await?;
                 let source = ctx.sql(&dedup).await?;
                 let delta = store.open_delta(url).await?;
+                if delta.snapshot()?.log_data().num_files() == 0 {
+                    return append_to_empty(table, source, delta).await;
+                }
                 let (delta, metrics) = delta
                     .merge(source, predicate)
                     .with_source_alias("s")
                     .with_target_alias("t")
                     .when_matched_update(|u| columns.iter().fold(u, |u, c| u.update(*c, format!("s.{c}"))))?
                     .when_not_matched_insert(|i| columns.iter().fold(i, |i, c| i.set(*c, format!("s.{c}"))))?
+                    .with_writer_properties(layout::writer_properties(table, false))
                     .await?;
                 Ok(Upserted {
                     unique: metrics.num_source_rows as u64,
@@ -429,6 +438,33 @@ impl Store {
         })
         .await
     }
+}
+
+/// The first load of a table: with no rows to match, the staged rows (one per key already) are
+/// written in the table's sort order by a plain append, skipping the merge's join. The rows
+/// stream from the sort into Delta's writer. The commit must land on the version the emptiness
+/// was read at: if another writer commits first, it fails instead of being rebased, and the
+/// caller's retry merges over what that writer added.
+async fn append_to_empty(
+    table: Table,
+    source: datafusion::dataframe::DataFrame,
+    mut delta: DeltaTable,
+) -> std::result::Result<Upserted, DeltaTableError> {
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+    use futures::TryStreamExt;
+
+    let order = layout::sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect::<Vec<_>>();
+    let mut batches = source.sort(order)?.execute_stream().await?;
+    let mut writer = RecordBatchWriter::for_table(&delta)?
+        .with_writer_properties(layout::writer_properties(table, true))
+        .with_commit_properties(deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0));
+    let mut rows = 0u64;
+    while let Some(batch) = batches.try_next().await? {
+        rows += batch.num_rows() as u64;
+        writer.write(batch).await?;
+    }
+    let version = writer.flush_and_commit(&mut delta).await?;
+    Ok(Upserted { unique: rows, inserted: rows, updated: 0, version: Some(version) })
 }
 
 /// What an upsert did.

@@ -128,6 +128,55 @@ fn every_output_format_parses_and_output_files_match_stdout() {
 }
 
 #[test]
+fn a_query_that_fails_while_running_leaves_the_output_file_as_it_was() {
+    let env = Env::new();
+    let store = env.sample_store("store", 300, &[]);
+    std::fs::write(env.path("out.csv"), "before\n").unwrap();
+    // Planning succeeds; the cast fails on the first row, after the output file was opened.
+    let run = env.run(&[
+        "--data",
+        store.to_str().unwrap(),
+        "query",
+        "SELECT feature_id, CAST(title AS BIGINT) AS n FROM features",
+        "--output",
+        "out.csv",
+    ]);
+    run.fails_with(1);
+    assert!(run.stderr.contains("Cannot cast string"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(env.path("out.csv")).unwrap(), "before\n");
+    let leftovers = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+    assert_eq!(leftovers.count(), 0, "a temporary file was left behind");
+}
+
+#[test]
+fn a_large_result_streams_out_whole_in_every_streaming_format() {
+    let env = Env::new();
+    // More rows than one batch (8192), so that the writers see several.
+    let store = env.sample_store("store", 20_000, &[]);
+    let store = store.to_str().unwrap();
+    let csv = env.run(&["--data", store, "view", "feature_systems", "--format", "csv"]);
+    let csv = csv.success().stdout();
+    let n = csv.lines().count() - 1;
+    assert!(n > 20_000, "{n}");
+    assert_eq!(csv.lines().filter(|l| l.starts_with("feature_id,")).count(), 1, "one header");
+    let ndjson = env.run(&["--data", store, "view", "feature_systems", "--format", "ndjson"]);
+    assert_eq!(ndjson.success().stdout().lines().count(), n);
+    let json: serde_json::Value =
+        serde_json::from_slice(&env.run(&["--data", store, "view", "feature_systems", "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), n);
+    env.run(&["--data", store, "view", "feature_systems", "--output", "all.parquet"]).success();
+    let bytes = Bytes::from(std::fs::read(env.path("all.parquet")).unwrap());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    assert_eq!(rows(&reader.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap()), n);
+    let table = env.run(&["--data", store, "view", "feature_systems", "--max-rows", "5"]);
+    assert!(table.success().stderr.contains(&format!("5 of {n} rows shown")), "{}", table.stderr);
+}
+
+#[test]
 fn max_rows_limits_only_the_table() {
     let env = Env::new();
     let table = env.run(&["view", "feature_systems", "--max-rows", "5"]);
