@@ -72,6 +72,8 @@ struct Staged {
     read: u64,
     valid: u64,
     future_dates: u64,
+    /// Whether two staged rows may share a key (see `RowBuilder::repeated_keys`).
+    repeated_keys: bool,
     rejected: Vec<Rejected>,
     ignored_columns: Vec<(PathBuf, Vec<String>)>,
 }
@@ -126,7 +128,7 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         ..Summary::default()
     };
     if staged.valid > 0 {
-        let upserted = store.upsert(table, staging.path()).await?;
+        let upserted = store.upsert(table, staging.path(), staged.repeated_keys).await?;
         summary.loaded = upserted.inserted;
         summary.replaced = upserted.updated + (staged.valid - upserted.unique);
         summary.version = upserted.version;
@@ -156,7 +158,14 @@ fn stage(
 ) -> Result<Staged> {
     let mut builder = RowBuilder::new(table);
     let mut writer = StagingWriter { dir: dir.to_path_buf(), writer: None, seq: 0 };
-    let mut staged = Staged { read: 0, valid: 0, future_dates: 0, rejected: Vec::new(), ignored_columns: Vec::new() };
+    let mut staged = Staged {
+        read: 0,
+        valid: 0,
+        future_dates: 0,
+        repeated_keys: false,
+        rejected: Vec::new(),
+        ignored_columns: Vec::new(),
+    };
     let counter = Arc::new(AtomicU64::new(0));
     for (file, format) in inputs {
         let name = file.display().to_string();
@@ -191,7 +200,7 @@ fn stage(
             }
             Ok(())
         };
-        let ignored = read::read(file, *format, columns(table), mapping, Arc::clone(&counter), &mut each)?;
+        let ignored = read_alongside(file, *format, table, mapping, Arc::clone(&counter), &mut each)?;
         if !ignored.is_empty() {
             staged.ignored_columns.push((file.clone(), ignored));
         }
@@ -201,10 +210,58 @@ fn stage(
     }
     writer.close()?;
     staged.future_dates = builder.future_dates as u64;
+    staged.repeated_keys = builder.repeated_keys;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     Ok(staged)
+}
+
+/// Items read and handed over at a time.
+const CHUNK_ITEMS: usize = 4096;
+
+/// Reads `file` on a thread of its own and hands its items, in order, to `each` on this one:
+/// parsing the input and converting, checking and staging the rows take a core each.
+fn read_alongside(
+    file: &Path,
+    format: InputFormat,
+    table: Table,
+    mapping: Option<&Mapping>,
+    counter: Arc<AtomicU64>,
+    each: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Vec<String>> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Item>>(4);
+        let reader = scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK_ITEMS);
+            let read = read::read(file, format, columns(table), mapping, counter, &mut |item| {
+                chunk.push(item);
+                if chunk.len() == CHUNK_ITEMS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ITEMS));
+                    // The other side hangs up only after an error of its own, which wins.
+                    sender.send(full).map_err(|_| Error::Usage("ingest stopped".into()))?;
+                }
+                Ok(())
+            })?;
+            if !chunk.is_empty() {
+                sender.send(chunk).map_err(|_| Error::Usage("ingest stopped".into()))?;
+            }
+            Ok(read)
+        });
+        let mut handled = Ok(());
+        'chunks: for chunk in receiver.iter() {
+            for item in chunk {
+                handled = each(item);
+                if handled.is_err() {
+                    break 'chunks;
+                }
+            }
+        }
+        drop(receiver);
+        let read = reader.join().map_err(|_| Error::Usage(format!("{}: the reader stopped", file.display())))?;
+        handled?;
+        read
+    })
 }
 
 /// Staged rows, with `__seq` numbering them in input order so that the last row of a key wins.

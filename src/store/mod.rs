@@ -385,18 +385,24 @@ impl Store {
     /// Upserts the rows staged as Parquet files in `staged` (with a `__seq` column giving their
     /// input order) into `table` by its key, in one commit: within the input the last row of a
     /// key wins; a key already in the table is replaced. Retries when another writer committed
-    /// first.
-    pub async fn upsert(&self, table: Table, staged: &Path) -> Result<Upserted> {
+    /// first. `repeated_keys` false promises that no two staged rows share a key, which skips
+    /// the duplicate removal (a sort of every row by key).
+    pub async fn upsert(&self, table: Table, staged: &Path, repeated_keys: bool) -> Result<Upserted> {
         let url = self.table_url(table)?;
         let schema = table.schema();
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let keys = table.key();
-        let dedup = format!(
-            "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __seq DESC) AS __rn FROM staged) \
-             WHERE __rn = 1",
-            cols = columns.join(", "),
-            keys = keys.join(", ")
-        );
+        // The last row of each key wins; rows known to have distinct keys are taken as they are.
+        let dedup = if repeated_keys {
+            format!(
+                "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __seq DESC) AS __rn \
+                 FROM staged) WHERE __rn = 1",
+                cols = columns.join(", "),
+                keys = keys.join(", ")
+            )
+        } else {
+            format!("SELECT {cols} FROM staged", cols = columns.join(", "))
+        };
         let predicate = keys
             .iter()
             .map(|k| {
