@@ -4,17 +4,17 @@
 -- over its reasons; a delayed feature with no reason counts under (unspecified), so
 -- attributed_delay_days adds up to the window's total delay.
 WITH reasons AS (
+    -- One pass: a feature's own reasons, or (unspecified) when it is late without one.
     SELECT
-        unnest(delay_reasons) AS reason,
+        unnest(
+            CASE
+                WHEN cardinality(delay_reasons) > 0 THEN delay_reasons
+                WHEN delay_days > 0 THEN ['(unspecified)']
+            END
+        ) AS reason,
         delay_days,
-        delay_days / CAST(cardinality(delay_reasons) AS DOUBLE) AS attributed
+        delay_days / CAST(greatest(coalesce(cardinality(delay_reasons), 0), 1) AS DOUBLE) AS attributed
     FROM window_features
-    WHERE cardinality(delay_reasons) > 0
-    UNION ALL
-    SELECT '(unspecified)' AS reason, delay_days, delay_days AS attributed
-    FROM window_features
-    WHERE coalesce(cardinality(delay_reasons), 0) = 0
-      AND delay_days > 0
 ),
 per_reason AS (
     SELECT
