@@ -6,12 +6,12 @@
 SELECT
     system,
     count(*) AS incidents,
-    count(*) FILTER (WHERE severity = 'sev1') AS sev1,
-    count(*) FILTER (WHERE severity = 'sev2') AS sev2,
-    count(*) FILTER (WHERE resolved_at IS NULL) AS open_incidents,
+    count(CASE WHEN severity = 'sev1' THEN 1 END) AS sev1,
+    count(CASE WHEN severity = 'sev2' THEN 1 END) AS sev2,
+    count(*) - count(resolved_at) AS open_incidents,
     avg((date_part('epoch', resolved_at) - date_part('epoch', started_at)) / 3600.0) AS mttr_hours,
     sum(users_affected) AS users_affected,
-    avg(CASE WHEN debt_related THEN 1.0 WHEN NOT debt_related THEN 0.0 END) AS debt_related_share
+    avg(CAST(debt_related AS DOUBLE)) AS debt_related_share
 FROM incidents
 WHERE started_at > window_start()
   AND started_at <= window_end()
