@@ -146,7 +146,7 @@ big_flag=""
 [ "$features" != 10000000 ] || big_flag=" --big"
 report="## $(date -u +%Y-%m-%d): $features features, $incidents incidents
 
-Machine: $machine. debtlens: \`$bin\` ($("$bin" --version)). DuckDB CLI: $("$duckdb" -version | head -1).
+Machine: $machine. debtlens: \`$bin\` ($("$bin" --version), built from $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")$(git diff --quiet HEAD 2>/dev/null || echo " with uncommitted changes")). DuckDB CLI: $("$duckdb" -version | head -1).
 Command: \`benches/compare.sh$big_flag --bin $bin\`, $runs runs per view, medians of wall time per CLI process.
 
 $table
