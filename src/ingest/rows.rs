@@ -478,10 +478,9 @@ fn parse_date(text: &str) -> Option<i32> {
 
 /// A date (midnight UTC) or an ISO-8601 date-time, as microseconds since the epoch.
 fn parse_timestamp(text: &str) -> Option<i64> {
-    if text.len() > 10
-        && let Ok(t) = DateTime::parse_from_rfc3339(text)
-    {
-        return Some(t.timestamp_micros());
+    // Longer than YYYY-MM-DD: only a date-time can match (parse_instant tries RFC 3339 first).
+    if text.len() > 10 {
+        return parse_instant(text).map(|t| t.timestamp_micros());
     }
     if let Some(date) = plain_date(text).or_else(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()) {
         return Some(DateTime::<Utc>::from_naive_utc_and_offset(date.and_hms_opt(0, 0, 0)?, Utc).timestamp_micros());

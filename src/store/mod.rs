@@ -19,6 +19,7 @@ use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col};
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, StructType};
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -341,12 +342,9 @@ impl Store {
     /// Appends batches to a table in one commit, in the table's layout (`layout`).
     pub async fn append(&self, table: Table, batches: &[RecordBatch]) -> Result<()> {
         let url = self.table_url(table)?;
-        let delta = self.open_delta(url).await?;
-        delta
-            .write(layout::sorted(table, batches)?)
-            .with_save_mode(SaveMode::Append)
-            .with_writer_properties(layout::writer_properties(table, true))
-            .await?;
+        let mut delta = self.open_delta(url).await?;
+        let sorted = layout::sorted(table, batches)?.into_iter().map(Ok::<_, DeltaTableError>);
+        write_in_order(table, &mut delta, futures::stream::iter(sorted), CommitProperties::default()).await?;
         Ok(())
     }
 
@@ -447,30 +445,48 @@ impl Store {
 }
 
 /// The first load of a table: with no rows to match, the staged rows (one per key already) are
-/// written in the table's sort order by a plain append, skipping the merge's join. The rows
-/// stream from the sort into Delta's writer. The commit must land on the version the emptiness
-/// was read at: if another writer commits first, it fails instead of being rebased, and the
-/// caller's retry merges over what that writer added.
+/// written in the table's sort order by a plain append, skipping the merge's join. The commit
+/// must land on the version the emptiness was read at: if another writer commits first, it
+/// fails instead of being rebased, and the caller's retry merges over what that writer added.
 async fn append_to_empty(
     table: Table,
     source: datafusion::dataframe::DataFrame,
     mut delta: DeltaTable,
 ) -> std::result::Result<Upserted, DeltaTableError> {
+    let order = layout::sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect::<Vec<_>>();
+    let batches = source.sort(order)?.execute_stream().await?;
+    let no_rebase = CommitProperties::default().with_max_retries(0);
+    let (rows, version) = write_in_order(table, &mut delta, batches, no_rebase).await?;
+    Ok(Upserted { unique: rows, inserted: rows, updated: 0, version: Some(version) })
+}
+
+/// Writes `batches` to `delta` in the order they come, in one commit, with the table's writer
+/// properties (which say the files are sorted: the caller sorts). delta-rs's `write` operation
+/// does not keep the order of its input (it splits it over partitions, and drops a sort no
+/// operator above it needs), so this goes through its `RecordBatchWriter`, which writes batch by
+/// batch. Returns the rows written and the new version.
+async fn write_in_order<E>(
+    table: Table,
+    delta: &mut DeltaTable,
+    mut batches: impl futures::Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
+    commit: CommitProperties,
+) -> std::result::Result<(u64, u64), DeltaTableError>
+where
+    DeltaTableError: From<E>,
+{
     use deltalake::writer::{DeltaWriter, RecordBatchWriter};
     use futures::TryStreamExt;
 
-    let order = layout::sort_columns(table).iter().map(|c| col(*c).sort(true, false)).collect::<Vec<_>>();
-    let mut batches = source.sort(order)?.execute_stream().await?;
-    let mut writer = RecordBatchWriter::for_table(&delta)?
+    let mut writer = RecordBatchWriter::for_table(delta)?
         .with_writer_properties(layout::writer_properties(table, true))
-        .with_commit_properties(deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0));
+        .with_commit_properties(commit);
     let mut rows = 0u64;
     while let Some(batch) = batches.try_next().await? {
         rows += batch.num_rows() as u64;
         writer.write(batch).await?;
     }
-    let version = writer.flush_and_commit(&mut delta).await?;
-    Ok(Upserted { unique: rows, inserted: rows, updated: 0, version: Some(version) })
+    let version = writer.flush_and_commit(delta).await?;
+    Ok((rows, version))
 }
 
 /// What an upsert did.
