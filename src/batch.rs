@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use crate::engine::{Engine, split_statements};
 use crate::error::{Error, Result};
-use crate::output::{self, Format, WriteOptions};
+use crate::output::{self, Format};
 use crate::views;
 use crate::window::{Window, parse_as_of};
 
@@ -380,14 +380,7 @@ async fn run_job(engine: &Engine, job: &Job, today: &str, report: &mut JobReport
     report.path = path.display().to_string();
     create_parent(&path)?;
     // Written as the batches come; the path changes only once the last one is in.
-    let mut file = output::AtomicFile::create(&path)?;
-    let mut out = Counting { inner: std::io::BufWriter::new(file.file()), bytes: 0 };
-    let written =
-        output::write_stream(job.format, result.schema, result.stream, &mut out, WriteOptions::default()).await?;
-    out.flush()?;
-    let bytes = out.bytes;
-    drop(out);
-    file.commit()?;
+    let (written, bytes) = output::write_stream_to_file(&path, job.format, result.schema, result.stream).await?;
     report.rows = Some(written.total);
     report.bytes = Some(bytes);
     Ok(())
@@ -397,24 +390,6 @@ fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e)),
         _ => Ok(()),
-    }
-}
-
-/// Counts the bytes that pass, so the manifest's size needs no second look at the file.
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

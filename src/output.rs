@@ -104,6 +104,42 @@ pub async fn write_stream<W: Write + Send>(
     writer.finish()
 }
 
+/// Writes every batch of `stream` to the file at `path` as it comes; the path changes only once
+/// the last one is in (`AtomicFile`). Returns what was written and the file's size in bytes.
+pub async fn write_stream_to_file(
+    path: &Path,
+    format: Format,
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+) -> Result<(Written, u64)> {
+    let mut file = AtomicFile::create(path)?;
+    let mut out = Counting { inner: std::io::BufWriter::new(file.file()), bytes: 0 };
+    let written = write_stream(format, schema, stream, &mut out, WriteOptions::default()).await?;
+    out.flush()?;
+    let bytes = out.bytes;
+    drop(out);
+    file.commit()?;
+    Ok((written, bytes))
+}
+
+/// Counts the bytes that pass, so the manifest's size needs no second look at the file.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// What a `ResultWriter` wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {

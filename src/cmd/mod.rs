@@ -51,14 +51,7 @@ pub async fn emit_stream(config: &Config, result: QueryStream) -> Result<()> {
     }
     if let Some(path) = &config.output {
         // The file appears whole when the last batch is written, or not at all.
-        let mut file = output::AtomicFile::create(path)?;
-        let mut out = BufWriter::new(file.file());
-        let written =
-            output::write_stream(config.format, result.schema, result.stream, &mut out, WriteOptions::default())
-                .await?;
-        out.flush()?;
-        drop(out);
-        file.commit()?;
+        let (written, _) = output::write_stream_to_file(path, config.format, result.schema, result.stream).await?;
         config.note(format_args!("wrote {} rows to {}", written.total, path.display()));
         return Ok(());
     }

@@ -119,12 +119,17 @@ fn every_output_format_parses_and_output_files_match_stdout() {
         env.run(&["view", view, "--output", file]).success();
         assert_eq!(std::fs::read(env.path(file)).unwrap(), stdout, "{format}");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+    let leftovers = temporary_files(env.dir.path());
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+/// The temporary files of atomic writes (`*.tmp`) left in `dir`.
+fn temporary_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        .collect()
 }
 
 #[test]
@@ -145,10 +150,8 @@ fn a_query_that_fails_while_running_leaves_the_output_file_as_it_was() {
     assert!(run.stderr.contains("Cannot cast string"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(env.path("out.csv")).unwrap(), "before\n");
-    let leftovers = std::fs::read_dir(env.dir.path())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
-    assert_eq!(leftovers.count(), 0, "a temporary file was left behind");
+    let leftovers = temporary_files(env.dir.path());
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 #[test]

@@ -381,6 +381,16 @@ fn a_killed_ingest_leaves_the_table_as_it_was() {
     assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM features"), "n\n300001\n");
 }
 
+/// Starts `debtlens ingest features FILE` into `store` without waiting for it.
+fn spawn_ingest(env: &Env, store: &str, file: &Path) -> std::process::Child {
+    env.cmd()
+        .args(["--data", store, "ingest", "features", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn two_ingests_at_once_both_land() {
     let env = Env::new();
@@ -389,16 +399,8 @@ fn two_ingests_at_once_both_land() {
     // The same generator numbers ids from 1: give the second file its own ids.
     let b_text = std::fs::read_to_string(big_csv(&env, "b", 20_000, 2)).unwrap().replace("FEAT-", "OTHER-");
     std::fs::write(env.path("b2.csv"), b_text).unwrap();
-    let spawn = |file: &Path| {
-        env.cmd()
-            .args(["--data", &store, "ingest", "features", file.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let first = spawn(&a);
-    let second = spawn(&env.path("b2.csv"));
+    let first = spawn_ingest(&env, &store, &a);
+    let second = spawn_ingest(&env, &store, &env.path("b2.csv"));
     for child in [first, second] {
         let out = Run::from(child.wait_with_output().unwrap());
         assert_eq!(out.success().stdout(), "features: read 20000, loaded 20000, replaced 0, rejected 0\n");
@@ -416,16 +418,7 @@ fn the_same_file_ingested_three_times_at_once_into_an_empty_table_keeps_one_row_
     let env = Env::new();
     let store = store(&env);
     let csv = big_csv(&env, "same", 5_000, 5);
-    let children: Vec<_> = (0..3)
-        .map(|_| {
-            env.cmd()
-                .args(["--data", &store, "ingest", "features", csv.to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children: Vec<_> = (0..3).map(|_| spawn_ingest(&env, &store, &csv)).collect();
     let mut summaries: Vec<String> =
         children.into_iter().map(|c| Run::from(c.wait_with_output().unwrap()).success().stdout()).collect();
     summaries.sort();
