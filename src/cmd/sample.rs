@@ -1,9 +1,10 @@
 //! `debtlens sample --out DIR`: write a generated store, as Delta tables or plain Parquet.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 
 use crate::cli::Config;
@@ -27,7 +28,7 @@ pub struct SampleArgs {
     /// The seed: the same seed and sizes give the same rows.
     #[arg(long, default_value_t = SampleSpec::default().seed)]
     pub seed: u64,
-    /// Write plain Parquet folders (one file per table) instead of Delta tables.
+    /// Write plain Parquet folders instead of Delta tables.
     #[arg(long)]
     pub plain_parquet: bool,
 }
@@ -44,16 +45,7 @@ pub async fn run(config: &Config, args: SampleArgs) -> Result<u8> {
         for table in Table::ALL {
             let folder = dir.join(table.name());
             std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
-            let path: PathBuf = folder.join("part-00000.parquet");
-            output::write_file_atomically(&path, |file| {
-                let mut writer =
-                    ArrowWriter::try_new(file, table.schema(), Some(layout::writer_properties(table, true)))?;
-                for batch in layout::sorted(table, sample.table(table))? {
-                    writer.write(&batch)?;
-                }
-                writer.close()?;
-                Ok(())
-            })?;
+            write_plain(table, &folder, sample.table(table))?;
         }
     } else {
         store.create().await?;
@@ -70,4 +62,28 @@ pub async fn run(config: &Config, args: SampleArgs) -> Result<u8> {
         started.elapsed()
     ));
     Ok(exit::OK)
+}
+
+/// Writes a table's rows sorted, dealt over `layout::STRIPES` files the way the Delta tables
+/// are (see `layout::Dealer`): `part-00000.parquet` and on, as many as have rows (at least one).
+fn write_plain(table: Table, folder: &Path, batches: &[RecordBatch]) -> Result<()> {
+    let mut stripes: Vec<Vec<RecordBatch>> = vec![Vec::new(); layout::STRIPES];
+    let mut dealer = layout::Dealer::default();
+    for batch in layout::sorted(table, batches)? {
+        for (stripe, piece) in dealer.deal(&batch) {
+            stripes[stripe].push(piece);
+        }
+    }
+    for (i, pieces) in stripes.iter().enumerate().filter(|(i, pieces)| *i == 0 || !pieces.is_empty()) {
+        let path: PathBuf = folder.join(format!("part-{i:05}.parquet"));
+        output::write_file_atomically(&path, |file| {
+            let mut writer = ArrowWriter::try_new(file, table.schema(), Some(layout::writer_properties(table, true)))?;
+            for piece in pieces {
+                writer.write(piece)?;
+            }
+            writer.close()?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

@@ -67,6 +67,8 @@ enum Source {
 struct Binding {
     sources: Vec<Source>,
     width: usize,
+    /// Per input column, whether exactly one source reads it: its cell is moved, not copied.
+    moved: Vec<bool>,
 }
 
 impl Binding {
@@ -121,11 +123,19 @@ impl Binding {
             }
         }
         let extra = header.iter().zip(&used).filter(|(_, u)| !**u).map(|(h, _)| h.trim().to_string()).collect();
-        Ok((Self { sources, width: header.len() }, extra))
+        let mut readers = vec![0usize; header.len()];
+        for source in &sources {
+            match source {
+                Source::Columns(idx) => idx.iter().for_each(|&i| readers[i] += 1),
+                Source::Mapped(_, idx) => idx.iter().flatten().for_each(|&i| readers[i] += 1),
+            }
+        }
+        let moved = readers.iter().map(|&n| n == 1).collect();
+        Ok((Self { sources, width: header.len(), moved }, extra))
     }
 
-    /// The table's cells from one record's fields.
-    fn cells(&self, fields: &[Raw]) -> Vec<Raw> {
+    /// The table's cells from one record's fields (a field only this cell reads is moved out).
+    fn cells(&self, fields: &mut [Raw]) -> Vec<Raw> {
         self.sources
             .iter()
             .map(|source| match source {
@@ -134,6 +144,9 @@ impl Binding {
                 }
                 Source::Columns(idx) => match idx.as_slice() {
                     [] => Raw::Null,
+                    [one] if self.moved.get(*one) == Some(&true) => {
+                        fields.get_mut(*one).map(|f| std::mem::replace(f, Raw::Null)).unwrap_or(Raw::Null)
+                    }
                     [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
                     many => {
                         let mut items = Vec::new();
@@ -284,7 +297,7 @@ fn read_csv(
             each(Item::Bad { position, column: Some(column), raw: joined(&record), reason })?;
             continue;
         }
-        each(Item::Row { position, cells: binding.cells(&fields) })?;
+        each(Item::Row { position, cells: binding.cells(&mut fields) })?;
     }
     Ok(extra)
 }
@@ -342,8 +355,8 @@ impl<'a> JsonRecords<'a> {
             self.binding = Some(Binding::new(file, &self.header, columns, self.mapping)?);
         }
         let (binding, _) = self.binding.as_ref().expect("bound above");
-        let fields: Vec<Raw> = self.header.iter().map(|k| map.get(k).map_or(Raw::Null, json_cell)).collect();
-        Ok(Item::Row { position, cells: binding.cells(&fields) })
+        let mut fields: Vec<Raw> = self.header.iter().map(|k| map.get(k).map_or(Raw::Null, json_cell)).collect();
+        Ok(Item::Row { position, cells: binding.cells(&mut fields) })
     }
 
     fn extra(self) -> Vec<String> {
@@ -478,7 +491,7 @@ fn read_parquet(
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
             number += 1;
-            let fields: Vec<Raw> = batch
+            let mut fields: Vec<Raw> = batch
                 .columns()
                 .iter()
                 .zip(&formatters)
@@ -494,7 +507,7 @@ fn read_parquet(
                     }
                 })
                 .collect();
-            each(Item::Row { position: number, cells: binding.cells(&fields) })?;
+            each(Item::Row { position: number, cells: binding.cells(&mut fields) })?;
         }
     }
     Ok(extra)

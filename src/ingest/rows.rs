@@ -141,11 +141,12 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
     }
 }
 
-/// A converted cell.
+/// A converted cell. Text borrows from the raw cell (or is a column's default or allowed word):
+/// it is copied once, into the column's builder.
 #[derive(Debug, Clone, PartialEq)]
-enum Value {
+enum Value<'a> {
     Null,
-    Str(String),
+    Str(&'a str),
     F64(f64),
     I64(i64),
     Bool(bool),
@@ -153,10 +154,10 @@ enum Value {
     Ts(i64),
     /// Days since the epoch.
     Date(i32),
-    List(Vec<String>),
+    List(Vec<&'a str>),
 }
 
-impl Value {
+impl Value<'_> {
     /// Feeds the value to a hasher: equal values (as the key comparison sees them) hash equal.
     fn hash_into(&self, state: &mut impl std::hash::Hasher) {
         use std::hash::Hash;
@@ -177,8 +178,7 @@ impl Value {
 pub struct RowBuilder {
     table: Table,
     schema: SchemaRef,
-    builders: Vec<Box<dyn ArrayBuilder>>,
-    values: Vec<Value>,
+    builders: Vec<Column>,
     now_micros: i64,
     /// The two columns that must be in order (start, end), and whether they may be equal:
     /// resolved once, not per row.
@@ -197,12 +197,11 @@ pub struct RowBuilder {
 impl RowBuilder {
     pub fn new(table: Table) -> Self {
         let schema = table.schema();
-        let builders = schema.fields().iter().map(|f| builder(f.data_type())).collect();
+        let builders = schema.fields().iter().map(|f| Column::new(f.data_type())).collect();
         Self {
             table,
             schema,
             builders,
-            values: Vec::new(),
             now_micros: Utc::now().timestamp_micros(),
             order: date_order(table),
             future_dates: 0,
@@ -227,37 +226,36 @@ impl RowBuilder {
     /// Converts and checks one row (cells in the table's column order) and appends it, or says
     /// why not. A refused row leaves the builders untouched.
     pub fn push(&mut self, row: &[Raw]) -> Result<(), Refusal> {
-        self.values.clear();
+        let mut values = Vec::with_capacity(row.len());
         for (spec, (field, raw)) in columns(self.table).iter().zip(self.schema.fields().iter().zip(row)) {
-            let value = convert(spec, field.data_type(), raw)?;
-            self.values.push(value);
+            values.push(convert(spec, field.data_type(), raw)?);
         }
-        self.check_row(row)?;
-        if self.values.iter().any(|v| matches!(v, Value::Ts(t) if *t > self.now_micros)) {
+        self.check_row(row, &values)?;
+        if values.iter().any(|v| matches!(v, Value::Ts(t) if *t > self.now_micros)) {
             self.future_dates += 1;
         }
         if !self.repeated_keys {
             let mut hasher = std::hash::DefaultHasher::new();
             for &i in &self.key_columns {
-                self.values[i].hash_into(&mut hasher);
+                values[i].hash_into(&mut hasher);
             }
             self.repeated_keys = !self.key_hashes.insert(std::hash::Hasher::finish(&hasher));
             if self.repeated_keys {
                 self.key_hashes = std::collections::HashSet::new();
             }
         }
-        for (builder, value) in self.builders.iter_mut().zip(self.values.drain(..)) {
-            append(builder.as_mut(), value);
+        for (builder, value) in self.builders.iter_mut().zip(values) {
+            builder.append(value);
         }
         Ok(())
     }
 
     /// Rules across columns: date order.
-    fn check_row(&self, row: &[Raw]) -> Result<(), Refusal> {
+    fn check_row(&self, row: &[Raw], values: &[Value]) -> Result<(), Refusal> {
         let (a, b, strict) = self.order;
         let specs = columns(self.table);
         let (first, second) = (specs[a].name, specs[b].name);
-        let order = match (&self.values[a], &self.values[b]) {
+        let order = match (&values[a], &values[b]) {
             (Value::Ts(x), Value::Ts(y)) => Some(x.cmp(y)),
             (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
             _ => None,
@@ -275,7 +273,7 @@ impl RowBuilder {
 
     /// The rows so far as one batch; the builders start again empty.
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Column::finish).collect();
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 }
@@ -291,65 +289,79 @@ fn date_order(table: Table) -> (usize, usize, bool) {
     }
 }
 
-fn builder(t: &DataType) -> Box<dyn ArrayBuilder> {
-    match t {
-        DataType::Utf8 => Box::new(StringBuilder::new()),
-        DataType::Float64 => Box::new(Float64Builder::new()),
-        DataType::Int64 => Box::new(Int64Builder::new()),
-        DataType::Boolean => Box::new(BooleanBuilder::new()),
-        DataType::Date32 => Box::new(Date32Builder::new()),
-        DataType::Timestamp(..) => Box::new(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-        DataType::List(_) => Box::new(ListBuilder::new(StringBuilder::new())),
-        other => unreachable!("no table has a column of type {other}"),
-    }
+/// The builder of one column, by the column's type.
+enum Column {
+    Str(StringBuilder),
+    F64(Float64Builder),
+    I64(Int64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder),
+    List(ListBuilder<StringBuilder>),
 }
 
-fn append(builder: &mut dyn ArrayBuilder, value: Value) {
-    let any = builder.as_any_mut();
-    macro_rules! put {
-        ($b:ty, $v:expr) => {{
-            let b = any.downcast_mut::<$b>().expect("builder of the column's type");
-            match $v {
-                Some(v) => b.append_value(v),
-                None => b.append_null(),
-            }
-        }};
-    }
-    if let Some(b) = any.downcast_mut::<ListBuilder<StringBuilder>>() {
-        match value {
-            Value::List(items) => b.append_value(items.into_iter().map(Some)),
-            _ => b.append_null(),
+impl Column {
+    fn new(t: &DataType) -> Self {
+        match t {
+            DataType::Utf8 => Self::Str(StringBuilder::new()),
+            DataType::Float64 => Self::F64(Float64Builder::new()),
+            DataType::Int64 => Self::I64(Int64Builder::new()),
+            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
+            DataType::Date32 => Self::Date(Date32Builder::new()),
+            DataType::Timestamp(..) => Self::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            DataType::List(_) => Self::List(ListBuilder::new(StringBuilder::new())),
+            other => unreachable!("no table has a column of type {other}"),
         }
-        return;
     }
-    match value {
-        Value::Null => {
-            if let Some(b) = any.downcast_mut::<StringBuilder>() {
-                b.append_null()
-            } else if let Some(b) = any.downcast_mut::<Float64Builder>() {
-                b.append_null()
-            } else if let Some(b) = any.downcast_mut::<Int64Builder>() {
-                b.append_null()
-            } else if let Some(b) = any.downcast_mut::<BooleanBuilder>() {
-                b.append_null()
-            } else if let Some(b) = any.downcast_mut::<Date32Builder>() {
-                b.append_null()
-            } else if let Some(b) = any.downcast_mut::<TimestampMicrosecondBuilder>() {
-                b.append_null()
-            }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Str(b) => b.len(),
+            Self::F64(b) => b.len(),
+            Self::I64(b) => b.len(),
+            Self::Bool(b) => b.len(),
+            Self::Date(b) => b.len(),
+            Self::Ts(b) => b.len(),
+            Self::List(b) => b.len(),
         }
-        Value::Str(s) => put!(StringBuilder, Some(s)),
-        Value::F64(x) => put!(Float64Builder, Some(x)),
-        Value::I64(x) => put!(Int64Builder, Some(x)),
-        Value::Bool(x) => put!(BooleanBuilder, Some(x)),
-        Value::Date(x) => put!(Date32Builder, Some(x)),
-        Value::Ts(x) => put!(TimestampMicrosecondBuilder, Some(x)),
-        Value::List(_) => unreachable!("lists are handled above"),
+    }
+
+    /// Appends a value converted for this column's type (`convert` makes sure of it); any
+    /// other value is appended as null.
+    fn append(&mut self, value: Value) {
+        match (self, value) {
+            (Self::Str(b), Value::Str(s)) => b.append_value(s),
+            (Self::F64(b), Value::F64(x)) => b.append_value(x),
+            (Self::I64(b), Value::I64(x)) => b.append_value(x),
+            (Self::Bool(b), Value::Bool(x)) => b.append_value(x),
+            (Self::Date(b), Value::Date(x)) => b.append_value(x),
+            (Self::Ts(b), Value::Ts(x)) => b.append_value(x),
+            (Self::List(b), Value::List(items)) => b.append_value(items.into_iter().map(Some)),
+            (Self::Str(b), _) => b.append_null(),
+            (Self::F64(b), _) => b.append_null(),
+            (Self::I64(b), _) => b.append_null(),
+            (Self::Bool(b), _) => b.append_null(),
+            (Self::Date(b), _) => b.append_null(),
+            (Self::Ts(b), _) => b.append_null(),
+            (Self::List(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish()),
+            Self::F64(b) => Arc::new(b.finish()),
+            Self::I64(b) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::Ts(b) => Arc::new(b.finish()),
+            Self::List(b) => Arc::new(b.finish()),
+        }
     }
 }
 
 /// Converts one raw cell to the column's type and checks the column's rule.
-fn convert(spec: &ColumnSpec, t: &DataType, raw: &Raw) -> Result<Value, Refusal> {
+fn convert<'a>(spec: &ColumnSpec, t: &DataType, raw: &'a Raw) -> Result<Value<'a>, Refusal> {
     let name = spec.name;
     // An absent or blank cell takes the default, if any.
     let blank = match raw {
@@ -359,7 +371,7 @@ fn convert(spec: &ColumnSpec, t: &DataType, raw: &Raw) -> Result<Value, Refusal>
     };
     if blank {
         if let Some(default) = spec.default {
-            return convert(&ColumnSpec { default: None, ..*spec }, t, &Raw::Text(default.to_string()));
+            return convert_text(spec, t, raw, default);
         }
         return if spec.required {
             Err(Refusal::cell(name, raw, format!("{name} is required")))
@@ -369,20 +381,30 @@ fn convert(spec: &ColumnSpec, t: &DataType, raw: &Raw) -> Result<Value, Refusal>
             Ok(Value::Null)
         };
     }
-    let text = match raw {
-        Raw::Text(s) => s.trim(),
-        _ => "",
-    };
+    match raw {
+        Raw::List(items) if matches!(t, DataType::List(_)) => {
+            let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+            list(spec, raw, items)
+        }
+        Raw::Text(s) => convert_text(spec, t, raw, s.trim()),
+        _ => convert_text(spec, t, raw, ""),
+    }
+}
+
+/// Converts the (trimmed) text of a cell, or a column's default; `raw` is the cell as given,
+/// for a refusal.
+fn convert_text<'a>(spec: &ColumnSpec, t: &DataType, raw: &Raw, text: &'a str) -> Result<Value<'a>, Refusal> {
+    let name = spec.name;
     let value = match t {
         DataType::Utf8 => match spec.rule {
-            Rule::OneOf(allowed) => {
-                let lower = text.to_lowercase();
-                if !allowed.contains(&lower.as_str()) {
+            // The allowed words are lower-case ASCII: any other case of one of them is it.
+            Rule::OneOf(allowed) => match allowed.iter().find(|word| word.eq_ignore_ascii_case(text)) {
+                Some(word) => Value::Str(word),
+                None => {
                     return Err(Refusal::cell(name, raw, format!("{name} must be one of {}", allowed.join(", "))));
                 }
-                Value::Str(lower)
-            }
-            _ => Value::Str(text.to_string()),
+            },
+            _ => Value::Str(text),
         },
         DataType::Float64 => {
             let x: f64 = text
@@ -415,19 +437,19 @@ fn convert(spec: &ColumnSpec, t: &DataType, raw: &Raw) -> Result<Value, Refusal>
             parse_timestamp(text)
                 .ok_or_else(|| Refusal::cell(name, raw, format!("{name} is not an ISO-8601 date or date-time")))?,
         ),
-        DataType::List(_) => {
-            let items: Vec<String> = match raw {
-                Raw::List(items) => items.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-                _ => split_list(text),
-            };
-            if spec.rule == Rule::NonEmptyList && items.is_empty() {
-                return Err(Refusal::cell(name, raw, format!("{name} needs at least one value")));
-            }
-            Value::List(items)
-        }
+        DataType::List(_) => return list(spec, raw, split_items(text).collect()),
         other => unreachable!("no table has a column of type {other}"),
     };
     Ok(value)
+}
+
+/// A list cell's items, checked against the column's rule.
+fn list<'a>(spec: &ColumnSpec, raw: &Raw, items: Vec<&'a str>) -> Result<Value<'a>, Refusal> {
+    if spec.rule == Rule::NonEmptyList && items.is_empty() {
+        let name = spec.name;
+        return Err(Refusal::cell(name, raw, format!("{name} needs at least one value")));
+    }
+    Ok(Value::List(items))
 }
 
 fn check_number(spec: &ColumnSpec, raw: &Raw, x: f64) -> Result<(), Refusal> {
@@ -444,7 +466,11 @@ fn check_number(spec: &ColumnSpec, raw: &Raw, x: f64) -> Result<(), Refusal> {
 
 /// `a; b ;c` -> `[a, b, c]`: values trimmed, empty ones dropped.
 pub fn split_list(text: &str) -> Vec<String> {
-    text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    split_items(text).map(str::to_string).collect()
+}
+
+fn split_items(text: &str) -> impl Iterator<Item = &str> {
+    text.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
 
 pub fn parse_bool(text: &str) -> Option<bool> {

@@ -21,6 +21,39 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 const PAGE_ROWS: usize = 16 * 1024;
 /// Rows per batch handed to a writer after sorting.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Files a sorted write deals its row groups over, in turn. Sorted rows put the window's row
+/// groups side by side at the newest end of the data; in one file they would all fall to the
+/// one scan partition that reads that end of it, and the other cores would wait. Dealt over
+/// files, each file stays sorted and every partition gets a share of the window. (The writers
+/// of the files also encode in parallel.)
+pub const STRIPES: usize = 4;
+
+/// Deals a sorted stream of batches out to `STRIPES` files, a row group's worth of rows to each
+/// in turn, so that every row group of every file holds rows that were side by side.
+#[derive(Debug, Default)]
+pub struct Dealer {
+    turn: usize,
+    rows_this_turn: usize,
+}
+
+impl Dealer {
+    /// `batch` cut at row-group boundaries, each piece with the stripe it goes to.
+    pub fn deal(&mut self, batch: &RecordBatch) -> Vec<(usize, RecordBatch)> {
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = (ROW_GROUP_ROWS - self.rows_this_turn).min(batch.num_rows() - at);
+            pieces.push((self.turn, batch.slice(at, n)));
+            at += n;
+            self.rows_this_turn += n;
+            if self.rows_this_turn == ROW_GROUP_ROWS {
+                self.rows_this_turn = 0;
+                self.turn = (self.turn + 1) % STRIPES;
+            }
+        }
+        pieces
+    }
+}
 
 /// The columns a table's rows are sorted by: the windowed time first.
 pub fn sort_columns(table: Table) -> &'static [&'static str] {
@@ -70,8 +103,8 @@ pub fn sorted(table: Table, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>>
 mod tests {
     use super::*;
     use crate::sample::{SampleSpec, generate};
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::arrow::array::{Array, AsArray, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimestampMicrosecondType};
 
     #[test]
     fn features_come_out_by_shipped_at_with_the_unshipped_last() {
@@ -94,6 +127,32 @@ mod tests {
             }
         }
         assert_eq!(previous, Some(None), "the sample has unshipped features; they come last");
+    }
+
+    #[test]
+    fn rows_are_dealt_a_row_group_at_a_time_to_each_file_in_turn() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let rows = (STRIPES + 1) * ROW_GROUP_ROWS + 10;
+        let all = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..rows as i64))]).unwrap();
+        // Batches of an odd size, so that turns end inside them.
+        let mut dealer = Dealer::default();
+        let mut files: Vec<Vec<i64>> = vec![Vec::new(); STRIPES];
+        for at in (0..rows).step_by(50_000) {
+            for (stripe, piece) in dealer.deal(&all.slice(at, 50_000.min(rows - at))) {
+                let values = piece.column(0).as_primitive::<Int64Type>();
+                files[stripe].extend(values.values().iter());
+            }
+        }
+        let group = ROW_GROUP_ROWS as i64;
+        // The first file has the first row group's rows and, after every file had one, the
+        // rows after them; the second file the second group's rows.
+        let expected_first: Vec<i64> = (0..group).chain(STRIPES as i64 * group..(STRIPES as i64 + 1) * group).collect();
+        assert_eq!(files[0], expected_first);
+        // The 10 rows left over start the second file's next turn.
+        let after = (STRIPES as i64 + 1) * group;
+        assert_eq!(files[1], (group..2 * group).chain(after..after + 10).collect::<Vec<_>>());
+        assert_eq!(files.iter().map(Vec::len).sum::<usize>(), rows);
+        assert_eq!((dealer.turn, dealer.rows_this_turn), (1, 10));
     }
 
     #[test]

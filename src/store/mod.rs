@@ -461,10 +461,12 @@ async fn append_to_empty(
 }
 
 /// Writes `batches` to `delta` in the order they come, in one commit, with the table's writer
-/// properties (which say the files are sorted: the caller sorts). delta-rs's `write` operation
-/// does not keep the order of its input (it splits it over partitions, and drops a sort no
-/// operator above it needs), so this goes through its `RecordBatchWriter`, which writes batch by
-/// batch. Returns the rows written and the new version.
+/// properties (which say the files are sorted: the caller sorts). The rows are dealt over
+/// `layout::STRIPES` files a row group at a time (see `layout::Dealer`), each file written by
+/// a writer of its own on its own task, so the files are encoded in parallel. delta-rs's `write`
+/// operation does not keep the order of its input (it splits it over partitions, and drops a
+/// sort no operator above it needs), so this goes through its `RecordBatchWriter`, which writes
+/// batch by batch. Returns the rows written and the new version.
 async fn write_in_order<E>(
     table: Table,
     delta: &mut DeltaTable,
@@ -474,19 +476,59 @@ async fn write_in_order<E>(
 where
     DeltaTableError: From<E>,
 {
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::protocol::DeltaOperation;
     use deltalake::writer::{DeltaWriter, RecordBatchWriter};
     use futures::TryStreamExt;
 
-    let mut writer = RecordBatchWriter::for_table(delta)?
-        .with_writer_properties(layout::writer_properties(table, true))
-        .with_commit_properties(commit);
-    let mut rows = 0u64;
-    while let Some(batch) = batches.try_next().await? {
-        rows += batch.num_rows() as u64;
-        writer.write(batch).await?;
+    let mut stripes = Vec::with_capacity(layout::STRIPES);
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..layout::STRIPES {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let mut writer =
+            RecordBatchWriter::for_table(delta)?.with_writer_properties(layout::writer_properties(table, true));
+        writers.spawn(async move {
+            while let Some(batch) = receiver.recv().await {
+                writer.write(batch).await?;
+            }
+            writer.flush().await
+        });
+        stripes.push(sender);
     }
-    let version = writer.flush_and_commit(delta).await?;
-    Ok((rows, version))
+    let mut dealer = layout::Dealer::default();
+    let mut rows = 0u64;
+    let read = async {
+        while let Some(batch) = batches.try_next().await? {
+            rows += batch.num_rows() as u64;
+            for (stripe, piece) in dealer.deal(&batch) {
+                if stripes[stripe].send(piece).await.is_err() {
+                    // That writer failed: its error is the one to report.
+                    return Ok(());
+                }
+            }
+        }
+        Ok::<_, DeltaTableError>(())
+    }
+    .await;
+    drop(stripes);
+    if read.is_err() {
+        writers.abort_all();
+    }
+    let mut adds = Vec::new();
+    while let Some(written) = writers.join_next().await {
+        match written {
+            Ok(files) => adds.extend(files?.into_iter().map(deltalake::kernel::Action::Add)),
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => return Err(DeltaTableError::Generic(format!("a Parquet writer stopped: {e}"))),
+        }
+    }
+    read?;
+    let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+    let committed = CommitBuilder::from(commit)
+        .with_actions(adds)
+        .build(Some(delta.snapshot()?), delta.log_store(), operation)
+        .await?;
+    Ok((rows, committed.version()))
 }
 
 /// What an upsert did.
