@@ -143,9 +143,9 @@ impl ColumnMap {
     }
 
     /// Makes the cell from the input fields it reads (in the order of `sources`).
-    pub fn apply(&self, fields: Vec<&Raw>) -> Raw {
+    pub fn apply<'a>(&self, fields: Vec<&Raw<'a>>) -> Raw<'a> {
         if let Some(value) = &self.value {
-            return Raw::Text(value.clone());
+            return Raw::Text(value.clone().into());
         }
         let separator = self.split.as_deref();
         if fields.len() > 1 || separator.is_some() {
@@ -168,17 +168,17 @@ impl ColumnMap {
         let text = self.replace(text.trim());
         if let Some(unit) = self.unit {
             return match text.parse::<f64>() {
-                Ok(x) => Raw::Text(format!("{}", x * unit.factor())),
-                Err(_) => Raw::Text(text),
+                Ok(x) => Raw::Text(format!("{}", x * unit.factor()).into()),
+                Err(_) => Raw::Text(text.into()),
             };
         }
         if let Some(format) = &self.date_format {
             let parsed = NaiveDateTime::parse_from_str(&text, format)
                 .ok()
                 .or_else(|| NaiveDate::parse_from_str(&text, format).ok().and_then(|d| d.and_hms_opt(0, 0, 0)));
-            return Raw::Text(parsed.map_or(text, |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            return Raw::Text(parsed.map_or(text, |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).into());
         }
-        Raw::Text(text)
+        Raw::Text(text.into())
     }
 
     fn replace(&self, value: &str) -> String {
@@ -220,7 +220,7 @@ mod tests {
         "#;
         let file: MappingFile = toml::from_str(text).unwrap();
         let c = &file.columns;
-        let t = |s: &str| Raw::Text(s.to_string());
+        let t = |s: &str| Raw::Text(s.to_string().into());
         assert_eq!(c["estimated_weeks"].apply(vec![&t("288000")]), t("2"));
         assert_eq!(c["work_type"].apply(vec![]), t("quality"));
         assert_eq!(c["systems"].apply(vec![&t("auth"), &Raw::Null]), Raw::List(vec!["auth".into()]));

@@ -17,12 +17,13 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use indicatif::ProgressBar;
 
 pub use mapping::Mapping;
 pub use read::InputFormat;
 use read::Item;
-use rows::{RowBuilder, columns};
+use rows::{Raw, RowBuilder, columns};
 
 use crate::error::{Error, Result};
 use crate::schema::{self, Table};
@@ -169,10 +170,10 @@ fn stage(
     let counter = Arc::new(AtomicU64::new(0));
     for (file, format) in inputs {
         let name = file.display().to_string();
+        let mut binding = None;
         let mut each = |item: Item| -> Result<()> {
-            staged.read += 1;
-            match item {
-                Item::Row { position, cells } => match builder.push(&cells) {
+            let mut accept = |position: u64, cells: &[Raw]| -> Result<()> {
+                match builder.push(cells) {
                     Ok(()) => {
                         staged.valid += 1;
                         if builder.len() >= BATCH_ROWS {
@@ -186,7 +187,19 @@ fn stage(
                         raw: refusal.raw,
                         reason: refusal.reason,
                     }),
-                },
+                }
+                Ok(())
+            };
+            match item {
+                Item::Header(bound) => {
+                    binding = Some(bound);
+                    return Ok(());
+                }
+                Item::Row { position, cells } => accept(position, &cells)?,
+                Item::Record { position, record } => {
+                    let binding = binding.as_ref().expect("a CSV header comes before its records");
+                    accept(position, &binding.cells_of(&record))?
+                }
                 Item::Bad { position, column, raw, reason } => staged.rejected.push(Rejected {
                     file: name.clone(),
                     line: position,
@@ -195,6 +208,7 @@ fn stage(
                     reason,
                 }),
             }
+            staged.read += 1;
             if let Some(bar) = progress.as_ref().filter(|_| staged.read.is_multiple_of(4096)) {
                 bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
             }
@@ -284,7 +298,12 @@ impl StagingWriter {
         if self.writer.is_none() {
             let path = self.dir.join("staged.parquet");
             let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-            self.writer = Some(ArrowWriter::try_new(file, batch.schema(), None)?);
+            // Read back once, whole: plain encoding, no statistics, no compression.
+            let properties = WriterProperties::builder()
+                .set_dictionary_enabled(false)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build();
+            self.writer = Some(ArrowWriter::try_new(file, batch.schema(), Some(properties))?);
         }
         self.writer.as_mut().expect("created above").write(&batch)?;
         Ok(())

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
@@ -47,9 +48,15 @@ impl InputFormat {
 
 /// One record of an input.
 pub enum Item {
-    /// The cells of a record in the table's column order; `position` is the line (CSV, NDJSON)
-    /// or record number (JSON, Parquet).
-    Row { position: u64, cells: Vec<Raw> },
+    /// The cells of a record in the table's column order; `position` is the line (NDJSON) or
+    /// record number (JSON, Parquet).
+    Row { position: u64, cells: Vec<Raw<'static>> },
+    /// How the records that follow map onto the table's columns (a CSV file's header).
+    Header(Arc<Binding>),
+    /// A CSV record as read, valid UTF-8 without NUL bytes and as wide as the header; `position`
+    /// is its line. Its cells are the last `Header`'s `Binding::cells_of` it: one allocation a
+    /// record, not one a field.
+    Record { position: u64, record: csv::StringRecord },
     /// A record that could not be read as cells.
     Bad { position: u64, column: Option<String>, raw: String, reason: String },
 }
@@ -64,7 +71,7 @@ enum Source {
 }
 
 /// How the columns of an input map onto the table's.
-struct Binding {
+pub struct Binding {
     sources: Vec<Source>,
     width: usize,
     /// Per input column, whether exactly one source reads it: its cell is moved, not copied.
@@ -134,8 +141,15 @@ impl Binding {
         Ok((Self { sources, width: header.len(), moved }, extra))
     }
 
+    /// The table's cells of a CSV record (see `Item::Record`); an empty field is null.
+    pub fn cells_of<'a>(&self, record: &'a csv::StringRecord) -> Vec<Raw<'a>> {
+        let mut fields: Vec<Raw<'a>> =
+            record.iter().map(|s| if s.is_empty() { Raw::Null } else { Raw::Text(s.into()) }).collect();
+        self.cells(&mut fields)
+    }
+
     /// The table's cells from one record's fields (a field only this cell reads is moved out).
-    fn cells(&self, fields: &mut [Raw]) -> Vec<Raw> {
+    fn cells<'a>(&self, fields: &mut [Raw<'a>]) -> Vec<Raw<'a>> {
         self.sources
             .iter()
             .map(|source| match source {
@@ -248,7 +262,8 @@ fn read_csv(
         header.push(name.to_string());
     }
     let (binding, extra) = Binding::new(file, &header, columns, mapping)?;
-    let mut fields = Vec::with_capacity(binding.width);
+    let width = binding.width;
+    each(Item::Header(Arc::new(binding)))?;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -269,37 +284,43 @@ fn read_csv(
         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
             continue; // a blank line
         }
-        if record.len() != binding.width {
+        if record.len() != width {
             let multi_line = record.iter().any(|f| f.contains(&b'\n'));
             let hint = if multi_line { " (an unclosed quote?)" } else { "" };
-            let reason = format!("expected {} fields, found {}{hint}", binding.width, record.len());
+            let reason = format!("expected {width} fields, found {}{hint}", record.len());
             each(Item::Bad { position, column: None, raw: joined(&record), reason })?;
             continue;
         }
-        fields.clear();
-        let mut bad = None;
-        for (i, field) in record.iter().enumerate() {
-            match std::str::from_utf8(field) {
-                Ok(s) if s.contains('\0') => {
-                    bad = Some((i, "contains a NUL byte"));
-                    break;
-                }
-                Ok(s) => fields.push(if s.is_empty() { Raw::Null } else { Raw::Text(s.to_string()) }),
-                Err(_) => {
-                    bad = Some((i, "is not valid UTF-8"));
-                    break;
-                }
+        // The record moves on whole; the next one is read into a buffer of the same size.
+        let next = csv::ByteRecord::with_capacity(record.as_slice().len(), record.len());
+        let text = match csv::StringRecord::from_byte_record(std::mem::replace(&mut record, next)) {
+            Ok(text) if !text.as_slice().contains('\0') => {
+                each(Item::Record { position, record: text })?;
+                continue;
             }
-        }
-        if let Some((i, what)) = bad {
-            let column = header[i].trim().to_string();
-            let reason = format!("{column} {what}");
-            each(Item::Bad { position, column: Some(column), raw: joined(&record), reason })?;
-            continue;
-        }
-        each(Item::Row { position, cells: binding.cells(&mut fields) })?;
+            Ok(text) => text.into_byte_record(),
+            Err(e) => e.into_byte_record(),
+        };
+        let (column, reason) = match first_bad_field(&text) {
+            Some((i, what)) => {
+                let column = header[i].trim().to_string();
+                let reason = format!("{column} {what}");
+                (Some(column), reason)
+            }
+            None => (None, "the record is not valid UTF-8".to_string()),
+        };
+        each(Item::Bad { position, column, raw: joined(&text), reason })?;
     }
     Ok(extra)
+}
+
+/// The first field of a record that is not valid UTF-8 or holds a NUL byte, and which it is.
+fn first_bad_field(record: &csv::ByteRecord) -> Option<(usize, &'static str)> {
+    record.iter().enumerate().find_map(|(i, field)| match std::str::from_utf8(field) {
+        Ok(s) if s.contains('\0') => Some((i, "contains a NUL byte")),
+        Ok(_) => None,
+        Err(_) => Some((i, "is not valid UTF-8")),
+    })
 }
 
 /// A record as one line of text, for the rejected rows: fields joined with commas, invalid
@@ -308,10 +329,10 @@ fn joined(record: &csv::ByteRecord) -> String {
     record.iter().map(|f| String::from_utf8_lossy(f).replace('\0', "\\0")).collect::<Vec<_>>().join(",")
 }
 
-fn json_cell(value: &Json) -> Raw {
+fn json_cell(value: &Json) -> Raw<'static> {
     match value {
         Json::Null => Raw::Null,
-        Json::String(s) => Raw::Text(s.clone()),
+        Json::String(s) => Raw::Text(s.clone().into()),
         Json::Array(items) => Raw::List(
             items
                 .iter()
@@ -322,7 +343,7 @@ fn json_cell(value: &Json) -> Raw {
                 })
                 .collect(),
         ),
-        other => Raw::Text(other.to_string()),
+        other => Raw::Text(other.to_string().into()),
     }
 }
 
@@ -503,7 +524,7 @@ fn read_parquet(
                         DataType::List(_) | DataType::LargeList(_) => {
                             crate::output::list_items(column, row).ok().flatten().map_or(Raw::Null, Raw::List)
                         }
-                        _ => Raw::Text(formatter.value(row).to_string()),
+                        _ => Raw::Text(formatter.value(row).to_string().into()),
                     }
                 })
                 .collect();

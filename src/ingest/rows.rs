@@ -2,6 +2,9 @@
 //! the table's schema out. Every rule of data-model.md is checked here, per row; a row that
 //! breaks one is refused whole, with the column, its raw value and the reason.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,20 +18,21 @@ use crate::error::Result;
 use crate::schema::Table;
 use crate::window::parse_instant;
 
-/// One cell as read from an input, before conversion.
+/// One cell as read from an input, before conversion. Text borrows from the record it was read
+/// from where it can (a CSV record), or is owned (JSON, Parquet, a mapping's result).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Raw {
+pub enum Raw<'a> {
     Null,
-    Text(String),
+    Text(Cow<'a, str>),
     List(Vec<String>),
 }
 
-impl Raw {
+impl Raw<'_> {
     /// The cell as the user wrote it, for the rejected-rows table.
     pub fn display(&self) -> String {
         match self {
             Raw::Null => String::new(),
-            Raw::Text(s) => s.clone(),
+            Raw::Text(s) => s.to_string(),
             Raw::List(items) => items.join(";"),
         }
     }
@@ -189,7 +193,7 @@ pub struct RowBuilder {
     /// are known to have distinct keys and the upsert skips removing duplicates. (Two keys with
     /// the same hash only cost that skip.) Eight bytes a row, plus the set's slack.
     key_columns: Vec<usize>,
-    key_hashes: std::collections::HashSet<u64>,
+    key_hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
     /// Whether two rows may share a key.
     pub repeated_keys: bool,
 }
@@ -210,7 +214,7 @@ impl RowBuilder {
                 .iter()
                 .map(|k| columns(table).iter().position(|c| c.name == *k).expect("a key is a column"))
                 .collect(),
-            key_hashes: std::collections::HashSet::new(),
+            key_hashes: HashSet::default(),
             repeated_keys: false,
         }
     }
@@ -241,7 +245,7 @@ impl RowBuilder {
             }
             self.repeated_keys = !self.key_hashes.insert(std::hash::Hasher::finish(&hasher));
             if self.repeated_keys {
-                self.key_hashes = std::collections::HashSet::new();
+                self.key_hashes = HashSet::default();
             }
         }
         for (builder, value) in self.builders.iter_mut().zip(values) {
@@ -275,6 +279,27 @@ impl RowBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Column::finish).collect();
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// The hasher of a set of hashes: a hash is its own hash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64s are hashed; this keeps any other use correct, if slow.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -361,12 +386,16 @@ impl Column {
 }
 
 /// Converts one raw cell to the column's type and checks the column's rule.
-fn convert<'a>(spec: &ColumnSpec, t: &DataType, raw: &'a Raw) -> Result<Value<'a>, Refusal> {
+fn convert<'a>(spec: &ColumnSpec, t: &DataType, raw: &'a Raw<'_>) -> Result<Value<'a>, Refusal> {
     let name = spec.name;
+    let text = match raw {
+        Raw::Text(s) => trim(s),
+        _ => "",
+    };
     // An absent or blank cell takes the default, if any.
     let blank = match raw {
         Raw::Null => true,
-        Raw::Text(s) => s.trim().is_empty(),
+        Raw::Text(_) => text.is_empty(),
         Raw::List(_) => false,
     };
     if blank {
@@ -386,8 +415,15 @@ fn convert<'a>(spec: &ColumnSpec, t: &DataType, raw: &'a Raw) -> Result<Value<'a
             let items: Vec<&str> = items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
             list(spec, raw, items)
         }
-        Raw::Text(s) => convert_text(spec, t, raw, s.trim()),
-        _ => convert_text(spec, t, raw, ""),
+        _ => convert_text(spec, t, raw, text),
+    }
+}
+
+/// `s` without leading and trailing white space, quickly when it has none (most cells).
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
@@ -474,10 +510,14 @@ fn split_items(text: &str) -> impl Iterator<Item = &str> {
 }
 
 pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
+    let text = trim(text);
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    if is("true") || is("yes") || is("1") {
+        Some(true)
+    } else if is("false") || is("no") || is("0") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -519,11 +559,11 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::AsArray;
 
-    fn text(s: &str) -> Raw {
-        Raw::Text(s.to_string())
+    fn text(s: &str) -> Raw<'static> {
+        Raw::Text(s.to_string().into())
     }
 
-    fn feature(overrides: &[(&str, &str)]) -> Vec<Raw> {
+    fn feature(overrides: &[(&str, &str)]) -> Vec<Raw<'static>> {
         let mut row: Vec<Raw> = columns(Table::Features).iter().map(|_| Raw::Null).collect();
         let base = [
             ("feature_id", "F1"),
@@ -574,7 +614,7 @@ mod tests {
 
         // Capacity's key is (period_start, team): the same date written two ways is one key.
         let mut c = RowBuilder::new(Table::Capacity);
-        let row = |start: &str| -> Vec<Raw> {
+        let row = |start: &str| -> Vec<Raw<'static>> {
             columns(Table::Capacity)
                 .iter()
                 .map(|spec| match spec.name {
