@@ -10,6 +10,7 @@ use datafusion::arrow::compute::{SortColumn, SortOptions, concat_batches, lexsor
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 
 use crate::error::Result;
 use crate::schema::Table;
@@ -27,6 +28,10 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// files, each file stays sorted and every partition gets a share of the window. (The writers
 /// of the files also encode in parallel.)
 pub const STRIPES: usize = 4;
+/// The file each turn deals to. A scan splits the files, taken in name order, into contiguous
+/// byte ranges, one per partition: neighbouring row groups go to files far apart in that
+/// order (0, 2, 1, 3), so that two partitions, or four, each get every other one.
+const TURNS: [usize; STRIPES] = [0, 2, 1, 3];
 
 /// Deals a sorted stream of batches out to `STRIPES` files, a row group's worth of rows to each
 /// in turn, so that every row group of every file holds rows that were side by side.
@@ -43,7 +48,7 @@ impl Dealer {
         let mut at = 0;
         while at < batch.num_rows() {
             let n = (ROW_GROUP_ROWS - self.rows_this_turn).min(batch.num_rows() - at);
-            pieces.push((self.turn, batch.slice(at, n)));
+            pieces.push((TURNS[self.turn], batch.slice(at, n)));
             at += n;
             self.rows_this_turn += n;
             if self.rows_this_turn == ROW_GROUP_ROWS {
@@ -65,7 +70,9 @@ pub fn sort_columns(table: Table) -> &'static [&'static str] {
 }
 
 /// The Parquet writer settings of a table's files. Only files whose rows come from `sorted`
-/// say in their metadata that they are sorted.
+/// say in their metadata that they are sorted. A key of one column (feature_id, incident_id)
+/// holds a different value in every row, so it is not dictionary-encoded: the dictionary would
+/// outgrow its page in every row group and be dropped after the work of building it.
 pub fn writer_properties(table: Table, sorted: bool) -> WriterProperties {
     let schema = table.schema();
     let sorting = sort_columns(table)
@@ -73,7 +80,11 @@ pub fn writer_properties(table: Table, sorted: bool) -> WriterProperties {
         .filter_map(|name| schema.index_of(name).ok())
         .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: false })
         .collect();
-    WriterProperties::builder()
+    let builder = match table.key() {
+        [unique] => WriterProperties::builder().set_column_dictionary_enabled(ColumnPath::from(*unique), false),
+        _ => WriterProperties::builder(),
+    };
+    builder
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
@@ -145,12 +156,14 @@ mod tests {
         }
         let group = ROW_GROUP_ROWS as i64;
         // The first file has the first row group's rows and, after every file had one, the
-        // rows after them; the second file the second group's rows.
+        // rows after them; the third file the second group's rows, the second the third's.
         let expected_first: Vec<i64> = (0..group).chain(STRIPES as i64 * group..(STRIPES as i64 + 1) * group).collect();
         assert_eq!(files[0], expected_first);
-        // The 10 rows left over start the second file's next turn.
+        assert_eq!(files[1], (2 * group..3 * group).collect::<Vec<_>>());
+        // The 10 rows left over start the third file's next turn.
         let after = (STRIPES as i64 + 1) * group;
-        assert_eq!(files[1], (group..2 * group).chain(after..after + 10).collect::<Vec<_>>());
+        assert_eq!(files[2], (group..2 * group).chain(after..after + 10).collect::<Vec<_>>());
+        assert_eq!(files[3], (3 * group..4 * group).collect::<Vec<_>>());
         assert_eq!(files.iter().map(Vec::len).sum::<usize>(), rows);
         assert_eq!((dealer.turn, dealer.rows_this_turn), (1, 10));
     }
@@ -163,5 +176,8 @@ mod tests {
         let sorting = properties.sorting_columns().unwrap();
         let started_at = Table::Incidents.schema().index_of("started_at").unwrap() as i32;
         assert_eq!(sorting[0].column_idx, started_at);
+        assert!(!properties.dictionary_enabled(&ColumnPath::from("incident_id")), "a unique key");
+        assert!(properties.dictionary_enabled(&ColumnPath::from("system")));
+        assert!(writer_properties(Table::Capacity, true).dictionary_enabled(&ColumnPath::from("team")));
     }
 }
