@@ -224,7 +224,7 @@ fn stage(
     }
     writer.close()?;
     staged.future_dates = builder.future_dates as u64;
-    staged.repeated_keys = builder.repeated_keys;
+    staged.repeated_keys = builder.repeated_keys();
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }

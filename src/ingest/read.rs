@@ -76,6 +76,9 @@ pub struct Binding {
     width: usize,
     /// Per input column, whether exactly one source reads it: its cell is moved, not copied.
     moved: Vec<bool>,
+    /// Every column comes from at most one field, unmapped (the common case): a CSV record's
+    /// cells are taken straight from it.
+    direct: bool,
 }
 
 impl Binding {
@@ -138,13 +141,24 @@ impl Binding {
             }
         }
         let moved = readers.iter().map(|&n| n == 1).collect();
-        Ok((Self { sources, width: header.len(), moved }, extra))
+        let direct = sources.iter().all(|source| matches!(source, Source::Columns(idx) if idx.len() <= 1));
+        Ok((Self { sources, width: header.len(), moved, direct }, extra))
     }
 
     /// The table's cells of a CSV record (see `Item::Record`); an empty field is null.
     pub fn cells_of<'a>(&self, record: &'a csv::StringRecord) -> Vec<Raw<'a>> {
-        let mut fields: Vec<Raw<'a>> =
-            record.iter().map(|s| if s.is_empty() { Raw::Null } else { Raw::Text(s.into()) }).collect();
+        let cell = |s: &'a str| if s.is_empty() { Raw::Null } else { Raw::Text(s.into()) };
+        if self.direct {
+            return self
+                .sources
+                .iter()
+                .map(|source| match source {
+                    Source::Columns(idx) => idx.first().and_then(|&i| record.get(i)).map_or(Raw::Null, cell),
+                    Source::Mapped(..) => unreachable!("checked above"),
+                })
+                .collect();
+        }
+        let mut fields: Vec<Raw<'a>> = record.iter().map(cell).collect();
         self.cells(&mut fields)
     }
 

@@ -3,8 +3,6 @@
 //! breaks one is refused whole, with the column, its raw value and the reason.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -191,11 +189,10 @@ pub struct RowBuilder {
     pub future_dates: usize,
     /// The key columns, and a hash of every key seen: when no two rows share a hash, the rows
     /// are known to have distinct keys and the upsert skips removing duplicates. (Two keys with
-    /// the same hash only cost that skip.) Eight bytes a row, plus the set's slack.
+    /// the same hash only cost that skip.) Eight bytes a row, compared once at the end (a sort
+    /// of a million hashes takes milliseconds; a set was a cache miss a row).
     key_columns: Vec<usize>,
-    key_hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
-    /// Whether two rows may share a key.
-    pub repeated_keys: bool,
+    key_hashes: Vec<u64>,
 }
 
 impl RowBuilder {
@@ -214,8 +211,7 @@ impl RowBuilder {
                 .iter()
                 .map(|k| columns(table).iter().position(|c| c.name == *k).expect("a key is a column"))
                 .collect(),
-            key_hashes: HashSet::default(),
-            repeated_keys: false,
+            key_hashes: Vec::new(),
         }
     }
 
@@ -238,16 +234,11 @@ impl RowBuilder {
         if values.iter().any(|v| matches!(v, Value::Ts(t) if *t > self.now_micros)) {
             self.future_dates += 1;
         }
-        if !self.repeated_keys {
-            let mut hasher = std::hash::DefaultHasher::new();
-            for &i in &self.key_columns {
-                values[i].hash_into(&mut hasher);
-            }
-            self.repeated_keys = !self.key_hashes.insert(std::hash::Hasher::finish(&hasher));
-            if self.repeated_keys {
-                self.key_hashes = HashSet::default();
-            }
+        let mut hasher = std::hash::DefaultHasher::new();
+        for &i in &self.key_columns {
+            values[i].hash_into(&mut hasher);
         }
+        self.key_hashes.push(std::hash::Hasher::finish(&hasher));
         for (builder, value) in self.builders.iter_mut().zip(values) {
             builder.append(value);
         }
@@ -275,31 +266,16 @@ impl RowBuilder {
         }
     }
 
+    /// Whether two of the rows pushed so far may share a key.
+    pub fn repeated_keys(&mut self) -> bool {
+        self.key_hashes.sort_unstable();
+        self.key_hashes.windows(2).any(|pair| pair[0] == pair[1])
+    }
+
     /// The rows so far as one batch; the builders start again empty.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Column::finish).collect();
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
-    }
-}
-
-/// The hasher of a set of hashes: a hash is its own hash.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64s are hashed; this keeps any other use correct, if slow.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -606,11 +582,11 @@ mod tests {
         let mut b = RowBuilder::new(Table::Features);
         b.push(&feature(&[("feature_id", "F1")])).unwrap();
         b.push(&feature(&[("feature_id", "F2")])).unwrap();
-        assert!(!b.repeated_keys);
+        assert!(!b.repeated_keys());
         // A refused row is not a key seen.
         b.push(&feature(&[("feature_id", "F3"), ("estimated_weeks", "0")])).unwrap_err();
         b.push(&feature(&[("feature_id", " F1 ")])).unwrap();
-        assert!(b.repeated_keys, "F1 and ' F1 ' are one key once trimmed");
+        assert!(b.repeated_keys(), "F1 and ' F1 ' are one key once trimmed");
 
         // Capacity's key is (period_start, team): the same date written two ways is one key.
         let mut c = RowBuilder::new(Table::Capacity);
@@ -627,9 +603,9 @@ mod tests {
                 .collect()
         };
         c.push(&row("2026-01-01")).unwrap();
-        assert!(!c.repeated_keys);
+        assert!(!c.repeated_keys());
         c.push(&row("2026-01-01T00:00:00Z")).unwrap();
-        assert!(c.repeated_keys);
+        assert!(c.repeated_keys());
     }
 
     #[test]
