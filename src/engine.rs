@@ -92,7 +92,7 @@ impl Engine {
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
 
         let window = Arc::new(WindowState::new(options.as_of, options.window_days));
-        for f in window::functions(&window) {
+        for f in window::functions(&window).into_iter().chain(crate::functions::all()) {
             ctx.register_udf(f);
         }
         let versions = store.register(&ctx).await?;

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod decisions;
 pub mod engine;
 pub mod error;
+pub mod functions;
 pub mod ingest;
 pub mod output;
 pub mod report;
