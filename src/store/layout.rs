@@ -28,7 +28,8 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// files, each file stays sorted and every partition gets a share of the window. (The writers
 /// of the files also encode in parallel.)
 pub const STRIPES: usize = 4;
-/// The file each turn deals to. A scan splits the files, taken in name order, into contiguous
+/// The file each turn deals to. A scan splits the files, taken in order (of their names in a
+/// Parquet folder, of the Delta log in a Delta table: both are stripe order), into contiguous
 /// byte ranges, one per partition: neighbouring row groups go to files far apart in that
 /// order (0, 2, 1, 3), so that two partitions, or four, each get every other one.
 const TURNS: [usize; STRIPES] = [0, 2, 1, 3];

@@ -482,17 +482,17 @@ where
     use futures::TryStreamExt;
 
     let mut stripes = Vec::with_capacity(layout::STRIPES);
-    let mut writers = tokio::task::JoinSet::new();
+    let mut writers = Vec::with_capacity(layout::STRIPES);
     for _ in 0..layout::STRIPES {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let mut writer =
             RecordBatchWriter::for_table(delta)?.with_writer_properties(layout::writer_properties(table, true));
-        writers.spawn(async move {
+        writers.push(tokio::spawn(async move {
             while let Some(batch) = receiver.recv().await {
                 writer.write(batch).await?;
             }
             writer.flush().await
-        });
+        }));
         stripes.push(sender);
     }
     let mut dealer = layout::Dealer::default();
@@ -512,11 +512,13 @@ where
     .await;
     drop(stripes);
     if read.is_err() {
-        writers.abort_all();
+        writers.iter().for_each(|writer| writer.abort());
     }
+    // The files in stripe order: a scan splits them in the order of the log (see
+    // `layout::TURNS`).
     let mut adds = Vec::new();
-    while let Some(written) = writers.join_next().await {
-        match written {
+    for writer in writers {
+        match writer.await {
             Ok(files) => adds.extend(files?.into_iter().map(deltalake::kernel::Action::Add)),
             Err(e) if e.is_cancelled() => {}
             Err(e) => return Err(DeltaTableError::Generic(format!("a Parquet writer stopped: {e}"))),
