@@ -461,6 +461,28 @@ fn the_first_load_is_written_sorted_by_shipped_at_in_small_row_groups() {
     assert_eq!(features_in_shipped_order(&sample.join("features")), 3_000);
 }
 
+#[test]
+fn more_rows_than_a_row_group_are_dealt_over_files_each_sorted() {
+    // 300,000 features make three 128Ki-row groups: one to each of three files (the fourth
+    // would get the next), in the Delta table as in the plain-Parquet folder.
+    let env = Env::new();
+    for plain in [false, true] {
+        let out = env.path(if plain { "plain" } else { "delta" });
+        let mut args = vec!["sample", "--out", out.to_str().unwrap(), "--features", "300000", "--incidents", "10"];
+        if plain {
+            args.push("--plain-parquet");
+        }
+        env.run(&args).success();
+        let folder = out.join("features");
+        let files = std::fs::read_dir(&folder)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "parquet"))
+            .count();
+        assert_eq!(files, 3, "plain Parquet: {plain}");
+        assert_eq!(features_in_shipped_order(&folder), 300_000, "plain Parquet: {plain}");
+    }
+}
+
 /// Reads every Parquet file of a features table, checks that each records and keeps the order
 /// by shipped_at (nulls last), and returns the rows read.
 fn features_in_shipped_order(folder: &Path) -> usize {
