@@ -67,19 +67,43 @@ impl ScalarUDFImpl for Cardinality {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
 
-    /// Both functions over the same lists: nulls, empty lists, nulls inside, nested lists.
+    /// Both functions over the same lists: nulls, empty lists, nulls inside, nested lists. The
+    /// lists are a table's column, so they reach the function as an array, as a store's do.
     #[tokio::test]
     async fn cardinality_answers_as_datafusions_own() {
-        let sql = "SELECT cardinality(l) AS n FROM (VALUES (['a', 'b']), (CAST(NULL AS VARCHAR[])), \
-                   (CAST([] AS VARCHAR[])), (['é', NULL, 'c']), (['x'])) AS t(l)";
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        for list in [
+            Some(vec![Some("a"), Some("b")]),
+            None,
+            Some(vec![]),
+            Some(vec![Some("é"), None, Some("c")]),
+            Some(vec![Some("x")]),
+        ] {
+            match list {
+                Some(items) => lists.append_value(items),
+                None => lists.append_null(),
+            }
+        }
+        let lists: ArrayRef = Arc::new(lists.finish());
+        let schema = Arc::new(Schema::new(vec![Field::new("l", lists.data_type().clone(), true)]));
+        let table =
+            MemTable::try_new(Arc::clone(&schema), vec![vec![RecordBatch::try_new(schema, vec![lists]).unwrap()]])
+                .unwrap();
+        let table = Arc::new(table);
+        let sql = "SELECT cardinality(l) AS n FROM t";
         let nested = "SELECT cardinality([[1, 2], [3]]) AS n";
         let builtin = SessionContext::new();
         let ours = SessionContext::new();
         for f in all() {
             ours.register_udf(f);
         }
+        builtin.register_table("t", table.clone()).unwrap();
+        ours.register_table("t", table).unwrap();
         for query in [sql, nested] {
             let expected = builtin.sql(query).await.unwrap().collect().await.unwrap();
             let got = ours.sql(query).await.unwrap().collect().await.unwrap();

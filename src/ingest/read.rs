@@ -76,9 +76,6 @@ pub struct Binding {
     width: usize,
     /// Per input column, whether exactly one source reads it: its cell is moved, not copied.
     moved: Vec<bool>,
-    /// Every column comes from at most one field, unmapped (the common case): a CSV record's
-    /// cells are taken straight from it.
-    direct: bool,
 }
 
 impl Binding {
@@ -141,55 +138,56 @@ impl Binding {
             }
         }
         let moved = readers.iter().map(|&n| n == 1).collect();
-        let direct = sources.iter().all(|source| matches!(source, Source::Columns(idx) if idx.len() <= 1));
-        Ok((Self { sources, width: header.len(), moved, direct }, extra))
+        Ok((Self { sources, width: header.len(), moved }, extra))
     }
 
     /// The table's cells of a CSV record (see `Item::Record`); an empty field is null.
     pub fn cells_of<'a>(&self, record: &'a csv::StringRecord) -> Vec<Raw<'a>> {
         let cell = |s: &'a str| if s.is_empty() { Raw::Null } else { Raw::Text(s.into()) };
-        if self.direct {
-            return self
-                .sources
-                .iter()
-                .map(|source| match source {
-                    Source::Columns(idx) => idx.first().and_then(|&i| record.get(i)).map_or(Raw::Null, cell),
-                    Source::Mapped(..) => unreachable!("checked above"),
-                })
-                .collect();
-        }
-        let mut fields: Vec<Raw<'a>> = record.iter().map(cell).collect();
-        self.cells(&mut fields)
-    }
-
-    /// The table's cells from one record's fields (a field only this cell reads is moved out).
-    fn cells<'a>(&self, fields: &mut [Raw<'a>]) -> Vec<Raw<'a>> {
+        // A column of at most one field (the common case) borrows it straight from the record;
+        // the record is split into cells only for a mapped or repeated column.
+        let mut fields: Option<Vec<Raw<'a>>> = None;
         self.sources
             .iter()
             .map(|source| match source {
-                Source::Mapped(map, idx) => {
-                    map.apply(idx.iter().map(|i| i.and_then(|i| fields.get(i)).unwrap_or(&Raw::Null)).collect())
+                Source::Columns(idx) if idx.len() <= 1 => {
+                    idx.first().and_then(|&i| record.get(i)).map_or(Raw::Null, cell)
                 }
-                Source::Columns(idx) => match idx.as_slice() {
-                    [] => Raw::Null,
-                    [one] if self.moved.get(*one) == Some(&true) => {
-                        fields.get_mut(*one).map(|f| std::mem::replace(f, Raw::Null)).unwrap_or(Raw::Null)
-                    }
-                    [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
-                    many => {
-                        let mut items = Vec::new();
-                        for i in many {
-                            match fields.get(*i) {
-                                Some(Raw::Text(s)) => items.extend(split_list(s)),
-                                Some(Raw::List(l)) => items.extend(l.iter().cloned()),
-                                _ => {}
-                            }
-                        }
-                        if items.is_empty() { Raw::Null } else { Raw::List(items) }
-                    }
-                },
+                other => self.cell(other, fields.get_or_insert_with(|| record.iter().map(cell).collect())),
             })
             .collect()
+    }
+
+    /// The table's cells from one record's fields.
+    fn cells<'a>(&self, fields: &mut [Raw<'a>]) -> Vec<Raw<'a>> {
+        self.sources.iter().map(|source| self.cell(source, fields)).collect()
+    }
+
+    /// One table cell from a record's fields (a field only this cell reads is moved out).
+    fn cell<'a>(&self, source: &Source, fields: &mut [Raw<'a>]) -> Raw<'a> {
+        match source {
+            Source::Mapped(map, idx) => {
+                map.apply(idx.iter().map(|i| i.and_then(|i| fields.get(i)).unwrap_or(&Raw::Null)).collect())
+            }
+            Source::Columns(idx) => match idx.as_slice() {
+                [] => Raw::Null,
+                [one] if self.moved.get(*one) == Some(&true) => {
+                    fields.get_mut(*one).map(|f| std::mem::replace(f, Raw::Null)).unwrap_or(Raw::Null)
+                }
+                [one] => fields.get(*one).cloned().unwrap_or(Raw::Null),
+                many => {
+                    let mut items = Vec::new();
+                    for i in many {
+                        match fields.get(*i) {
+                            Some(Raw::Text(s)) => items.extend(split_list(s)),
+                            Some(Raw::List(l)) => items.extend(l.iter().cloned()),
+                            _ => {}
+                        }
+                    }
+                    if items.is_empty() { Raw::Null } else { Raw::List(items) }
+                }
+            },
+        }
     }
 }
 
