@@ -6,18 +6,21 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use debtlens::time::parse_as_of;
 use debtlens::views::VIEWS;
-use debtlens::window::parse_as_of;
+use debtlens::window::WindowSettings;
 use debtlens::{Engine, EngineOptions, Store};
 
 fn views(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let options = EngineOptions { as_of: Some(parse_as_of("2026-10-31").expect("a date")), ..Default::default() };
+    let window = WindowSettings { as_of: Some(parse_as_of("2026-10-31").expect("a date")), ..Default::default() };
+    let options = EngineOptions { window, ..Default::default() };
     let engine = runtime.block_on(Engine::open(Store::builtin_sample(), options)).expect("the built-in sample opens");
+    let session = engine.session();
     let mut group = c.benchmark_group("views");
     for view in VIEWS {
         group.bench_function(view.name, |b| {
-            b.iter(|| black_box(runtime.block_on(engine.view(view.name)).expect("the view runs").rows()))
+            b.iter(|| black_box(runtime.block_on(session.view(view.name)).expect("the view runs").rows()))
         });
     }
     group.finish();

@@ -16,11 +16,14 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::engine::{Engine, split_statements};
+use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
-use crate::output::{self, Format};
+use crate::output::{self, Destination, Format, WriteOptions};
+use crate::sql::split_statements;
+use crate::time::parse_as_of;
 use crate::views;
-use crate::window::{Window, parse_as_of};
+use crate::window::Window;
+use crate::window::WindowSettings;
 
 /// The manifest's name when the jobs file names none: beside the jobs file.
 pub const DEFAULT_MANIFEST: &str = "batch-manifest.json";
@@ -70,6 +73,13 @@ pub struct Job {
     pub window_days: Option<u32>,
     /// Where the job's query is written in the jobs file (line, column), for errors.
     pub at: (usize, usize),
+}
+
+impl Job {
+    /// The job's window: its own as_of and days where it gives them, else `defaults`.
+    pub fn window(&self, defaults: WindowSettings) -> WindowSettings {
+        WindowSettings { as_of: self.as_of.or(defaults.as_of), days: self.window_days.unwrap_or(defaults.days) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -315,12 +325,13 @@ pub struct Manifest {
 pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobReport)) -> Result<Manifest> {
     let started_at = Utc::now();
     let today = started_at.format("%Y-%m-%d").to_string();
-    let (default_as_of, default_days) = engine.window_settings();
+    let defaults = engine.default_window();
     let mut reports = Vec::with_capacity(jobs.jobs.len());
     for job in &jobs.jobs {
         let clock = Instant::now();
-        engine.set_as_of(job.as_of.or(default_as_of));
-        engine.set_window_days(job.window_days.unwrap_or(default_days));
+        // Each job is a session of its own: its window is a value, and nothing it sets reaches
+        // the next job or anyone else using the engine.
+        let session = engine.session_with(job.window(defaults));
         let mut report = JobReport {
             name: job.name.clone(),
             status: Status::Ok,
@@ -332,7 +343,7 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
             duration_ms: 0,
             error: None,
         };
-        if let Err(e) = run_job(engine, job, &today, &mut report).await {
+        if let Err(e) = run_job(&session, job, &today, &mut report).await {
             report.status = Status::Failed;
             report.error = Some(e.to_string());
         }
@@ -340,8 +351,6 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
         progress(&report);
         reports.push(report);
     }
-    engine.set_as_of(default_as_of);
-    engine.set_window_days(default_days);
 
     let failed: Vec<String> = reports.iter().filter(|r| r.status == Status::Failed).map(|r| r.name.clone()).collect();
     let path = PathBuf::from(expand(&jobs.manifest.to_string_lossy(), &today, None));
@@ -368,11 +377,11 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
     Ok(manifest)
 }
 
-async fn run_job(engine: &Engine, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
-    let result = engine.execute_stream(&job.query.sql()).await?;
+async fn run_job(session: &Session, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
+    let result = session.execute_stream(&job.query.sql()).await?;
     report.window = result.window.map(WindowReport::from);
     let as_of = if job.path.contains("{as_of}") {
-        Some(engine.window().await?.as_of.format("%Y-%m-%d").to_string())
+        Some(session.window().await?.as_of.format("%Y-%m-%d").to_string())
     } else {
         None
     };
@@ -380,9 +389,10 @@ async fn run_job(engine: &Engine, job: &Job, today: &str, report: &mut JobReport
     report.path = path.display().to_string();
     create_parent(&path)?;
     // Written as the batches come; the path changes only once the last one is in.
-    let (written, bytes) = output::write_stream_to_file(&path, job.format, result.schema, result.stream).await?;
-    report.rows = Some(written.total);
-    report.bytes = Some(bytes);
+    let delivered =
+        Destination::File(path).write_stream(job.format, result.schema, result.stream, WriteOptions::default()).await?;
+    report.rows = Some(delivered.written.total);
+    report.bytes = delivered.bytes;
     Ok(())
 }
 
@@ -396,8 +406,9 @@ fn create_parent(path: &Path) -> Result<()> {
 /// Plans every job without running it, so `--dry-run` finds bad SQL. Returns the first problem
 /// with the position of the job's query in the jobs file.
 pub async fn check(engine: &Engine, jobs: &Jobs) -> Result<()> {
+    let defaults = engine.default_window();
     for job in &jobs.jobs {
-        engine.plan(&job.query.sql()).await.map_err(|e| Error::Located {
+        engine.session_with(job.window(defaults)).plan(&job.query.sql()).await.map_err(|e| Error::Located {
             file: jobs.file.display().to_string(),
             line: job.at.0,
             column: job.at.1,
@@ -523,5 +534,46 @@ window_days = 30
     fn positions_count_characters() {
         assert_eq!(position("ab\nçd", 5), (2, 2));
         assert_eq!(position("x", 0), (1, 1));
+    }
+
+    /// A shell's `\\set` on the same engine while a batch runs: the batch's jobs keep their own
+    /// windows, and the shell keeps its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_changing_its_window_does_not_reach_a_batch_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("as_of = \"2026-10-31\"\n");
+        for i in 0..12 {
+            let days = if i % 2 == 0 { "" } else { "window_days = 30\n" };
+            text.push_str(&format!(
+                "[[job]]\nname = \"w{i}\"\nsql = \"SELECT window_days() AS d, CAST(window_end() AS VARCHAR) AS e\"\npath = \"w{i}.csv\"\n{days}"
+            ));
+        }
+        let jobs = Jobs::parse(&dir.path().join("jobs.toml"), &text).unwrap();
+        let engine = Engine::open(crate::Store::builtin_sample(), Default::default()).await.unwrap();
+        let mut shell = engine.session();
+        let changing = async {
+            for i in 0..40 {
+                shell.set("as_of", if i % 2 == 0 { "2026-01-31" } else { "2025-06-30" }).unwrap();
+                shell.set("window_days", &(7 + i).to_string()).unwrap();
+                let r = shell.execute("SELECT window_days() AS d").await.unwrap();
+                let d = r.batches[0]
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .value(0);
+                assert_eq!(d, 7 + i as i64, "the shell sees its own window");
+            }
+        };
+        let (manifest, ()) = tokio::join!(run(&engine, &jobs, |_| {}), changing);
+        let manifest = manifest.unwrap();
+        assert!(manifest.failed.is_empty(), "{:?}", manifest.failed);
+        for (i, job) in manifest.jobs.iter().enumerate() {
+            let days = if i % 2 == 0 { 90 } else { 30 };
+            let out = std::fs::read_to_string(dir.path().join(format!("w{i}.csv"))).unwrap();
+            assert_eq!(out, format!("d,e\n{days},2026-10-31T23:59:59.999999Z\n"), "job {}", job.name);
+            assert_eq!(job.window.as_ref().map(|w| w.days), Some(days));
+        }
+        assert_eq!(engine.session().settings(), crate::window::WindowSettings::default(), "defaults unchanged");
     }
 }

@@ -1,7 +1,6 @@
-//! The command line: clap types (their doc comments are the help text), the resolution of raw
-//! arguments into a configuration, and the dispatch to `cmd/`.
+//! The command line: clap types (their doc comments are the help text), their resolution into
+//! the `Config` commands read (`config.rs`), and the dispatch to `cmd/`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -9,11 +8,13 @@ use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cmd;
-use crate::engine::{Engine, EngineOptions};
+use crate::config::Config;
+use crate::engine::EngineOptions;
 use crate::error::{Error, Result, exit};
 use crate::output::Format;
-use crate::store::{Origin, Store};
-use crate::window::{DEFAULT_WINDOW_DAYS, parse_as_of};
+use crate::store::Store;
+use crate::time::parse_as_of;
+use crate::window::{DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, WindowSettings};
 
 /// debtlens measures what technical debt costs, in the units product already uses: how much
 /// slower features are on each system, the delay-days each system and reason causes, the share
@@ -41,11 +42,10 @@ pub struct GlobalArgs {
 
     /// The length of the analysis window in days.
     #[arg(long, global = true, value_name = "N", default_value_t = DEFAULT_WINDOW_DAYS,
-          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WINDOW_DAYS)))]
     pub window_days: u32,
 
-    /// Output format (for ingest: the input format, csv, json, ndjson or parquet). Default:
-    /// table, or the one --output's extension names (for ingest: each file's extension).
+    /// Output format. Default: table, or the one --output's extension names.
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
@@ -95,63 +95,25 @@ pub enum Command {
     Serve(cmd::serve::ServeArgs),
 }
 
-/// The resolved configuration every command runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub store: Store,
-    pub store_origin: Origin,
-    pub engine: EngineOptions,
-    pub format: Format,
-    /// The format the user named with --format, if any (ingest reads it as the input format).
-    pub explicit_format: Option<Format>,
-    pub output: Option<PathBuf>,
-    pub max_rows: Option<usize>,
-    pub quiet: bool,
-}
-
-impl Config {
-    fn resolve(args: &GlobalArgs, data_from_env: bool) -> Result<Self> {
-        let (store, store_origin) = Store::find(args.data.as_deref(), data_from_env)?;
-        let format =
-            args.format.or_else(|| args.output.as_deref().and_then(Format::from_extension)).unwrap_or(Format::Table);
-        Ok(Self {
-            store,
-            store_origin,
-            engine: EngineOptions {
-                memory_limit: args.memory_limit,
-                as_of: args.as_of,
-                window_days: args.window_days,
-                allow_writes: false,
-            },
-            format,
-            explicit_format: args.format,
-            output: args.output.clone(),
-            max_rows: (args.max_rows > 0).then_some(args.max_rows),
-            quiet: args.quiet,
-        })
-    }
-
-    /// A note for the user on stderr, unless --quiet.
-    pub fn note(&self, message: impl std::fmt::Display) {
-        if !self.quiet {
-            eprintln!("{message}");
-        }
-    }
-
-    /// Opens the engine over the configured store, saying so when it is the built-in sample.
-    pub async fn engine(&self) -> Result<Engine> {
-        if self.store_origin == Origin::BuiltinSample {
-            self.note(
-                "debtlens: no store given (--data, DEBTLENS_DATA or ./debtlens-data): showing the built-in sample data",
-            );
-        }
-        Engine::open(self.store.clone(), self.engine.clone()).await
-    }
-
-    /// True when binary output would land on a terminal.
-    pub fn binary_to_terminal(&self) -> bool {
-        self.format.is_binary() && self.output.is_none() && std::io::stdout().is_terminal()
-    }
+/// Resolves the raw global arguments into the configuration commands read.
+fn resolve(args: &GlobalArgs, data_from_env: bool) -> Result<Config> {
+    let (store, store_origin) = Store::find(args.data.as_deref(), data_from_env)?;
+    let format =
+        args.format.or_else(|| args.output.as_deref().and_then(Format::from_extension)).unwrap_or(Format::Table);
+    Ok(Config {
+        store,
+        store_origin,
+        engine: EngineOptions {
+            memory_limit: args.memory_limit,
+            window: WindowSettings { as_of: args.as_of, days: args.window_days },
+            ..EngineOptions::default()
+        },
+        format,
+        format_given: args.format.is_some(),
+        output: args.output.clone(),
+        max_rows: (args.max_rows > 0).then_some(args.max_rows),
+        quiet: args.quiet,
+    })
 }
 
 /// Parses the command line and runs the command. Returns the process exit code.
@@ -165,11 +127,11 @@ pub fn run() -> Result<u8> {
     };
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     let from_env = matches.value_source("data") == Some(ValueSource::EnvVariable);
-    let config = Config::resolve(&cli.global, from_env)?;
+    let config = resolve(&cli.global, from_env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         match cli.command {
             Command::Init(args) => cmd::init::run(&config, args).await,

@@ -6,7 +6,7 @@ use chrono::{Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type};
 
-use crate::engine::{Engine, QueryResult};
+use crate::engine::{QueryResult, Session};
 use crate::error::{Error, Result};
 use crate::views::closest_names;
 use crate::window::Window;
@@ -64,14 +64,14 @@ impl std::fmt::Display for Estimate {
 }
 
 /// B x max over S of slowdown_ratio; a system without data counts 1.0.
-pub async fn estimate(engine: &Engine, base_weeks: f64, systems: &[String]) -> Result<Estimate> {
+pub async fn estimate(session: &Session, base_weeks: f64, systems: &[String]) -> Result<Estimate> {
     if !(base_weeks.is_finite() && base_weeks > 0.0) {
         return Err(Error::Usage(format!("--weeks must be a number greater than 0, not {base_weeks}")));
     }
     if systems.is_empty() {
         return Err(Error::Usage("--systems needs at least one system".into()));
     }
-    let result = engine.view("slowdown_by_system").await?;
+    let result = session.view("slowdown_by_system").await?;
     let known = column_pairs(&result, "system", "slowdown_ratio");
     let mut ratios = Vec::with_capacity(systems.len());
     for name in systems {
@@ -116,7 +116,7 @@ pub struct Paydown {
 
 impl std::fmt::Display for Paydown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let money = |x: f64| format!("{}${}", if x < 0.0 { "-" } else { "" }, crate::report::count(x.abs()));
+        let money = |x: f64| format!("{}${}", if x < 0.0 { "-" } else { "" }, crate::numbers::count(x.abs()));
         writeln!(f, "current efficiency E = {:.3} ({})", self.current_efficiency, self.basis)?;
         writeln!(
             f,
@@ -140,7 +140,13 @@ impl std::fmt::Display for Paydown {
 
 /// Defaults from the store: E and C from capacity_efficiency over the last twelve months of
 /// capacity rows, the organisation-wide rows when there are any.
-pub async fn paydown(engine: &Engine, invest: f64, target: f64, months: u32, capacity: Option<f64>) -> Result<Paydown> {
+pub async fn paydown(
+    session: &Session,
+    invest: f64,
+    target: f64,
+    months: u32,
+    capacity: Option<f64>,
+) -> Result<Paydown> {
     if !(invest.is_finite() && invest >= 0.0) {
         return Err(Error::Usage(format!("--invest must be a number of at least 0, not {invest}")));
     }
@@ -150,7 +156,7 @@ pub async fn paydown(engine: &Engine, invest: f64, target: f64, months: u32, cap
     if months == 0 {
         return Err(Error::Usage("--months must be at least 1".into()));
     }
-    let rows = engine.view("capacity_efficiency").await?;
+    let rows = session.view("capacity_efficiency").await?;
     let rows = capacity_rows(&rows);
     let latest_end = rows.iter().map(|r| r.period_end).max().ok_or_else(|| {
         Error::Usage("the store has no capacity rows: give the yearly capacity with --capacity, and ingest capacity to measure efficiency".into())

@@ -24,6 +24,17 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// Something inside debtlens failed that the user cannot fix by changing the command: a
+    /// thread or channel that broke, a built-in view that does not plan, a chart that cannot
+    /// be drawn. Exit 1.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// A bad value at a place in an input file (ingest): the file, line and column (1-based;
+    /// the column is the field's position for CSV and 0 when unknown).
+    #[error("{}: {message}", place(.file, *.line, *.column))]
+    Input { file: PathBuf, line: u64, column: u64, message: String },
+
     /// A statement that is not a query, refused by a read-only surface.
     #[error("{0}")]
     ReadOnly(String),
@@ -88,6 +99,7 @@ impl Error {
             | Error::Unreachable { .. }
             | Error::ColumnType { .. }
             | Error::Located { .. }
+            | Error::Input { .. }
             | Error::Io { .. } => exit::USAGE,
             Error::Statement { source, .. } => source.exit_code(),
             Error::BrokenPipe => exit::OK,
@@ -114,6 +126,14 @@ impl From<std::io::Error> for Error {
         } else {
             Error::Io { path: PathBuf::from("<output>"), source: e }
         }
+    }
+}
+
+/// `file:line:column`, or `file:line` when the column is not known (0).
+fn place(file: &std::path::Path, line: u64, column: u64) -> String {
+    match column {
+        0 => format!("{}:{line}", file.display()),
+        c => format!("{}:{line}:{c}", file.display()),
     }
 }
 

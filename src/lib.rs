@@ -8,21 +8,25 @@
 pub mod batch;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod decisions;
 pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod ingest;
+pub mod numbers;
 pub mod output;
 pub mod report;
 pub mod sample;
 pub mod schema;
 pub mod server;
 pub mod shell;
+pub mod sql;
 pub mod store;
+pub mod time;
 pub mod views;
 pub mod window;
 
-pub use engine::{Engine, EngineOptions, QueryResult};
+pub use engine::{Engine, EngineOptions, QueryResult, Session};
 pub use error::{Error, Result};
 pub use store::Store;

@@ -247,6 +247,22 @@ pub fn describe(t: &DataType) -> String {
     }
 }
 
+/// The values of one row of a list column as text, null values left out; `None` for a null
+/// list. Shared by the text writers and the Parquet reader of ingest.
+pub fn list_items(column: &datafusion::arrow::array::ArrayRef, row: usize) -> Result<Option<Vec<String>>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if column.is_null(row) {
+        return Ok(None);
+    }
+    let values = match column.data_type() {
+        DataType::LargeList(_) => column.as_list::<i64>().value(row),
+        _ => column.as_list::<i32>().value(row),
+    };
+    let formatter = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())?;
+    Ok(Some((0..values.len()).filter(|i| values.is_valid(*i)).map(|i| formatter.value(i).to_string()).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

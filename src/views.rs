@@ -58,7 +58,7 @@ impl ViewDef {
 
     /// True when the view depends on the analysis window, directly or through another view.
     pub fn windowed(&self) -> bool {
-        references_window(self.sql)
+        windowed_views().contains(&self.name)
     }
 }
 
@@ -89,44 +89,31 @@ pub fn closest_names<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) 
 }
 
 /// True when SQL text calls a window function or reads a windowed view. Works on identifiers
-/// only, so a column that merely contains a view's name does not count.
+/// (the one SQL scanner's), so a view's name in a string or a comment does not count.
 pub fn references_window(sql: &str) -> bool {
-    identifiers(sql).any(|id| {
+    crate::sql::identifiers(sql).into_iter().any(|id| {
         WINDOW_FUNCTIONS.iter().any(|f| id.eq_ignore_ascii_case(f))
-            || VIEWS.iter().any(|v| v.name.eq_ignore_ascii_case(id) && v.sql != sql && v.windowed())
+            || windowed_views().iter().any(|v| v.eq_ignore_ascii_case(id))
     })
 }
 
-/// The identifiers of SQL text, outside comments and string literals.
-fn identifiers(sql: &str) -> impl Iterator<Item = &str> {
-    let mut spans = Vec::new();
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+/// The names of the views that read the window, directly or through another view (worked out
+/// once, in dependency order: `VIEWS` lists each view after those it reads).
+fn windowed_views() -> &'static [&'static str] {
+    static WINDOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    WINDOWED.get_or_init(|| {
+        let mut windowed: Vec<&'static str> = Vec::new();
+        for view in VIEWS {
+            let reads_window = crate::sql::identifiers(view.sql).into_iter().any(|id| {
+                WINDOW_FUNCTIONS.iter().any(|f| id.eq_ignore_ascii_case(f))
+                    || windowed.iter().any(|w| w.eq_ignore_ascii_case(id))
+            });
+            if reads_window {
+                windowed.push(view.name);
             }
-            b'\'' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'\'' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b if b.is_ascii_alphabetic() || b == b'_' => {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                spans.push(&sql[start..i]);
-            }
-            _ => i += 1,
         }
-    }
-    spans.into_iter()
+        windowed
+    })
 }
 
 #[cfg(test)]
@@ -164,6 +151,8 @@ mod tests {
     fn a_view_name_in_a_comment_or_string_is_not_a_reference() {
         assert!(!references_window("SELECT 'slowdown_by_system' -- window_features\nFROM features"));
         assert!(references_window("select * from SLOWDOWN_BY_SYSTEM"));
+        assert!(references_window("select * from \"slowdown_by_system\""));
+        assert!(!references_window("SELECT 1 /* window_start() */"));
     }
 
     #[test]

@@ -2,23 +2,26 @@
 //! every windowed view, and the SQL functions `window_start()`, `window_end()` and
 //! `window_days()` through which the views read it.
 //!
-//! The functions fold to literals when a query is planned, so a view planned after `\set as_of`
-//! sees the new window, and the Parquet scan can prune row groups on it.
+//! The window is a value: each session (a CLI run, a shell, a batch job, a server connection)
+//! has its own `WindowSettings`, resolves them into a `Window` and plans its statements under a
+//! configuration that carries it (`WindowConfig`). The functions fold to literals when a
+//! statement is planned, so the Parquet scan can prune row groups on them, and two sessions
+//! over one engine never see each other's window.
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::error::Result as DfResult;
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::error::{Error, Result};
+use crate::time::parse_as_of;
 
 pub const DEFAULT_WINDOW_DAYS: u32 = 90;
 
@@ -66,81 +69,99 @@ impl fmt::Display for Window {
     }
 }
 
-/// Parses an as-of value: a date means the end of that day in UTC; a date-time with `T` or a
-/// space, with or without an offset (none means UTC), means that instant.
-pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let end_of_day = date.and_time(NaiveTime::MIN) + Duration::days(1) - Duration::microseconds(1);
-        return Ok(Utc.from_utc_datetime(&end_of_day));
+/// The longest window a user may ask for (a hundred years).
+pub const MAX_WINDOW_DAYS: u32 = 36_500;
+
+/// The window as a caller set it: an as_of (`None`: the default, resolved per store snapshot)
+/// and a length. A value each session owns; nothing else shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSettings {
+    pub as_of: Option<DateTime<Utc>>,
+    pub days: u32,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self { as_of: None, days: DEFAULT_WINDOW_DAYS }
     }
-    parse_instant(s).ok_or_else(|| {
+}
+
+/// The names of the window's settings, as `SET debtlens.<name>` and `\set <name>` spell them.
+pub const SETTINGS: [&str; 2] = ["as_of", "window_days"];
+
+impl WindowSettings {
+    /// Sets one setting by name (`as_of` or `window_days`, with or without the `debtlens.`
+    /// prefix) from its text; `DEFAULT` (any case) puts it back to `defaults`'.
+    pub fn set(&mut self, name: &str, value: &str, defaults: &WindowSettings) -> Result<()> {
+        let value = value.trim();
+        let reset = value.eq_ignore_ascii_case("default");
+        match setting_name(name)? {
+            "as_of" if reset => self.as_of = defaults.as_of,
+            "as_of" => self.as_of = Some(parse_as_of(value)?),
+            _ if reset => self.days = defaults.days,
+            _ => self.days = parse_days(value)?,
+        }
+        Ok(())
+    }
+
+    /// Puts one setting back to `defaults`' value.
+    pub fn reset(&mut self, name: &str, defaults: &WindowSettings) -> Result<()> {
+        match setting_name(name)? {
+            "as_of" => self.as_of = defaults.as_of,
+            _ => self.days = defaults.days,
+        }
+        Ok(())
+    }
+}
+
+/// `as_of` or `window_days` for a name with or without its `debtlens.` prefix, any case.
+pub fn setting_name(name: &str) -> Result<&'static str> {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower.strip_prefix("debtlens.").unwrap_or(&lower);
+    SETTINGS.into_iter().find(|s| *s == bare).ok_or_else(|| {
         Error::Usage(format!(
-            "invalid date `{s}`: expected YYYY-MM-DD or an ISO-8601 date-time such as 2026-10-31T18:00:00Z"
+            "unknown setting `{name}`: the window's settings are debtlens.as_of and debtlens.window_days"
         ))
     })
 }
 
-/// An ISO-8601 date-time with `T` or a space, with or without an offset (none means UTC).
-pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+/// A window length: a whole number of days from 1 to 36500.
+pub fn parse_days(value: &str) -> Result<u32> {
+    match value.trim().parse::<u32>() {
+        Ok(d) if (1..=MAX_WINDOW_DAYS).contains(&d) => Ok(d),
+        _ => Err(Error::Usage(format!(
+            "invalid window_days `{value}`: expected a whole number of days from 1 to {MAX_WINDOW_DAYS}"
+        ))),
     }
-    let with_t = s.replacen(' ', "T", 1);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%:z", "%Y-%m-%dT%H:%M%z"] {
-        if let Ok(t) = DateTime::parse_from_str(&with_t, fmt) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    let naive = with_t.strip_suffix('Z').unwrap_or(&with_t);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Some(Utc.from_utc_datetime(&t));
-        }
-    }
-    None
 }
 
-/// The session's window, shared by the engine and the window functions. `None` until it is
-/// resolved: the default as_of needs a query, which is only run when a query needs it.
-#[derive(Debug, Default)]
-pub struct WindowState {
-    given_as_of: RwLock<Option<DateTime<Utc>>>,
-    days: RwLock<Option<u32>>,
-    resolved: RwLock<Option<Window>>,
+/// The resolved window of one statement, carried in its session's configuration
+/// (`ConfigOptions::extensions`), where the window functions read it when the statement is
+/// planned. Set by `Session` only: `SET debtlens....` goes through `WindowSettings`.
+#[derive(Debug, Clone, Default)]
+pub struct WindowConfig {
+    pub window: Option<Window>,
 }
 
-impl WindowState {
-    pub fn new(as_of: Option<DateTime<Utc>>, days: u32) -> Self {
-        Self { given_as_of: RwLock::new(as_of), days: RwLock::new(Some(days)), resolved: RwLock::new(None) }
-    }
+impl ConfigExtension for WindowConfig {
+    const PREFIX: &'static str = "debtlens_window";
+}
 
-    pub fn days(&self) -> u32 {
-        self.days.read().expect("window lock").unwrap_or(DEFAULT_WINDOW_DAYS)
+impl ExtensionOptions for WindowConfig {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
-
-    pub fn given_as_of(&self) -> Option<DateTime<Utc>> {
-        *self.given_as_of.read().expect("window lock")
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
-
-    /// Sets as_of (`None` restores the default) and forgets the resolved window.
-    pub fn set_as_of(&self, as_of: Option<DateTime<Utc>>) {
-        *self.given_as_of.write().expect("window lock") = as_of;
-        *self.resolved.write().expect("window lock") = None;
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
     }
-
-    pub fn set_days(&self, days: u32) {
-        *self.days.write().expect("window lock") = Some(days);
-        *self.resolved.write().expect("window lock") = None;
+    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
+        Err(DataFusionError::Configuration(format!("debtlens_window.{key} is set by the session, not by SQL")))
     }
-
-    pub fn resolved(&self) -> Option<Window> {
-        *self.resolved.read().expect("window lock")
-    }
-
-    pub fn resolve(&self, window: Window) {
-        *self.resolved.write().expect("window lock") = Some(window);
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![]
     }
 }
 
@@ -152,32 +173,18 @@ enum Part {
     Days,
 }
 
-/// `window_start()`, `window_end()`, `window_days()`: the window in force, as literals.
-#[derive(Debug)]
+/// `window_start()`, `window_end()`, `window_days()`: the window of the statement's session, as
+/// literals. Stateless: the window comes with the configuration a statement is planned under.
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct WindowFn {
     part: Part,
     signature: Signature,
-    state: Arc<WindowState>,
-}
-
-impl PartialEq for WindowFn {
-    fn eq(&self, other: &Self) -> bool {
-        self.part == other.part && Arc::ptr_eq(&self.state, &other.state)
-    }
-}
-impl Eq for WindowFn {}
-impl Hash for WindowFn {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.part.hash(state);
-    }
 }
 
 impl WindowFn {
-    fn value(&self) -> DfResult<ScalarValue> {
-        let Some(w) = self.state.resolved() else {
-            return Err(datafusion::error::DataFusionError::Execution(
-                "the analysis window has not been resolved for this query".into(),
-            ));
+    fn value(&self, config: &ConfigOptions) -> DfResult<ScalarValue> {
+        let Some(w) = config.extensions.get::<WindowConfig>().and_then(|c| c.window) else {
+            return Err(DataFusionError::Execution("the analysis window has not been resolved for this query".into()));
         };
         Ok(match self.part {
             Part::Start => ScalarValue::TimestampMicrosecond(Some(w.start().timestamp_micros()), Some("UTC".into())),
@@ -204,25 +211,19 @@ impl ScalarUDFImpl for WindowFn {
             Part::Days => DataType::Int64,
         })
     }
-    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(self.value()?))
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value(&args.config_options)?))
     }
-    fn simplify(&self, _args: Vec<Expr>, _info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
-        Ok(ExprSimplifyResult::Simplified(Expr::Literal(self.value()?, None)))
+    fn simplify(&self, _args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        Ok(ExprSimplifyResult::Simplified(Expr::Literal(self.value(info.config_options())?, None)))
     }
 }
 
-/// The three window functions over one shared state.
-pub fn functions(state: &Arc<WindowState>) -> Vec<ScalarUDF> {
+/// The three window functions.
+pub fn functions() -> Vec<ScalarUDF> {
     [Part::Start, Part::End, Part::Days]
         .into_iter()
-        .map(|part| {
-            ScalarUDF::new_from_impl(WindowFn {
-                part,
-                signature: Signature::nullary(Volatility::Stable),
-                state: Arc::clone(state),
-            })
-        })
+        .map(|part| ScalarUDF::new_from_impl(WindowFn { part, signature: Signature::nullary(Volatility::Stable) }))
         .collect()
 }
 
@@ -231,28 +232,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_date_means_the_end_of_that_day_in_utc() {
-        let t = parse_as_of("2026-10-31").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-10-31T23:59:59.999999+00:00");
-    }
-
-    #[test]
-    fn date_times_with_t_or_space_with_or_without_offset() {
-        assert_eq!(parse_as_of("2026-10-31T12:00:00Z").unwrap().to_rfc3339(), "2026-10-31T12:00:00+00:00");
-        assert_eq!(parse_as_of("2026-10-31 12:00:00").unwrap().to_rfc3339(), "2026-10-31T12:00:00+00:00");
-        assert_eq!(parse_as_of("2026-10-31T14:00:00+02:00").unwrap().to_rfc3339(), "2026-10-31T12:00:00+00:00");
-        assert_eq!(parse_as_of("2026-10-31 12:30").unwrap().to_rfc3339(), "2026-10-31T12:30:00+00:00");
-    }
-
-    #[test]
-    fn a_bad_date_says_what_is_expected() {
-        let err = parse_as_of("31/10/2026").unwrap_err().to_string();
-        assert!(err.contains("31/10/2026") && err.contains("YYYY-MM-DD"), "{err}");
-    }
-
-    #[test]
     fn the_window_is_days_long_and_open_at_the_start() {
         let w = Window { as_of: parse_as_of("2026-10-31").unwrap(), days: 90, source: AsOfSource::Given };
         assert_eq!(w.start().to_rfc3339(), "2026-08-02T23:59:59.999999+00:00");
+    }
+
+    #[test]
+    fn settings_take_their_names_with_or_without_the_prefix_and_default_resets() {
+        let defaults = WindowSettings { as_of: None, days: 90 };
+        let mut s = defaults;
+        s.set("debtlens.as_of", "2026-10-31", &defaults).unwrap();
+        s.set("WINDOW_DAYS", "30", &defaults).unwrap();
+        assert_eq!(s.days, 30);
+        assert_eq!(s.as_of.unwrap().to_rfc3339(), "2026-10-31T23:59:59.999999+00:00");
+        s.set("as_of", "DEFAULT", &defaults).unwrap();
+        assert_eq!(s.as_of, None);
+        s.reset("debtlens.window_days", &defaults).unwrap();
+        assert_eq!(s, defaults);
+        assert!(s.set("window_days", "0", &defaults).unwrap_err().to_string().contains("1 to 36500"));
+        assert!(s.set("debtlens.memory", "1", &defaults).unwrap_err().to_string().contains("debtlens.as_of"));
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::batch::{self, Jobs, Status};
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::output::human_bytes;
 
@@ -20,7 +20,7 @@ pub struct BatchArgs {
 }
 
 pub async fn run(config: &Config, args: BatchArgs) -> Result<u8> {
-    if config.output.is_some() || config.explicit_format.is_some() {
+    if config.output.is_some() || config.format_given {
         return Err(Error::Usage(
             "batch takes each job's format and path from the jobs file, not --format or --output".into(),
         ));

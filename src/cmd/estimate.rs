@@ -7,7 +7,7 @@ use clap::Args;
 use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::decisions::{Estimate, estimate};
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
@@ -24,9 +24,9 @@ pub struct EstimateArgs {
 }
 
 pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
-    let engine = config.engine().await?;
+    let session = config.engine().await?.session();
     let systems: Vec<String> = args.systems.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    let estimate = estimate(&engine, args.weeks, &systems).await?;
+    let estimate = estimate(&session, args.weeks, &systems).await?;
     for s in estimate.systems.iter().filter(|s| s.slowdown_ratio.is_none()) {
         let hint = match s.closest.as_slice() {
             [] => String::new(),
@@ -34,20 +34,19 @@ pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
         };
         config.note(format_args!("warning: no shipped features on `{}` in the window: it counts 1.0{hint}", s.system));
     }
-    match (config.format, &config.output) {
-        (Format::Table, None) => {
+    // The same shape wherever it goes: a sentence, one JSON object, or one row per system.
+    match config.format {
+        Format::Table | Format::Json => {
             if let Some(window) = estimate.window {
                 config.note(window);
             }
-            println!("{estimate}");
+            let text = match config.format {
+                Format::Json => super::json_text(&estimate)?,
+                _ => format!("{estimate}\n"),
+            };
+            super::emit_text(config, &text)?;
         }
-        (Format::Json, None) => {
-            if let Some(window) = estimate.window {
-                config.note(window);
-            }
-            println!("{}", serde_json::to_string_pretty(&estimate).map_err(|e| crate::Error::Usage(e.to_string()))?);
-        }
-        _ => super::emit(config, &as_rows(&estimate)?).await?,
+        _ => super::emit(config, as_rows(&estimate)?).await?,
     }
     Ok(exit::OK)
 }

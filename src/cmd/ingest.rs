@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::ingest::{IngestOptions, InputFormat, Mapping, ingest};
-use crate::output::Format;
+use crate::output::Destination;
 use crate::schema::Table;
 use crate::store::Origin;
 
@@ -23,6 +23,9 @@ pub struct IngestArgs {
     /// Map the inputs' columns onto the table's: a preset (`jira`, `devlake`) or a TOML file.
     #[arg(long, value_name = "PRESET|FILE")]
     pub map: Option<String>,
+    /// The input format of every file. Default: each file's extension.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<InputFormat>,
     /// Exit 0 even when rows were rejected (they are still kept in _rejected/).
     #[arg(long)]
     pub allow_rejects: bool,
@@ -36,18 +39,13 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
                 .into(),
         ));
     }
-    let format = match config.explicit_format {
-        None => None,
-        Some(Format::Csv) => Some(InputFormat::Csv),
-        Some(Format::Json) => Some(InputFormat::Json),
-        Some(Format::Ndjson) => Some(InputFormat::Ndjson),
-        Some(Format::Parquet) => Some(InputFormat::Parquet),
-        Some(other) => {
-            return Err(Error::Usage(
-                format!("ingest reads csv, json, ndjson or parquet, not {other:?}").to_lowercase(),
-            ));
-        }
-    };
+    if config.format_given {
+        return Err(Error::Usage(
+            "--format names an output format; the input format of ingest is --input-format csv|json|ndjson|parquet"
+                .into(),
+        ));
+    }
+    let format = args.input_format;
     let mapping = args.map.as_deref().map(|m| Mapping::load(m, table)).transpose()?;
     let options = IngestOptions { format, mapping, progress: std::io::stderr().is_terminal() && !config.quiet };
     let summary = ingest(&config.store, table, &args.files, &options).await?;
@@ -62,14 +60,19 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
     if summary.future_dates > 0 {
         config.note(format_args!("warning: {} rows have a date in the future; they were loaded", summary.future_dates));
     }
-    println!(
-        "{}: read {}, loaded {}, replaced {}, rejected {}",
+    let line = format!(
+        "{}: read {}, loaded {}, replaced {}, rejected {}\n",
         table.name(),
         summary.read,
         summary.loaded,
         summary.replaced,
         summary.rejected
     );
+    // The rows are in the store already: a reader gone from stdout changes nothing about that.
+    match Destination::Stdout.write_text(&line) {
+        Err(e) if !e.is_broken_pipe() => return Err(e),
+        _ => {}
+    }
     if summary.rejected > 0 {
         config.note(format_args!(
             "rejected rows are kept in {}/_rejected with their line and reason: debtlens query \"SELECT * FROM rejected_rows\"",

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Result, exit};
 use crate::store::{DEFAULT_DIR, Store};
 

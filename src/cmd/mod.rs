@@ -14,27 +14,15 @@ pub mod shell;
 pub mod view;
 pub mod views;
 
-use std::io::{BufWriter, Write};
-use std::sync::Arc;
-
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-
-use crate::cli::Config;
+use crate::config::Config;
 use crate::engine::{QueryResult, QueryStream};
 use crate::error::{Error, Result};
-use crate::output::{self, Format, PipeWatch, WriteOptions, Written};
+use crate::output::{self, Destination, Format, WriteOptions};
 
 /// Writes one result where the configuration says: stdout, or `--output` atomically. Notes
 /// (the window used, the row count) go to stderr.
-pub async fn emit(config: &Config, result: &QueryResult) -> Result<()> {
-    let batches = result.batches.clone();
-    let stream =
-        RecordBatchStreamAdapter::new(Arc::clone(&result.schema), futures::stream::iter(batches.into_iter().map(Ok)));
-    emit_stream(
-        config,
-        QueryStream { schema: Arc::clone(&result.schema), stream: Box::pin(stream), window: result.window },
-    )
-    .await
+pub async fn emit(config: &Config, result: QueryResult) -> Result<()> {
+    emit_stream(config, result.into_stream()).await
 }
 
 /// Writes a result as its batches arrive (see `output::ResultWriter`), so that a view larger
@@ -49,29 +37,35 @@ pub async fn emit_stream(config: &Config, result: QueryStream) -> Result<()> {
     if let Some(window) = result.window {
         config.note(window);
     }
-    if let Some(path) = &config.output {
-        // The file appears whole when the last batch is written, or not at all.
-        let (written, _) = output::write_stream_to_file(path, config.format, result.schema, result.stream).await?;
-        config.note(format_args!("wrote {} rows to {}", written.total, path.display()));
-        return Ok(());
-    }
+    let destination = Destination::of(config.output.as_deref());
     let options = WriteOptions { max_rows: config.max_rows, max_width: output::terminal_width() };
-    let mut out = BufWriter::new(PipeWatch::new(std::io::stdout()));
-    let written = match output::write_stream(config.format, result.schema, result.stream, &mut out, options).await {
-        Ok(written) => out.flush().map(|()| written).map_err(Error::from),
-        Err(e) => Err(e),
-    };
-    let Written { shown, total } = match written {
-        Ok(written) => written,
-        Err(_) if out.get_ref().closed() => return Err(Error::BrokenPipe),
-        Err(e) => return Err(e),
-    };
-    if config.format == Format::Table {
-        if shown < total {
-            config.note(format_args!("{shown} of {total} rows shown (--max-rows 0 shows all)"));
-        } else {
-            config.note(format_args!("{total} {}", if total == 1 { "row" } else { "rows" }));
+    let delivered = destination.write_stream(config.format, result.schema, result.stream, options).await?;
+    let (shown, total) = (delivered.written.shown, delivered.written.total);
+    match &config.output {
+        Some(path) => config.note(format_args!("wrote {total} rows to {}", path.display())),
+        None if config.format == Format::Table && shown < total => {
+            config.note(format_args!("{shown} of {total} rows shown (--max-rows 0 shows all)"))
         }
+        None if config.format == Format::Table => {
+            config.note(format_args!("{total} {}", if total == 1 { "row" } else { "rows" }))
+        }
+        None => {}
     }
     Ok(())
+}
+
+/// Writes text made whole already (an estimate, a report) to stdout or `--output`.
+pub fn emit_text(config: &Config, text: &str) -> Result<()> {
+    Destination::of(config.output.as_deref()).write_text(text)?;
+    if let Some(path) = &config.output {
+        config.note(format_args!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// A value as pretty JSON text with a final newline.
+pub fn json_text(value: &impl serde::Serialize) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(format!("JSON: {e}")))?;
+    text.push('\n');
+    Ok(text)
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::decisions::paydown;
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
@@ -29,13 +29,11 @@ pub struct PaydownArgs {
 }
 
 pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
-    let engine = config.engine().await?;
-    let p = paydown(&engine, args.invest, args.target, args.months, args.capacity).await?;
-    match (config.format, &config.output) {
-        (Format::Table, None) => println!("{p}"),
-        (Format::Json, None) => {
-            println!("{}", serde_json::to_string_pretty(&p).map_err(|e| crate::Error::Usage(e.to_string()))?)
-        }
+    let session = config.engine().await?.session();
+    let p = paydown(&session, args.invest, args.target, args.months, args.capacity).await?;
+    match config.format {
+        Format::Table => super::emit_text(config, &format!("{p}\n"))?,
+        Format::Json => super::emit_text(config, &super::json_text(&p)?)?,
         _ => {
             let schema = Arc::new(Schema::new(vec![
                 Field::new("invest", DataType::Float64, false),
@@ -62,7 +60,7 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                     Arc::new(StringArray::from(vec![p.basis.clone()])),
                 ],
             )?;
-            super::emit(config, &QueryResult { schema, batches: vec![batch], window: None }).await?;
+            super::emit(config, QueryResult { schema, batches: vec![batch], window: None }).await?;
         }
     }
     Ok(exit::OK)

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::Config;
-use crate::engine::split_statements;
+use crate::config::Config;
+use crate::engine::Ran;
 use crate::error::{Error, Result, exit};
+use crate::sql::split_statements;
 
 #[derive(Debug, Args)]
 #[command(arg_required_else_help = true)]
@@ -40,7 +41,7 @@ pub async fn run(config: &Config, args: QueryArgs) -> Result<u8> {
             statements.len()
         )));
     }
-    let engine = config.engine().await?;
+    let mut session = config.engine().await?.session();
     // Each result is shown as soon as its statement is done; the first failure stops the script
     // and names the statement and its line.
     for (index, (line, statement)) in statements.into_iter().enumerate() {
@@ -51,8 +52,10 @@ pub async fn run(config: &Config, args: QueryArgs) -> Result<u8> {
                 Error::Statement { origin: origin.clone(), index: index + 1, line, source: Box::new(source) }
             }
         };
-        let result = engine.execute_stream(statement).await.map_err(located)?;
-        super::emit_stream(config, result).await.map_err(located)?;
+        match session.run(statement).await.map_err(located)? {
+            Ran::Rows(result) => super::emit_stream(config, result).await.map_err(located)?,
+            Ran::Set(window) => config.note(window),
+        }
     }
     Ok(exit::OK)
 }

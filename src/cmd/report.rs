@@ -1,11 +1,9 @@
 //! `debtlens report [--format markdown|html] [--output FILE]`: the monthly technical-health
 //! review.
 
-use std::io::Write;
-
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::output::{self, Format};
+use crate::output::Format;
 use crate::report;
 
 pub async fn run(config: &Config) -> Result<u8> {
@@ -20,25 +18,13 @@ pub async fn run(config: &Config) -> Result<u8> {
             )));
         }
     };
-    let engine = config.engine().await?;
-    let report = report::build(&engine).await?;
+    let session = config.engine().await?.session();
+    let report = report::build(&session).await?;
     config.note(report.window);
     let text = match format {
         Format::Html => report::html::render(&report)?,
         _ => report::markdown::render(&report),
     };
-    match &config.output {
-        Some(path) => {
-            output::write_file_atomically(path, |file| {
-                file.write_all(text.as_bytes())?;
-                Ok(())
-            })?;
-            config.note(format_args!("wrote the report to {}", path.display()));
-        }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())?;
-        }
-    }
+    super::emit_text(config, &text)?;
     Ok(exit::OK)
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::output;
 use crate::sample::{SampleSpec, generate};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::server::auth::{self, Users, Verifier};
 use crate::server::{self, Listening, ServeOptions};
@@ -68,7 +68,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<u8> {
     let users = Users::configured(&users_file)?;
     let mut engine_options = config.engine.clone();
     engine_options.memory_limit = Some(engine_options.memory_limit.unwrap_or(DEFAULT_MEMORY));
-    let engine = crate::engine::Engine::open(config.store.clone(), engine_options).await?;
+    engine_options.extension = Some(server::catalog_extension());
+    let engine = config.engine_with(engine_options).await?;
     let options = ServeOptions {
         listen: args.listen,
         users,

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::shell::{self, Session};
+use crate::shell::{self, Shell};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -34,15 +34,15 @@ pub async fn run(config: &Config, args: ShellArgs) -> Result<u8> {
         )),
         (None, None) => None,
     };
-    let engine = config.engine().await?;
-    let mut session = Session::new(engine, config.format, config.max_rows, config.quiet, script.is_none());
+    let session = config.engine().await?.session();
+    let mut shell = Shell::new(session, config.format, config.max_rows, config.quiet, script.is_none());
     match script {
         Some((origin, text)) => {
-            session.run_text(&origin, &text).await?;
-            Ok(if session.failures() > 0 { exit::RUNTIME } else { exit::OK })
+            shell.run_text(&origin, &text).await?;
+            Ok(if shell.failures() > 0 { exit::RUNTIME } else { exit::OK })
         }
         None => {
-            shell::interactive(&mut session).await?;
+            shell::interactive(&mut shell).await?;
             Ok(exit::OK)
         }
     }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::error::{Result, exit};
 
 #[derive(Debug, Args)]
@@ -13,7 +13,7 @@ pub struct ViewArgs {
 
 pub async fn run(config: &Config, args: ViewArgs) -> Result<u8> {
     let engine = config.engine().await?;
-    let result = engine.view_stream(&args.name).await?;
+    let result = engine.session().view_stream(&args.name).await?;
     super::emit_stream(config, result).await?;
     Ok(exit::OK)
 }

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::cli::Config;
+use crate::config::Config;
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
 use crate::views::VIEWS;
 
 pub async fn run(config: &Config) -> Result<u8> {
-    let engine = config.engine().await?;
+    let session = config.engine().await?.session();
     let mut columns = Vec::with_capacity(VIEWS.len());
     for view in VIEWS {
-        let schema = engine.context().table(view.name).await?.schema().as_arrow().clone();
+        let schema = session
+            .relation_schema(view.name)
+            .await?
+            .ok_or_else(|| crate::Error::Internal(format!("view {} is not in the catalog", view.name)))?;
         columns.push(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "));
     }
     let schema = Arc::new(Schema::new(vec![
@@ -33,6 +36,6 @@ pub async fn run(config: &Config) -> Result<u8> {
         ],
     )?;
     let config = Config { max_rows: None, ..config.clone() };
-    super::emit(&config, &QueryResult { schema, batches: vec![batch], window: None }).await?;
+    super::emit(&config, QueryResult { schema, batches: vec![batch], window: None }).await?;
     Ok(exit::OK)
 }

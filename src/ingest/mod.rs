@@ -88,7 +88,7 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
     let mut total_bytes = 0;
     for file in files {
         let format = options.format.or_else(|| InputFormat::from_path(file)).ok_or_else(|| {
-            Error::Usage(format!("{}: cannot tell the format from the extension; give --format", file.display()))
+            Error::Usage(format!("{}: cannot tell the format from the extension; give --input-format", file.display()))
         })?;
         let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
         if meta.is_dir() {
@@ -116,7 +116,7 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
     let mapping = options.mapping.clone();
     let staged = tokio::task::spawn_blocking(move || stage(table, &inputs, mapping.as_ref(), &staging_dir, progress))
         .await
-        .map_err(|e| Error::Usage(format!("ingest stopped: {e}")))??;
+        .map_err(|e| Error::Internal(format!("ingest stopped: {e}")))??;
 
     if !staged.rejected.is_empty() {
         store.append_rejected(rejected_batch(table, &staged.rejected)?).await?;
@@ -253,12 +253,12 @@ fn read_alongside(
                 if chunk.len() == CHUNK_ITEMS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ITEMS));
                     // The other side hangs up only after an error of its own, which wins.
-                    sender.send(full).map_err(|_| Error::Usage("ingest stopped".into()))?;
+                    sender.send(full).map_err(|_| Error::Internal("ingest stopped".into()))?;
                 }
                 Ok(())
             })?;
             if !chunk.is_empty() {
-                sender.send(chunk).map_err(|_| Error::Usage("ingest stopped".into()))?;
+                sender.send(chunk).map_err(|_| Error::Internal("ingest stopped".into()))?;
             }
             Ok(read)
         });
@@ -272,7 +272,7 @@ fn read_alongside(
             }
         }
         drop(receiver);
-        let read = reader.join().map_err(|_| Error::Usage(format!("{}: the reader stopped", file.display())))?;
+        let read = reader.join().map_err(|_| Error::Internal(format!("{}: the reader stopped", file.display())))?;
         handled?;
         read
     })

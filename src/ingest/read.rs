@@ -22,7 +22,7 @@ use super::rows::{ColumnSpec, Raw, split_list};
 use crate::error::{Error, Result};
 
 /// An input format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
     /// RFC 4180 CSV with a header row.
     Csv,
@@ -92,8 +92,11 @@ impl Binding {
         let find = |name: &str| header.iter().position(|h| normal(h) == normal(name));
         let mut used = vec![false; header.len()];
         let mut sources = Vec::with_capacity(columns.len());
-        let missing = |what: String| {
-            Error::Usage(format!("{}: missing required column {what}; nothing was loaded", file.display()))
+        let missing = |what: String| Error::Input {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 0,
+            message: format!("missing required column {what}; nothing was loaded"),
         };
         for spec in columns {
             if let Some(map) = mapping.and_then(|m| m.column(spec.name)) {
@@ -261,7 +264,12 @@ fn read_csv(
     let mut lines_before = 0u64;
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(tracked);
     let mut record = csv::ByteRecord::new();
-    let csv_err = |e: csv::Error| Error::Usage(format!("{}: {e}", file.display()));
+    let csv_err = |e: csv::Error| Error::Input {
+        file: file.to_path_buf(),
+        line: e.position().map_or(0, |p| p.line()),
+        column: 0,
+        message: e.to_string(),
+    };
     if !reader.read_byte_record(&mut record).map_err(csv_err)? {
         // An empty file has no rows and no columns: nothing to load, nothing to refuse.
         return Ok(Vec::new());
@@ -269,8 +277,12 @@ fn read_csv(
     let mut header = Vec::with_capacity(record.len());
     for (i, field) in record.iter().enumerate() {
         let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
-        let name = std::str::from_utf8(field)
-            .map_err(|_| Error::Usage(format!("{}, line 1: the header is not valid UTF-8", file.display())))?;
+        let name = std::str::from_utf8(field).map_err(|_| Error::Input {
+            file: file.to_path_buf(),
+            line: 1,
+            column: i as u64 + 1,
+            message: "the header is not valid UTF-8".into(),
+        })?;
         header.push(name.to_string());
     }
     let (binding, extra) = Binding::new(file, &header, columns, mapping)?;
@@ -492,9 +504,12 @@ fn read_json(
     if let Some(e) = records.failure.take() {
         return Err(e);
     }
-    outcome
-        .and_then(|()| de.end())
-        .map_err(|e| Error::Usage(format!("{}: invalid JSON: {e}; nothing was loaded", file.display())))?;
+    outcome.and_then(|()| de.end()).map_err(|e| Error::Input {
+        file: file.to_path_buf(),
+        line: e.line() as u64,
+        column: e.column() as u64,
+        message: format!("invalid JSON: {e}; nothing was loaded"),
+    })?;
     Ok(records.bound.extra())
 }
 
@@ -534,7 +549,7 @@ fn read_parquet(
                     }
                     match column.data_type() {
                         DataType::List(_) | DataType::LargeList(_) => {
-                            crate::output::list_items(column, row).ok().flatten().map_or(Raw::Null, Raw::List)
+                            crate::schema::list_items(column, row).ok().flatten().map_or(Raw::Null, Raw::List)
                         }
                         _ => Raw::Text(formatter.value(row).to_string().into()),
                     }

@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 
 use crate::error::Result;
 use crate::schema::Table;
-use crate::window::parse_instant;
+use crate::time::parse_instant;
 
 /// One cell as read from an input, before conversion. Text borrows from the record it was read
 /// from where it can (a CSV record), or is owned (JSON, Parquet, a mapping's result).

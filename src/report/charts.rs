@@ -37,7 +37,7 @@ pub fn svg(chart: &Chart) -> Result<String> {
         };
         drawn
             .and_then(|()| root.present().map_err(|e| e.to_string().into()))
-            .map_err(|e| Error::Usage(format!("cannot draw the chart `{title}`: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot draw the chart `{title}`: {e}")))?;
     }
     // Scale with the page; the viewBox keeps the proportions. Name the chart for screen readers.
     let label = crate::output::escape_html(title);

@@ -16,7 +16,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 
-use crate::engine::{Engine, QueryResult};
+use crate::engine::{QueryResult, Session};
 use crate::error::Result;
 use crate::window::Window;
 
@@ -88,40 +88,7 @@ fn trim(s: String) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
-/// `1,234,567`
-pub fn count(x: f64) -> String {
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if x < -0.5 { format!("-{out}") } else { out }
-}
-
-/// `$812`, `$14.2K`, `$1.56M`
-pub fn money(x: f64) -> String {
-    let sign = if x < 0.0 { "-" } else { "" };
-    let a = x.abs();
-    let body = if a >= 1e9 {
-        format!("{:.2}B", a / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2}M", a / 1e6)
-    } else if a >= 1e3 {
-        format!("{:.1}K", a / 1e3)
-    } else {
-        format!("{a:.0}")
-    };
-    format!("{sign}${body}")
-}
-
-/// `54%`, `7.3%`
-pub fn percent(x: f64) -> String {
-    let p = x * 100.0;
-    if p.abs() >= 10.0 || p == 0.0 { format!("{p:.0}%") } else { format!("{p:.1}%") }
-}
+pub use crate::numbers::{count, money, percent};
 
 /// A table of a section: the columns shown and their rows.
 #[derive(Debug, Clone)]
@@ -132,15 +99,21 @@ pub struct Table {
 
 impl Table {
     /// The rows of `result`, typed by the kinds given per column name (text for the others).
-    fn from_result(result: &QueryResult, kinds: &[(&str, Kind)]) -> Self {
+    fn from_result(result: &QueryResult, kinds: &[(&str, Kind)]) -> Result<Self> {
         let kind_of = |name: &str| kinds.iter().find(|(n, _)| *n == name).map_or(Kind::Text, |(_, k)| *k);
         let columns: Vec<(String, Kind)> =
             result.schema.fields().iter().map(|f| (f.name().clone(), kind_of(f.name()))).collect();
-        Self { columns, rows: values(result) }
+        Ok(Self { columns, rows: values(result)? })
     }
 
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|(n, _)| n == name)
+    }
+
+    /// The cell of `row` in the column named `name` (null when there is no such column).
+    pub fn get<'r>(&self, row: &'r [Value], name: &str) -> &'r Value {
+        static NULL: Value = Value::Null;
+        self.column(name).and_then(|i| row.get(i)).unwrap_or(&NULL)
     }
 
     /// The cells of one column.
@@ -157,7 +130,7 @@ impl Table {
 }
 
 /// The cells of a result: integers, floats, and everything else as text.
-fn values(result: &QueryResult) -> Vec<Vec<Value>> {
+fn values(result: &QueryResult) -> Result<Vec<Vec<Value>>> {
     let mut rows = Vec::new();
     for batch in &result.batches {
         let columns: Vec<Vec<Value>> = batch
@@ -165,28 +138,28 @@ fn values(result: &QueryResult) -> Vec<Vec<Value>> {
             .iter()
             .map(|c| {
                 let t = c.data_type();
-                if t.is_integer() {
-                    let c = cast(c, &DataType::Int64).expect("integers widen to Int64");
+                Ok(if t.is_integer() {
+                    let c = cast(c, &DataType::Int64)?;
                     let c = c.as_primitive::<Int64Type>();
                     (0..c.len()).map(|i| if c.is_valid(i) { Value::Int(c.value(i)) } else { Value::Null }).collect()
                 } else if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
-                    let c = cast(c, &DataType::Float64).expect("numbers cast to Float64");
+                    let c = cast(c, &DataType::Float64)?;
                     let c = c.as_primitive::<Float64Type>();
                     (0..c.len()).map(|i| if c.is_valid(i) { Value::Float(c.value(i)) } else { Value::Null }).collect()
                 } else {
-                    let c = cast(c, &DataType::Utf8).expect("values display as text");
+                    let c = cast(c, &DataType::Utf8)?;
                     let c = c.as_string::<i32>();
                     (0..c.len())
                         .map(|i| if c.is_valid(i) { Value::Text(c.value(i).to_string()) } else { Value::Null })
                         .collect()
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for i in 0..batch.num_rows() {
             rows.push(columns.iter().map(|c| c[i].clone()).collect());
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// A chart of a section, drawn in the HTML report.
@@ -274,236 +247,291 @@ CROSS JOIN scope
 WHERE (e.team IS NULL) = scope.org_wide AND e.period_start IN (SELECT period_start FROM periods)
 ORDER BY e.period_start, e.team NULLS FIRST";
 
-/// Gathers the review from the views, in the engine's window.
-pub async fn build(engine: &Engine) -> Result<Report> {
-    let window = engine.window().await?;
-    let mut headlines = Vec::new();
-    let mut sections = Vec::new();
+/// Gathers the review from the views, in the session's window: one function per section, each
+/// reading its view's columns by name.
+pub async fn build(session: &Session) -> Result<Report> {
+    let window = session.window().await?;
     let in_window = format!("in the {} days to {}", window.days, window.as_of.format("%-d %b %Y"));
+    let mut review = Review { session, window, in_window, headlines: Vec::new() };
+    let slowdown = review.slowdown().await?;
+    let health = review.system_health(&slowdown).await?;
+    review.incidents().await?;
+    let reasons = review.delay_reasons().await?;
+    let capacity = review.capacity().await?;
+    let dod = review.dod().await?;
+    let trend = review.trend(&slowdown).await?;
+    Ok(Report {
+        store: session.engine().store().to_string(),
+        window,
+        headlines: review.headlines,
+        sections: vec![health, reasons, capacity, dod, trend],
+    })
+}
 
-    // System health, the table the review starts from.
-    let health = Table::from_result(
-        &engine.execute("SELECT * FROM system_health").await?,
-        &[
-            ("features", Kind::Count),
-            ("slowdown_ratio", Kind::Ratio),
-            ("total_delay_days", Kind::Amount),
-            ("cost", Kind::Money),
-            ("incidents", Kind::Count),
-            ("sev1", Kind::Count),
-            ("mttr_hours", Kind::Hours),
-            ("users_affected", Kind::Count),
-            ("debt_related_share", Kind::Share),
-        ],
-    );
-    let slowdown = Table::from_result(
-        &engine
-            .execute(
+/// What the sections share while the review is gathered: the session, its window, and the
+/// headlines found so far (in the order the sections find them).
+struct Review<'a> {
+    session: &'a Session,
+    window: Window,
+    /// "in the 90 days to 31 Oct 2026"
+    in_window: String,
+    headlines: Vec<String>,
+}
+
+impl Review<'_> {
+    async fn table(&self, sql: &str, kinds: &[(&str, Kind)]) -> Result<Table> {
+        Table::from_result(&self.session.execute(sql).await?, kinds)
+    }
+
+    /// The systems with a slowdown, slowest first (the health chart, the headline, the trend).
+    async fn slowdown(&mut self) -> Result<Table> {
+        let slowdown = self
+            .table(
                 "SELECT system, features, slowdown_ratio, total_delay_days, extra_weeks FROM slowdown_by_system \
                  WHERE slowdown_ratio IS NOT NULL ORDER BY slowdown_ratio DESC, system",
+                &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio), ("total_delay_days", Kind::Amount)],
             )
-            .await?,
-        &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio), ("total_delay_days", Kind::Amount)],
-    );
-    if let Some(row) = health.rows.iter().find(|r| r[health.column("cost").unwrap_or(0)].number().is_some()) {
-        let at = |c: &str| &row[health.column(c).expect("a system_health column")];
-        let system = at("system").text().unwrap_or("?");
-        headlines.push(format!(
-            "Paying down {system} debt is worth {} delay-days and {} of engineering time {in_window}.",
-            at("total_delay_days").show(Kind::Amount),
-            at("cost").show(Kind::Money),
-        ));
-    }
-    if let Some(row) = slowdown.rows.first() {
-        let system = row[0].text().unwrap_or("?");
-        let ratio = row[2].show(Kind::Ratio);
-        headlines.push(format!(
-            "{system} has a {ratio} velocity tax: a feature estimated at 1 week that touches it takes {} weeks.",
-            row[2].number().map_or("?".into(), |r| format!("{r:.1}"))
-        ));
-    }
-    sections.push(Section {
-        id: "system-health",
-        title: "System health",
-        about: format!(
-            "Slowdown, delay and cost (slowdown_by_system, debt_cost) beside incidents (incident_impact), {in_window}; costliest first."
-        ),
-        table: health,
-        charts: vec![Chart::Bars {
-            title: "Slowdown by system (actual / estimated weeks)".into(),
-            labels: slowdown.cells("system").iter().map(|v| v.show(Kind::Text)).collect(),
-            values: slowdown.cells("slowdown_ratio").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
-            kind: Kind::Ratio,
-            reference: Some(1.0),
-        }],
-        empty: "No shipped features or incidents in this window.",
-    });
-
-    // Incidents headline from the same view.
-    if let Some(row) = engine
-        .execute("SELECT system, incidents, sev1, users_affected, debt_related_share FROM incident_impact LIMIT 1")
-        .await
-        .map(|r| values(&r))?
-        .first()
-    {
-        let debt = row[4].number().map(|s| format!("; {} were debt-related", percent(s))).unwrap_or_default();
-        headlines.push(format!(
-            "{} caused the most incidents {in_window}: {} ({} sev1), affecting {} users{debt}.",
-            row[0].show(Kind::Text),
-            row[1].show(Kind::Count),
-            row[2].show(Kind::Count),
-            row[3].show(Kind::Count),
-        ));
+            .await?;
+        Ok(slowdown)
     }
 
-    // Delay reasons.
-    let reasons = Table::from_result(
-        &engine.execute("SELECT * FROM delay_by_reason LIMIT 10").await?,
-        &[
-            ("features", Kind::Count),
-            ("total_delay_days", Kind::Amount),
-            ("attributed_delay_days", Kind::Amount),
-            ("share_of_delay", Kind::Share),
-        ],
-    );
-    if let Some(row) = reasons.rows.first() {
-        let at = |c: &str| &row[reasons.column(c).expect("a delay_by_reason column")];
-        headlines.push(format!(
-            "The top cause of delay is {}: {} delay-days, {} of all delay {in_window}.",
-            at("reason").show(Kind::Text),
-            at("attributed_delay_days").show(Kind::Amount),
-            at("share_of_delay").show(Kind::Share),
-        ));
-    }
-    sections.push(Section {
-        id: "delay-reasons",
-        title: "Top delay reasons",
-        about: format!(
-            "Delay-days by reason (delay_by_reason), {in_window}; a feature's delay is shared equally among its reasons."
-        ),
-        charts: vec![Chart::Bars {
-            title: "Delay-days by reason".into(),
-            labels: reasons.cells("reason").iter().map(|v| v.show(Kind::Text)).collect(),
-            values: reasons.cells("attributed_delay_days").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
-            kind: Kind::Amount,
-            reference: None,
-        }],
-        table: reasons,
-        empty: "No delayed features in this window.",
-    });
-
-    // Capacity: efficiency and the 80/20 split.
-    let capacity = Table::from_result(
-        &engine.execute(CAPACITY_SQL).await?,
-        &[
-            ("budget", Kind::Money),
-            ("features_shipped", Kind::Count),
-            ("efficiency", Kind::Share),
-            ("absorbed_budget", Kind::Money),
-            ("absorbed_share", Kind::Share),
-            ("quality_share", Kind::Share),
-            ("quality_share_target", Kind::Share),
-            ("gap", Kind::Points),
-        ],
-    );
-    let org_wide = capacity.cells("scope").iter().all(|t| t.text() == Some("(organisation)"));
-    // A period is complete when it ended by the end of the window (periods end exclusive).
-    let as_of_date = window.as_of.date_naive().succ_opt().unwrap_or(window.as_of.date_naive()).to_string();
-    let labels: Vec<String> = capacity
-        .rows
-        .iter()
-        .map(|r| {
-            let (start, end) = (r[0].text().unwrap_or(""), r[1].text().unwrap_or(""));
-            let label = period_label(start, end);
-            if *end > *as_of_date { format!("{label} (to date)") } else { label }
-        })
-        .collect();
-    let last_complete = capacity
-        .rows
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, r)| r[1].text().is_some_and(|end| *end <= *as_of_date) && r[5].number().is_some())
-        .filter(|_| org_wide);
-    if let Some((i, row)) = last_complete {
-        let at = |c: &str| &row[capacity.column(c).expect("a capacity column")];
-        headlines.push(format!(
-            "{} of the budget, {}, was absorbed by debt in {} (efficiency {}: estimated / actual weeks).",
-            at("absorbed_share").show(Kind::Share),
-            at("absorbed_budget").show(Kind::Money),
-            labels[i],
-            at("efficiency").show(Kind::Share),
-        ));
-        if let (Some(q), Some(t)) = (at("quality_share").number(), at("quality_share_target").number()) {
-            let verdict = if q >= t { "meeting" } else { "short of" };
-            headlines.push(format!(
-                "Quality work was {} of engineering time in {}, {verdict} the {} target.",
-                percent(q),
-                labels[i],
-                percent(t)
+    /// System health, the table the review starts from, with the costliest system's and the
+    /// slowest system's headlines.
+    async fn system_health(&mut self, slowdown: &Table) -> Result<Section> {
+        let in_window = self.in_window.clone();
+        let health = self
+            .table(
+                "SELECT * FROM system_health",
+                &[
+                    ("features", Kind::Count),
+                    ("slowdown_ratio", Kind::Ratio),
+                    ("total_delay_days", Kind::Amount),
+                    ("cost", Kind::Money),
+                    ("incidents", Kind::Count),
+                    ("sev1", Kind::Count),
+                    ("mttr_hours", Kind::Hours),
+                    ("users_affected", Kind::Count),
+                    ("debt_related_share", Kind::Share),
+                ],
+            )
+            .await?;
+        if let Some(row) = health.rows.iter().find(|r| health.get(r, "cost").number().is_some()) {
+            let system = health.get(row, "system").text().unwrap_or("?");
+            self.headlines.push(format!(
+                "Paying down {system} debt is worth {} delay-days and {} of engineering time {in_window}.",
+                health.get(row, "total_delay_days").show(Kind::Amount),
+                health.get(row, "cost").show(Kind::Money),
             ));
         }
-    }
-    let mut table = capacity.clone();
-    // The period reads as its label; the raw dates stay in the views.
-    table.columns.splice(0..2, [("period".to_string(), Kind::Text)]);
-    for (row, label) in table.rows.iter_mut().zip(&labels) {
-        row.splice(0..2, [Value::Text(label.clone())]);
-    }
-    let series_of = |column: &str| capacity.cells(column).iter().map(|v| v.number()).collect::<Vec<_>>();
-    sections.push(Section {
-        id: "capacity",
-        title: "Capacity efficiency and the 80/20 split",
-        about: format!(
-            "The last four capacity periods (capacity_efficiency, capacity_split{}): efficiency = estimated / actual weeks of the features shipped; the absorbed budget is what the shortfall cost; the quality share is measured against its target.",
-            if org_wide { ", organisation-wide rows" } else { ", every team's rows" }
-        ),
-        table,
-        charts: if org_wide && !labels.is_empty() {
-            vec![Chart::Lines {
-                title: "Efficiency and quality share per period".into(),
-                x: labels.clone(),
-                series: vec![
-                    ("efficiency".into(), series_of("efficiency")),
-                    ("quality share".into(), series_of("quality_share")),
-                    ("quality target".into(), series_of("quality_share_target")),
-                ],
-                kind: Kind::Share,
-            }]
-        } else {
-            vec![]
-        },
-        empty: "No capacity rows up to the end of this window: ingest the capacity table.",
-    });
-
-    // Definition of done.
-    let dod_result = engine.execute("SELECT * FROM dod_compliance").await?;
-    let shares: Vec<(&str, Kind)> = dod_result
-        .schema
-        .fields()
-        .iter()
-        .filter(|f| f.name().starts_with("dod_") || f.name() == "fully_done")
-        .map(|f| (f.name().as_str(), Kind::Share))
-        .chain([("features", Kind::Count)])
-        .collect();
-    let mut dod = Table::from_result(&dod_result, &shares);
-    for (name, _) in &mut dod.columns {
-        if let Some(item) = name.strip_prefix("dod_") {
-            *name = item.to_string();
+        if let Some(row) = slowdown.rows.first() {
+            let system = slowdown.get(row, "system").text().unwrap_or("?");
+            let ratio = slowdown.get(row, "slowdown_ratio");
+            self.headlines.push(format!(
+                "{system} has a {} velocity tax: a feature estimated at 1 week that touches it takes {} weeks.",
+                ratio.show(Kind::Ratio),
+                ratio.number().map_or("?".into(), |r| format!("{r:.1}"))
+            ));
         }
+        Ok(Section {
+            id: "system-health",
+            title: "System health",
+            about: format!(
+                "Slowdown, delay and cost (slowdown_by_system, debt_cost) beside incidents (incident_impact), {in_window}; costliest first."
+            ),
+            table: health,
+            charts: vec![Chart::Bars {
+                title: "Slowdown by system (actual / estimated weeks)".into(),
+                labels: slowdown.cells("system").iter().map(|v| v.show(Kind::Text)).collect(),
+                values: slowdown.cells("slowdown_ratio").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+                kind: Kind::Ratio,
+                reference: Some(1.0),
+            }],
+            empty: "No shipped features or incidents in this window.",
+        })
     }
-    if let Some(done) = dod.column("fully_done") {
+
+    /// The headline of the system that caused the most incidents.
+    async fn incidents(&mut self) -> Result<()> {
+        let incidents = self
+            .table(
+                "SELECT system, incidents, sev1, users_affected, debt_related_share FROM incident_impact LIMIT 1",
+                &[],
+            )
+            .await?;
+        if let Some(row) = incidents.rows.first() {
+            let at = |c: &str| incidents.get(row, c);
+            let debt = at("debt_related_share").number().map(|s| format!("; {} were debt-related", percent(s)));
+            self.headlines.push(format!(
+                "{} caused the most incidents {}: {} ({} sev1), affecting {} users{}.",
+                at("system").show(Kind::Text),
+                self.in_window,
+                at("incidents").show(Kind::Count),
+                at("sev1").show(Kind::Count),
+                at("users_affected").show(Kind::Count),
+                debt.unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The top delay reasons.
+    async fn delay_reasons(&mut self) -> Result<Section> {
+        let in_window = self.in_window.clone();
+        let reasons = self
+            .table(
+                "SELECT * FROM delay_by_reason LIMIT 10",
+                &[
+                    ("features", Kind::Count),
+                    ("total_delay_days", Kind::Amount),
+                    ("attributed_delay_days", Kind::Amount),
+                    ("share_of_delay", Kind::Share),
+                ],
+            )
+            .await?;
+        if let Some(row) = reasons.rows.first() {
+            self.headlines.push(format!(
+                "The top cause of delay is {}: {} delay-days, {} of all delay {in_window}.",
+                reasons.get(row, "reason").show(Kind::Text),
+                reasons.get(row, "attributed_delay_days").show(Kind::Amount),
+                reasons.get(row, "share_of_delay").show(Kind::Share),
+            ));
+        }
+        Ok(Section {
+            id: "delay-reasons",
+            title: "Top delay reasons",
+            about: format!(
+                "Delay-days by reason (delay_by_reason), {in_window}; a feature's delay is shared equally among its reasons."
+            ),
+            charts: vec![Chart::Bars {
+                title: "Delay-days by reason".into(),
+                labels: reasons.cells("reason").iter().map(|v| v.show(Kind::Text)).collect(),
+                values: reasons.cells("attributed_delay_days").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+                kind: Kind::Amount,
+                reference: None,
+            }],
+            table: reasons,
+            empty: "No delayed features in this window.",
+        })
+    }
+
+    /// Capacity: efficiency and the 80/20 split over the last four periods.
+    async fn capacity(&mut self) -> Result<Section> {
+        let capacity = self
+            .table(
+                CAPACITY_SQL,
+                &[
+                    ("budget", Kind::Money),
+                    ("features_shipped", Kind::Count),
+                    ("efficiency", Kind::Share),
+                    ("absorbed_budget", Kind::Money),
+                    ("absorbed_share", Kind::Share),
+                    ("quality_share", Kind::Share),
+                    ("quality_share_target", Kind::Share),
+                    ("gap", Kind::Points),
+                ],
+            )
+            .await?;
+        let org_wide = capacity.cells("scope").iter().all(|t| t.text() == Some("(organisation)"));
+        // A period is complete when it ended by the end of the window (periods end exclusive).
+        let as_of = self.window.as_of.date_naive();
+        let as_of_date = as_of.succ_opt().unwrap_or(as_of).to_string();
+        let ends = |r: &[Value]| capacity.get(r, "ends").text().unwrap_or("").to_string();
+        let labels: Vec<String> = capacity
+            .rows
+            .iter()
+            .map(|r| {
+                let (start, end) = (capacity.get(r, "starts").text().unwrap_or(""), ends(r));
+                let label = period_label(start, &end);
+                if *end > *as_of_date { format!("{label} (to date)") } else { label }
+            })
+            .collect();
+        let last_complete = capacity
+            .rows
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| {
+                *ends(r) <= *as_of_date && !ends(r).is_empty() && capacity.get(r, "efficiency").number().is_some()
+            })
+            .filter(|_| org_wide);
+        if let Some((i, row)) = last_complete {
+            let at = |c: &str| capacity.get(row, c);
+            self.headlines.push(format!(
+                "{} of the budget, {}, was absorbed by debt in {} (efficiency {}: estimated / actual weeks).",
+                at("absorbed_share").show(Kind::Share),
+                at("absorbed_budget").show(Kind::Money),
+                labels[i],
+                at("efficiency").show(Kind::Share),
+            ));
+            if let (Some(q), Some(t)) = (at("quality_share").number(), at("quality_share_target").number()) {
+                let verdict = if q >= t { "meeting" } else { "short of" };
+                self.headlines.push(format!(
+                    "Quality work was {} of engineering time in {}, {verdict} the {} target.",
+                    percent(q),
+                    labels[i],
+                    percent(t)
+                ));
+            }
+        }
+        // The period reads as its label; the raw dates stay in the views.
+        let mut table = capacity.clone();
+        let dates: Vec<usize> = ["starts", "ends"].iter().filter_map(|c| table.column(c)).collect();
+        if let [first, second] = dates[..] {
+            table.columns.splice(first..=second, [("period".to_string(), Kind::Text)]);
+            for (row, label) in table.rows.iter_mut().zip(&labels) {
+                row.splice(first..=second, [Value::Text(label.clone())]);
+            }
+        }
+        let series_of = |column: &str| capacity.cells(column).iter().map(|v| v.number()).collect::<Vec<_>>();
+        Ok(Section {
+            id: "capacity",
+            title: "Capacity efficiency and the 80/20 split",
+            about: format!(
+                "The last four capacity periods (capacity_efficiency, capacity_split{}): efficiency = estimated / actual weeks of the features shipped; the absorbed budget is what the shortfall cost; the quality share is measured against its target.",
+                if org_wide { ", organisation-wide rows" } else { ", every team's rows" }
+            ),
+            table,
+            charts: if org_wide && !labels.is_empty() {
+                vec![Chart::Lines {
+                    title: "Efficiency and quality share per period".into(),
+                    x: labels.clone(),
+                    series: vec![
+                        ("efficiency".into(), series_of("efficiency")),
+                        ("quality share".into(), series_of("quality_share")),
+                        ("quality target".into(), series_of("quality_share_target")),
+                    ],
+                    kind: Kind::Share,
+                }]
+            } else {
+                vec![]
+            },
+            empty: "No capacity rows up to the end of this window: ingest the capacity table.",
+        })
+    }
+
+    /// Definition of done by team, with the best and the worst team's headline.
+    async fn dod(&mut self) -> Result<Section> {
+        let result = self.session.execute("SELECT * FROM dod_compliance").await?;
+        let shares: Vec<(&str, Kind)> = result
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.name().starts_with("dod_") || f.name() == "fully_done")
+            .map(|f| (f.name().as_str(), Kind::Share))
+            .chain([("features", Kind::Count)])
+            .collect();
+        let mut dod = Table::from_result(&result, &shares)?;
         let mut teams: Vec<(&str, f64)> = dod
             .rows
             .iter()
-            .filter_map(|r| Some((r[0].text()?, r[done].number()?)))
+            .filter_map(|r| Some((dod.get(r, "team").text()?, dod.get(r, "fully_done").number()?)))
             .filter(|(t, _)| *t != "(none)")
             .collect();
         teams.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
         if let (Some(best), Some(worst)) = (teams.first(), teams.last())
             && teams.len() > 1
         {
-            headlines.push(format!(
+            self.headlines.push(format!(
                 "{} ships {} of its features fully done (all eight DoD items); {} only {}.",
                 best.0,
                 percent(best.1),
@@ -511,77 +539,90 @@ pub async fn build(engine: &Engine) -> Result<Report> {
                 percent(worst.1)
             ));
         }
+        for (name, _) in &mut dod.columns {
+            if let Some(item) = name.strip_prefix("dod_") {
+                *name = item.to_string();
+            }
+        }
+        Ok(Section {
+            id: "dod",
+            title: "Definition of done by team",
+            about: format!(
+                "Share of shipped features meeting each definition-of-done item (dod_compliance), {}.",
+                self.in_window
+            ),
+            table: dod,
+            charts: vec![],
+            empty: "No shipped features in this window.",
+        })
     }
-    sections.push(Section {
-        id: "dod",
-        title: "Definition of done by team",
-        about: format!("Share of shipped features meeting each definition-of-done item (dod_compliance), {in_window}."),
-        table: dod,
-        charts: vec![],
-        empty: "No shipped features in this window.",
-    });
 
-    // Velocity trend of the three slowest systems over the twelve months to the window's end.
-    let slowest: Vec<String> = slowdown.cells("system").iter().take(3).map(|v| v.show(Kind::Text)).collect();
-    let trend = if slowest.is_empty() {
-        QueryResult { schema: std::sync::Arc::new(trend_schema()), batches: vec![], window: None }
-    } else {
-        let list = slowest.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
-        engine
-            .execute(&format!(
-                "SELECT CAST(month AS VARCHAR) AS month, system, features, slowdown_ratio FROM velocity_trend \
-                 WHERE system IN ({list}) AND month > CAST(window_end() AS DATE) - INTERVAL '1 year' \
-                 AND month <= CAST(window_end() AS DATE) ORDER BY month, system"
-            ))
-            .await?
-    };
-    let trend = Table::from_result(&trend, &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio)]);
-    let mut months: Vec<String> = trend.cells("month").iter().map(|v| v.show(Kind::Text)).collect();
-    months.dedup();
-    // One row per month, one column per system: the view's slowdown_ratio where it has one.
-    let ratio = |month: &str, system: &str| {
-        trend
-            .rows
-            .iter()
-            .find(|r| r[0].text() == Some(month) && r[1].text() == Some(system))
-            .map_or(Value::Null, |r| r[3].clone())
-    };
-    let series: Vec<(String, Vec<Option<f64>>)> = slowest
-        .iter()
-        .map(|system| (system.clone(), months.iter().map(|m| ratio(m, system).number()).collect()))
-        .collect();
-    let pivot = Table {
-        columns: std::iter::once(("month".to_string(), Kind::Text))
-            .chain(slowest.iter().map(|s| (s.clone(), Kind::Ratio)))
-            .collect(),
-        rows: months
-            .iter()
-            .map(|m| std::iter::once(Value::Text(month_label(m))).chain(slowest.iter().map(|s| ratio(m, s))).collect())
-            .collect(),
-    };
-    sections.push(Section {
-        id: "trend",
-        title: "Velocity trend of the slowest systems",
-        about: format!(
-            "Monthly slowdown (velocity_trend) over the twelve months to {} of the three slowest systems in the window: {}.",
-            window.as_of.format("%-d %b %Y"),
-            if slowest.is_empty() { "none".into() } else { slowest.join(", ") }
-        ),
-        charts: if months.is_empty() {
-            vec![]
+    /// Velocity trend of the three slowest systems over the twelve months to the window's end:
+    /// one row per month, one column per system.
+    async fn trend(&mut self, slowdown: &Table) -> Result<Section> {
+        let slowest: Vec<String> = slowdown.cells("system").iter().take(3).map(|v| v.show(Kind::Text)).collect();
+        let kinds = [("features", Kind::Count), ("slowdown_ratio", Kind::Ratio)];
+        let trend = if slowest.is_empty() {
+            let empty = QueryResult { schema: std::sync::Arc::new(trend_schema()), batches: vec![], window: None };
+            Table::from_result(&empty, &kinds)?
         } else {
-            vec![Chart::Lines {
-                title: "Slowdown per month".into(),
-                x: months.iter().map(|m| month_label(m)).collect(),
-                series,
-                kind: Kind::Ratio,
-            }]
-        },
-        table: pivot,
-        empty: "No shipped features on these systems in the last twelve months.",
-    });
-
-    Ok(Report { store: engine.store().to_string(), window, headlines, sections })
+            let list = slowest.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+            self.table(
+                &format!(
+                    "SELECT CAST(month AS VARCHAR) AS month, system, features, slowdown_ratio FROM velocity_trend \
+                     WHERE system IN ({list}) AND month > CAST(window_end() AS DATE) - INTERVAL '1 year' \
+                     AND month <= CAST(window_end() AS DATE) ORDER BY month, system"
+                ),
+                &kinds,
+            )
+            .await?
+        };
+        let mut months: Vec<String> = trend.cells("month").iter().map(|v| v.show(Kind::Text)).collect();
+        months.dedup();
+        let ratio = |month: &str, system: &str| {
+            trend
+                .rows
+                .iter()
+                .find(|r| trend.get(r, "month").text() == Some(month) && trend.get(r, "system").text() == Some(system))
+                .map_or(Value::Null, |r| trend.get(r, "slowdown_ratio").clone())
+        };
+        let series: Vec<(String, Vec<Option<f64>>)> = slowest
+            .iter()
+            .map(|system| (system.clone(), months.iter().map(|m| ratio(m, system).number()).collect()))
+            .collect();
+        let pivot = Table {
+            columns: std::iter::once(("month".to_string(), Kind::Text))
+                .chain(slowest.iter().map(|s| (s.clone(), Kind::Ratio)))
+                .collect(),
+            rows: months
+                .iter()
+                .map(|m| {
+                    std::iter::once(Value::Text(month_label(m))).chain(slowest.iter().map(|s| ratio(m, s))).collect()
+                })
+                .collect(),
+        };
+        Ok(Section {
+            id: "trend",
+            title: "Velocity trend of the slowest systems",
+            about: format!(
+                "Monthly slowdown (velocity_trend) over the twelve months to {} of the three slowest systems in the window: {}.",
+                self.window.as_of.format("%-d %b %Y"),
+                if slowest.is_empty() { "none".into() } else { slowest.join(", ") }
+            ),
+            charts: if months.is_empty() {
+                vec![]
+            } else {
+                vec![Chart::Lines {
+                    title: "Slowdown per month".into(),
+                    x: months.iter().map(|m| month_label(m)).collect(),
+                    series,
+                    kind: Kind::Ratio,
+                }]
+            },
+            table: pivot,
+            empty: "No shipped features on these systems in the last twelve months.",
+        })
+    }
 }
 
 fn trend_schema() -> datafusion::arrow::datatypes::Schema {

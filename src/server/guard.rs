@@ -1,8 +1,9 @@
 //! The read-only guard: the first query hook of the server, over the simple and the extended
 //! protocol. Queries are planned by the engine (which refuses anything but a query) against the
-//! newest data and run under the statement timeout, execution included; the SETs clients send on
-//! connect are answered here without touching the shared context; everything else is refused
-//! with a PostgreSQL error.
+//! newest data and run under the statement timeout, execution included, each in the connection's
+//! own session; the SETs clients send on connect, and the connection's window
+//! (`SET debtlens.as_of = ...`, `RESET`, `SHOW`), are answered here without touching anything
+//! shared; everything else is refused with a PostgreSQL error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,10 +16,11 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Set, Statement};
+use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Reset, Set, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -30,8 +32,9 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Stream, StreamExt, stream};
 use tokio::time::Instant;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Session, SettingStatement, setting_of};
 use crate::error::Error;
+use crate::views::references_window;
 
 /// The client metadata key of the session's statement timeout, in milliseconds.
 const TIMEOUT_KEY: &str = "statement_timeout_ms";
@@ -51,8 +54,10 @@ pub enum Kind {
 impl Kind {
     pub fn of(statement: &Statement) -> Self {
         match statement {
-            Statement::Set(_) | Statement::Discard { .. } => Kind::Session,
-            Statement::ShowVariable { variable } if is_timeout(variable) => Kind::Session,
+            Statement::Set(_) | Statement::Discard { .. } | Statement::Reset(_) => Kind::Session,
+            Statement::ShowVariable { variable } if is_timeout(variable) || setting_of(statement).is_some() => {
+                Kind::Session
+            }
             Statement::ShowVariable { .. }
             | Statement::ShowStatus { .. }
             | Statement::ShowCatalogs { .. }
@@ -68,7 +73,7 @@ impl Kind {
 }
 
 pub struct Guard {
-    engine: Arc<Engine>,
+    engine: Engine,
     /// The longest a statement may run; also the timeout when the client sets none.
     max_timeout: Duration,
     /// Queries whose rows are still being produced.
@@ -76,14 +81,27 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(engine: Arc<Engine>, max_timeout: Duration, active: Arc<AtomicUsize>) -> Self {
+    pub fn new(engine: Engine, max_timeout: Duration, active: Arc<AtomicUsize>) -> Self {
         Self { engine, max_timeout, active }
     }
 
-    /// Plans a statement against the newest committed data; anything but a query is refused.
-    pub async fn plan(&self, statement: &Statement) -> PgWireResult<LogicalPlan> {
+    /// The connection's session: the engine's default window with the connection's own
+    /// `SET debtlens....` settings (kept in the client's metadata) over it.
+    fn session(&self, client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Session> {
+        let mut session = self.engine.session();
+        for name in WINDOW_SETTINGS {
+            if let Some(value) = client.metadata().get(name) {
+                session.set(name, value).map_err(|e| pg_error(&e))?;
+            }
+        }
+        Ok(session)
+    }
+
+    /// Plans a statement against the newest committed data in the client's session; anything
+    /// but a query is refused.
+    pub async fn plan(&self, statement: &Statement, client: &(impl ClientInfo + ?Sized)) -> PgWireResult<LogicalPlan> {
         self.engine.refresh().await.map_err(|e| pg_error(&e))?;
-        self.engine.plan_statement(statement.clone()).await.map_err(|e| pg_error(&e))
+        self.session(client)?.plan_statement(statement).await.map_err(|e| pg_error(&e))
     }
 
     /// The timeout of the client's next statement: its own `statement_timeout`, capped by the
@@ -99,8 +117,11 @@ impl Guard {
 
     /// Runs a planned query: the deadline starts now and covers planning the physical plan and
     /// producing every row; past it the query is cancelled with SQLSTATE 57014.
+    /// `statement` is the one the plan was made from: whether it reads the window decides
+    /// whether the session resolves one.
     pub async fn run(
         &self,
+        statement: &Statement,
         plan: LogicalPlan,
         format: &Format,
         client: &(impl ClientInfo + ?Sized),
@@ -110,35 +131,87 @@ impl Guard {
         let limit = self.timeout(client);
         let deadline = started + limit;
         let schema = plan.schema().as_arrow().clone();
-        let ctx = self.engine.context();
-        let start = async { ctx.execute_logical_plan(plan).await?.execute_stream().await };
-        let batches = tokio::time::timeout_at(deadline, start)
+        let session = self.session(client)?;
+        let windowed = references_window(&statement.to_string());
+        let batches = tokio::time::timeout_at(deadline, session.execute_plan(plan, windowed))
             .await
             .map_err(|_| timed_out(limit))?
-            .map_err(|e| pg_error(&Error::from(e)))?;
+            .map_err(|e| pg_error(&e))?
+            .stream;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
         Ok(Response::Query(QueryResponse::new(fields.clone(), rows(batches, fields, deadline, limit, running))))
     }
 
     /// Checks the queries of a DECLARE ... CURSOR FOR before datafusion-postgres runs them.
-    async fn check_cursor(&self, statement: &Statement) -> PgWireResult<()> {
+    async fn check_cursor(&self, statement: &Statement, client: &(impl ClientInfo + ?Sized)) -> PgWireResult<()> {
         if let Statement::Declare { stmts } = statement {
             for declare in stmts {
                 if let Some(query) = &declare.for_query {
-                    self.plan(&Statement::Query(query.clone())).await?;
+                    self.plan(&Statement::Query(query.clone()), client).await?;
                 }
             }
         }
         Ok(())
     }
 
+    /// A DECLARE ... CURSOR, checked, then run by datafusion-postgres' cursor hook over the
+    /// connection's own session (its snapshot and window), not the service's shared context.
+    async fn declare(&self, statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+        if let Err(e) = self.check_cursor(statement, &*client).await {
+            return Some(Err(e));
+        }
+        let ctx = match self.session(&*client) {
+            Ok(session) => match session.protocol_context().await {
+                Ok(ctx) => ctx,
+                Err(e) => return Some(Err(pg_error(&e))),
+            },
+            Err(e) => return Some(Err(e)),
+        };
+        CursorStatementHook.handle_simple_query(statement, &ctx, client).await
+    }
+
     /// SET, SET TIME ZONE, SET NAMES, SET TRANSACTION and DISCARD, for this connection only.
-    pub async fn session(&self, statement: &Statement, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    pub async fn settings(&self, statement: &Statement, client: &mut dyn HookClient) -> PgWireResult<Response> {
+        match setting_of(statement) {
+            Some(SettingStatement::Set(name, value)) => {
+                // Checked on a session of its own first: a bad value changes nothing.
+                let mut session = self.session(&*client)?;
+                session.set(&name, &value).map_err(|e| invalid_value(e.to_string()))?;
+                let key = window_key(&name)?;
+                client.metadata_mut().insert(key.to_string(), value);
+                return Ok(Response::Execution(Tag::new("SET")));
+            }
+            Some(SettingStatement::Show(name)) => {
+                let value = self.session(&*client)?.show(&name).await.map_err(|e| pg_error(&e))?;
+                return Ok(Response::Query(show(&name, value)?));
+            }
+            Some(SettingStatement::Reset(Some(name))) => {
+                client.metadata_mut().remove(window_key(&name)?);
+                return Ok(Response::Execution(Tag::new("RESET")));
+            }
+            Some(SettingStatement::Reset(None)) => {
+                for key in WINDOW_SETTINGS.iter().chain([&TIMEOUT_KEY]) {
+                    client.metadata_mut().remove(*key);
+                }
+                return Ok(Response::Execution(Tag::new("RESET")));
+            }
+            None => {}
+        }
         let set = match statement {
             Statement::Discard { .. } => {
-                client.metadata_mut().remove(TIMEOUT_KEY);
+                for key in WINDOW_SETTINGS.iter().chain([&TIMEOUT_KEY]) {
+                    client.metadata_mut().remove(*key);
+                }
                 return Ok(Response::Execution(Tag::new("DISCARD ALL")));
+            }
+            Statement::Reset(reset) => {
+                let Reset::ConfigurationParameter(name) = &reset.reset else { return Err(refused(statement)) };
+                let name = name.to_string().to_lowercase();
+                // Check the name as SET would, then drop the connection's value.
+                let (key, _) = accept_setting(&name, "default", self.max_timeout)?;
+                client.metadata_mut().remove(key);
+                return Ok(Response::Execution(Tag::new("RESET")));
             }
             Statement::Set(set) => set,
             Statement::ShowVariable { .. } => {
@@ -168,6 +241,18 @@ impl Guard {
                 .await?;
         }
         Ok(Response::Execution(Tag::new("SET")))
+    }
+}
+
+/// The client metadata keys of the connection's window settings.
+const WINDOW_SETTINGS: [&str; 2] = ["debtlens.as_of", "debtlens.window_days"];
+
+/// The metadata key of a window setting's name.
+fn window_key(name: &str) -> PgWireResult<&'static str> {
+    match crate::window::setting_name(name) {
+        Ok("as_of") => Ok(WINDOW_SETTINGS[0]),
+        Ok(_) => Ok(WINDOW_SETTINGS[1]),
+        Err(e) => Err(user_error("42704", e.to_string())),
     }
 }
 
@@ -233,7 +318,10 @@ fn accept_setting(name: &str, value: &str, max_timeout: Duration) -> PgWireResul
         other if other.contains('.') => {
             return Err(user_error(
                 "42501",
-                format!("`{other}` is a server setting: it is set when `debtlens serve` starts, not by a client"),
+                format!(
+                    "`{other}` is a server setting: it is set when `debtlens serve` starts, not by a client \
+                     (a connection may set debtlens.as_of and debtlens.window_days)"
+                ),
             ));
         }
         other => return Err(user_error("42704", format!("unrecognized configuration parameter \"{other}\""))),
@@ -328,8 +416,11 @@ impl Drop for Running {
 /// protocol: only its schema is used, to describe the statement.
 fn session_plan(statement: &Statement) -> PgWireResult<LogicalPlan> {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    let fields = match statement {
-        Statement::ShowVariable { .. } => vec![Field::new("statement_timeout", DataType::Utf8, false)],
+    let fields = match setting_of(statement) {
+        Some(SettingStatement::Show(name)) => vec![Field::new(name, DataType::Utf8, false)],
+        _ if matches!(statement, Statement::ShowVariable { .. }) => {
+            vec![Field::new("statement_timeout", DataType::Utf8, false)]
+        }
         _ => vec![],
     };
     let schema = DFSchema::try_from(Schema::new(fields)).map_err(|e| pg_error(&e.into()))?;
@@ -346,10 +437,13 @@ impl QueryHook for Guard {
     ) -> Option<PgWireResult<Response>> {
         let started = Instant::now();
         match Kind::of(statement) {
-            Kind::Session => Some(self.session(statement, client).await),
-            Kind::Passthrough => self.check_cursor(statement).await.err().map(Err),
-            Kind::Query => Some(match self.plan(statement).await {
-                Ok(plan) => self.run(plan, &Format::UnifiedText, &*client, started).await,
+            Kind::Session => Some(self.settings(statement, client).await),
+            Kind::Passthrough if matches!(statement, Statement::Declare { .. }) => {
+                self.declare(statement, client).await
+            }
+            Kind::Passthrough => None,
+            Kind::Query => Some(match self.plan(statement, &*client).await {
+                Ok(plan) => self.run(statement, plan, &Format::UnifiedText, &*client, started).await,
                 Err(e) => Err(e),
             }),
         }
@@ -359,12 +453,12 @@ impl QueryHook for Guard {
         &self,
         statement: &Statement,
         _ctx: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         match Kind::of(statement) {
             Kind::Session => Some(session_plan(statement)),
-            Kind::Passthrough => self.check_cursor(statement).await.err().map(Err),
-            Kind::Query => Some(self.plan(statement).await),
+            Kind::Passthrough => self.check_cursor(statement, client).await.err().map(Err),
+            Kind::Query => Some(self.plan(statement, client).await),
         }
     }
 
@@ -379,7 +473,10 @@ impl QueryHook for Guard {
         // Queries never get here: the server's extended handler runs them itself, with the
         // portal's result formats.
         match Kind::of(statement) {
-            Kind::Session => Some(self.session(statement, client).await),
+            Kind::Session => Some(self.settings(statement, client).await),
+            Kind::Passthrough if matches!(statement, Statement::Declare { .. }) => {
+                self.declare(statement, client).await
+            }
             Kind::Passthrough => None,
             Kind::Query => Some(Err(refused(statement))),
         }

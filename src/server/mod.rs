@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::engine::Engine;
+use crate::engine::{CatalogExtension, Engine};
 use crate::error::{Error, Result};
 use auth::{Users, UsersSource};
 use guard::{Guard, Kind};
@@ -89,10 +89,9 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     }
     let tls = options.tls.as_ref().map(|(cert, key)| load_tls(cert, key)).transpose()?;
 
-    let ctx = engine.context().clone();
-    setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
-        .map_err(|e| Error::Usage(format!("cannot set up pg_catalog: {e}")))?;
-    let engine = Arc::new(engine);
+    // datafusion-postgres' handlers take a context: the one of a session with the default
+    // window, for what the guard leaves to them (SHOW of server settings, transactions).
+    let ctx = engine.session().protocol_context().await?;
     // Queries running now, for the shutdown grace period.
     let active = Arc::new(AtomicUsize::new(0));
     let guard = Arc::new(Guard::new(engine.clone(), options.query_timeout, active.clone()));
@@ -151,6 +150,16 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// What the server adds to every snapshot's catalog: PostgreSQL's `pg_catalog`, which BI tools
+/// browse on connect. Give it to the engine's options before opening the engine.
+pub fn catalog_extension() -> CatalogExtension {
+    Arc::new(|ctx| {
+        setup_pg_catalog(ctx, "datafusion", EmptyContextProvider)
+            .map(|_| ())
+            .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
@@ -408,7 +417,7 @@ impl ExtendedQueryHandler for Service {
         }
         let params = self.parameters(portal, plan)?;
         let plan = plan.clone().replace_params_with_values(&params).map_err(|e| guard::pg_error(&e.into()))?;
-        self.guard.run(plan, &portal.result_column_format, client, started).await
+        self.guard.run(statement, plan, &portal.result_column_format, client, started).await
     }
 }
 

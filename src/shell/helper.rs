@@ -11,7 +11,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
 use super::commands::COMMANDS;
-use crate::engine::is_complete;
+use crate::sql::{self, Kind, is_complete};
 
 /// SQL keywords and the functions people reach for, offered by completion and highlighted.
 pub const KEYWORDS: &[&str] = &[
@@ -232,55 +232,41 @@ impl Highlighter for ShellHelper {
 
 impl Helper for ShellHelper {}
 
-/// Keywords bold blue, strings green, comments grey. Works on the text alone (no parser), so a
-/// half-typed statement highlights as well as a whole one.
+/// Keywords bold blue, strings green, comments grey, from the one SQL scanner, so a quote or
+/// comment is coloured exactly where the parser will see one. A half-typed statement (an open
+/// quote or comment) highlights as well as a whole one.
 pub fn highlight_sql(line: &str) -> String {
     const KEYWORD: &str = "\x1b[1;34m";
     const STRING: &str = "\x1b[32m";
     const COMMENT: &str = "\x1b[90m";
     const RESET: &str = "\x1b[0m";
     let mut out = String::with_capacity(line.len() + 16);
-    let mut chars = line.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            let mut end = line.len();
-            for (j, d) in chars.by_ref() {
-                if d == '\'' {
-                    end = j + 1;
-                    break;
+    for piece in sql::scan(line) {
+        let text = piece.text(line);
+        let colour = match piece.kind {
+            Kind::Keyword | Kind::Word if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(text)) => Some(KEYWORD),
+            Kind::String => Some(STRING),
+            Kind::Comment => Some(COMMENT),
+            Kind::Open if text.starts_with("/*") => Some(COMMENT),
+            Kind::Open if text.starts_with('\'') => Some(STRING),
+            _ => None,
+        };
+        match colour {
+            // A line comment's newline stays outside the colour.
+            Some(c) => match text.strip_suffix('\n') {
+                Some(body) => {
+                    out.push_str(c);
+                    out.push_str(body);
+                    out.push_str(RESET);
+                    out.push('\n');
                 }
-            }
-            out.push_str(STRING);
-            out.push_str(&line[i..end]);
-            out.push_str(RESET);
-        } else if c == '-' && line[i..].starts_with("--") {
-            let end = line[i..].find('\n').map_or(line.len(), |n| i + n);
-            out.push_str(COMMENT);
-            out.push_str(&line[i..end]);
-            out.push_str(RESET);
-            while chars.peek().is_some_and(|(j, _)| *j < end) {
-                chars.next();
-            }
-        } else if c.is_alphabetic() || c == '_' {
-            let mut end = line.len();
-            while let Some((j, d)) = chars.peek() {
-                if d.is_alphanumeric() || *d == '_' {
-                    chars.next();
-                } else {
-                    end = *j;
-                    break;
+                None => {
+                    out.push_str(c);
+                    out.push_str(text);
+                    out.push_str(RESET);
                 }
-            }
-            let word = &line[i..end];
-            if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word)) {
-                out.push_str(KEYWORD);
-                out.push_str(word);
-                out.push_str(RESET);
-            } else {
-                out.push_str(word);
-            }
-        } else {
-            out.push(c);
+            },
+            None => out.push_str(text),
         }
     }
     out
@@ -326,5 +312,8 @@ mod tests {
         assert!(s.contains("\x1b[90m-- from\x1b[0m"));
         assert!(s.ends_with("\x1b[1;34mFROM\x1b[0m x"));
         assert_eq!(highlight_sql("légacy_crm"), "légacy_crm");
+        let block = highlight_sql("SELECT /* from */ 1");
+        assert!(block.contains("\x1b[90m/* from */\x1b[0m"), "{block:?}");
+        assert!(highlight_sql("SELECT 'open").ends_with("\x1b[32m'open\x1b[0m"));
     }
 }

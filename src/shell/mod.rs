@@ -6,8 +6,8 @@
 pub mod commands;
 pub mod helper;
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::fs::File;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,22 +20,15 @@ use rustyline::{Config as EditorConfig, Editor};
 
 use self::commands::{Meta, Setting};
 use self::helper::{Catalog, ShellHelper};
-use crate::engine::{Engine, QueryResult, is_complete};
+use crate::engine::{QueryResult, Ran, Session};
 use crate::error::{Error, Result};
-use crate::output::{self, Format, WriteOptions};
+use crate::output::{self, Destination, Format, WriteOptions};
 use crate::schema::Table;
+use crate::sql::{is_complete, split_statements};
 use crate::views::{self, VIEWS};
-use crate::window::parse_as_of;
 
 /// How deep `\i` may nest before the shell refuses (a file that includes itself).
 const MAX_INCLUDE_DEPTH: usize = 16;
-
-/// Where results go.
-enum Target {
-    Screen,
-    /// `\o FILE`: text formats append each result; binary formats replace the file.
-    File(PathBuf),
-}
 
 /// What a line or a statement did to the session.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,11 +37,13 @@ enum Flow {
     Quit,
 }
 
-/// The state of one shell session.
-pub struct Session {
-    engine: Engine,
+/// The state of one shell: its engine session (which owns the window), format and output.
+pub struct Shell {
+    session: Session,
     format: Format,
-    target: Target,
+    /// The screen, or `\o FILE`: text formats append each result; binary formats replace the
+    /// file.
+    target: Destination,
     timing: bool,
     quiet: bool,
     max_rows: Option<usize>,
@@ -58,12 +53,12 @@ pub struct Session {
     depth: usize,
 }
 
-impl Session {
-    pub fn new(engine: Engine, format: Format, max_rows: Option<usize>, quiet: bool, interactive: bool) -> Self {
+impl Shell {
+    pub fn new(session: Session, format: Format, max_rows: Option<usize>, quiet: bool, interactive: bool) -> Self {
         Self {
-            engine,
+            session,
             format,
-            target: Target::Screen,
+            target: Destination::Stdout,
             timing: false,
             quiet,
             max_rows,
@@ -104,14 +99,14 @@ impl Session {
             buffer.push_str(line);
             buffer.push('\n');
             if is_complete(&buffer) {
-                for (offset, statement) in crate::engine::split_statements(&buffer) {
+                for (offset, statement) in split_statements(&buffer) {
                     index += 1;
                     self.statement(statement, Some((origin, index, first_line + offset - 1))).await;
                 }
                 buffer.clear();
             }
         }
-        for (offset, statement) in crate::engine::split_statements(&buffer) {
+        for (offset, statement) in split_statements(&buffer) {
             index += 1;
             self.statement(statement, Some((origin, index, first_line + offset - 1))).await;
         }
@@ -142,11 +137,11 @@ impl Session {
         let started = Instant::now();
         let outcome = if self.interactive {
             tokio::select! {
-                r = self.engine.execute(sql) => Some(r),
+                r = self.run_and_show(sql, started) => Some(r),
                 _ = tokio::signal::ctrl_c() => None,
             }
         } else {
-            Some(self.engine.execute(sql).await)
+            Some(self.run_and_show(sql, started).await)
         };
         let result = match outcome {
             None => {
@@ -154,9 +149,12 @@ impl Session {
                 eprintln!("cancelled after {:.1} s", started.elapsed().as_secs_f64());
                 return;
             }
-            Some(r) => r.and_then(|result| self.show(&result, started.elapsed())),
+            Some(r) => r,
         };
         if let Err(e) = result {
+            if e.is_broken_pipe() {
+                return;
+            }
             self.failures += 1;
             let e = match place {
                 Some((origin, index, line)) if !self.interactive => {
@@ -168,67 +166,53 @@ impl Session {
         }
     }
 
-    /// Writes a result to the screen or the `\o` file, then its row count (and time).
-    fn show(&self, result: &QueryResult, elapsed: Duration) -> Result<()> {
-        let rows = result.rows();
-        let shown = match &self.target {
-            Target::Screen => {
-                if self.format.is_binary() {
-                    return Err(Error::Usage(format!(
-                        "{:?} output is binary: send it to a file with \\o FILE",
-                        self.format
-                    )));
-                }
-                let options = WriteOptions { max_rows: self.max_rows, max_width: output::terminal_width() };
-                let mut out = BufWriter::new(std::io::stdout());
-                let shown = output::write(self.format, &result.schema, &result.batches, &mut out, options)?;
-                out.flush()?;
-                shown
+    /// Runs a statement in the session (a window setting changes this shell's window only)
+    /// and writes its rows to the screen or the `\o` file as they come, then the row count.
+    async fn run_and_show(&mut self, sql: &str, started: Instant) -> Result<()> {
+        let result = match self.session.run(sql).await? {
+            Ran::Set(window) => {
+                self.note(window);
+                return Ok(());
             }
-            Target::File(path) if self.format.is_binary() => {
-                output::write_file_atomically(path, |file| {
-                    let mut out = BufWriter::new(file);
-                    output::write(self.format, &result.schema, &result.batches, &mut out, WriteOptions::default())?;
-                    out.flush()?;
-                    Ok(())
-                })?;
-                rows
-            }
-            Target::File(path) => {
-                let file = OpenOptions::new().append(true).create(true).open(path).map_err(|e| Error::io(path, e))?;
-                let mut out = BufWriter::new(file);
-                output::write(self.format, &result.schema, &result.batches, &mut out, WriteOptions::default())?;
-                out.flush().map_err(|e| Error::io(path, e))?;
-                rows
-            }
+            Ran::Rows(result) => result,
         };
+        if self.target == Destination::Stdout && self.format.is_binary() {
+            return Err(Error::Usage(format!("{:?} output is binary: send it to a file with \\o FILE", self.format)));
+        }
+        let options = WriteOptions { max_rows: self.max_rows, max_width: output::terminal_width() };
+        let delivered = self.target.write_stream(self.format, result.schema, result.stream, options).await?;
+        self.count_note(delivered.written.shown, delivered.written.total, started.elapsed());
+        Ok(())
+    }
+
+    /// The row count (and time) after a result.
+    fn count_note(&self, shown: usize, rows: usize, elapsed: Duration) {
         let mut note = if shown < rows {
             format!("({shown} of {rows} rows shown; \\o FILE writes them all)")
         } else {
             format!("({rows} {})", if rows == 1 { "row" } else { "rows" })
         };
-        if let Target::File(path) = &self.target {
+        if let Destination::Append(path) | Destination::File(path) = &self.target {
             note.push_str(&format!(" written to {}", path.display()));
         }
         if self.timing {
             note.push_str(&format!("  Time: {:.3} ms", elapsed.as_secs_f64() * 1000.0));
         }
         self.note(note);
-        Ok(())
     }
 
     async fn meta(&mut self, meta: Meta) -> Result<Flow> {
         match meta {
-            Meta::Help => print!("{}", commands::help()),
+            Meta::Help => Destination::Stdout.write_text(&commands::help())?,
             Meta::Quit => return Ok(Flow::Quit),
-            Meta::Describe(None) => self.show_rows(&["name", "kind", "description"], self.relations())?,
+            Meta::Describe(None) => self.show_rows(&["name", "kind", "description"], self.relations()).await?,
             Meta::Describe(Some(name)) => {
                 let rows = self.columns(&name).await?;
-                self.show_rows(&["column", "type", "nullable"], rows)?;
+                self.show_rows(&["column", "type", "nullable"], rows).await?;
             }
             Meta::Views => {
                 let rows = VIEWS.iter().map(|v| vec![v.name.to_string(), v.description().to_string()]).collect();
-                self.show_rows(&["view", "description"], rows)?;
+                self.show_rows(&["view", "description"], rows).await?;
             }
             Meta::Timing(on) => {
                 self.timing = on.unwrap_or(!self.timing);
@@ -240,14 +224,14 @@ impl Session {
                 eprintln!("format: {}", format!("{format:?}").to_lowercase());
             }
             Meta::Output(None) => {
-                self.target = Target::Screen;
+                self.target = Destination::Stdout;
                 eprintln!("results go to the screen");
             }
             Meta::Output(Some(path)) => {
                 // Start the file afresh, as psql does; each result then appends.
                 File::create(&path).map_err(|e| Error::io(&path, e))?;
                 eprintln!("results go to {}", path.display());
-                self.target = Target::File(path);
+                self.target = Destination::Append(path);
             }
             Meta::Include(path) => {
                 if self.depth >= MAX_INCLUDE_DEPTH {
@@ -264,16 +248,17 @@ impl Session {
                 }
             }
             Meta::Set(None) => {
-                let window = self.engine.window().await?;
+                let window = self.session.window().await?;
                 eprintln!("{window}");
             }
             Meta::Set(Some(setting)) => {
+                // The same settings as `SET debtlens.as_of = ...`, for this shell's session only.
                 match setting {
-                    Setting::AsOf(None) => self.engine.set_as_of(None),
-                    Setting::AsOf(Some(date)) => self.engine.set_as_of(Some(parse_as_of(&date)?)),
-                    Setting::WindowDays(days) => self.engine.set_window_days(days),
+                    Setting::AsOf(None) => self.session.reset(Some("as_of"))?,
+                    Setting::AsOf(Some(date)) => self.session.set("as_of", &date)?,
+                    Setting::WindowDays(days) => self.session.set("window_days", &days.to_string())?,
                 }
-                let window = self.engine.window().await?;
+                let window = self.session.window().await?;
                 eprintln!("{window}");
             }
         }
@@ -294,17 +279,13 @@ impl Session {
 
     /// The columns of `\d NAME`.
     async fn columns(&self, name: &str) -> Result<Vec<Vec<String>>> {
-        let ctx = self.engine.context();
-        let known = ctx.table_exist(name).unwrap_or(false);
-        if !known {
+        let Some(schema) = self.session.relation_schema(name).await? else {
             let names = self.relations().into_iter().map(|r| r[0].clone()).collect::<Vec<_>>();
             let close = views::closest_names(name, names.iter().map(String::as_str));
             let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(" or ")) };
             return Err(Error::Usage(format!("no table or view `{name}`{hint}")));
-        }
-        let table = ctx.table(name).await?;
-        Ok(table
-            .schema()
+        };
+        Ok(schema
             .fields()
             .iter()
             .map(|f| {
@@ -313,7 +294,8 @@ impl Session {
             .collect())
     }
 
-    fn show_rows(&self, columns: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+    /// A backslash command's answer, on the screen (as psql, whatever `\\o` says).
+    async fn show_rows(&self, columns: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
         let schema =
             Arc::new(Schema::new(columns.iter().map(|c| Field::new(*c, DataType::Utf8, false)).collect::<Vec<_>>()));
         let arrays = (0..columns.len())
@@ -321,27 +303,23 @@ impl Session {
             .collect();
         let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
         let options = WriteOptions { max_rows: None, max_width: output::terminal_width() };
-        let mut out = BufWriter::new(std::io::stdout());
         let format = if self.format.is_binary() { Format::Table } else { self.format };
-        output::write(format, &schema, &[batch], &mut out, options)?;
-        out.flush()?;
+        let result = QueryResult { schema, batches: vec![batch], window: None }.into_stream();
+        Destination::Stdout.write_stream(format, result.schema, result.stream, options).await?;
         Ok(())
     }
 
     /// The catalog completion offers: every table and view with its columns.
     async fn catalog(&self) -> Catalog {
         let mut catalog = Catalog::default();
-        let ctx = self.engine.context();
         for name in Table::ALL
             .iter()
             .map(|t| t.name())
             .chain([crate::store::REJECTED_TABLE])
             .chain(VIEWS.iter().map(|v| v.name))
         {
-            if let Ok(table) = ctx.table(name).await {
-                catalog
-                    .columns
-                    .insert(name.to_string(), table.schema().fields().iter().map(|f| f.name().clone()).collect());
+            if let Ok(Some(schema)) = self.session.relation_schema(name).await {
+                catalog.columns.insert(name.to_string(), schema.fields().iter().map(|f| f.name().clone()).collect());
             }
         }
         catalog
@@ -378,11 +356,11 @@ pub fn history_path() -> Option<PathBuf> {
 }
 
 /// The interactive loop: prompt, read a statement or command, run it, until `\q` or Ctrl-D.
-pub async fn interactive(session: &mut Session) -> Result<()> {
+pub async fn interactive(shell: &mut Shell) -> Result<()> {
     let colour = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none()
         && std::env::var("TERM").map_or(true, |t| t != "dumb");
-    let catalog = session.catalog().await;
+    let catalog = shell.catalog().await;
     let terminal = |e: ReadlineError| Error::Usage(format!("cannot use the terminal: {e}"));
     let config = EditorConfig::builder().auto_add_history(false).max_history_size(10_000).map_err(terminal)?.build();
     let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::with_config(config).map_err(terminal)?;
@@ -397,9 +375,9 @@ pub async fn interactive(session: &mut Session) -> Result<()> {
     eprintln!(
         "debtlens {} shell on {}. Statements end with `;`; \\? for help, \\q to quit.",
         env!("CARGO_PKG_VERSION"),
-        session.engine.store()
+        shell.session.engine().store()
     );
-    match session.engine.window().await {
+    match shell.session.window().await {
         Ok(window) => eprintln!("{window}"),
         Err(e) => eprintln!("error: {e}"),
     }
@@ -424,7 +402,7 @@ pub async fn interactive(session: &mut Session) -> Result<()> {
         }
         if trimmed.starts_with('\\') {
             match commands::parse(trimmed) {
-                Ok(meta) => match session.meta(meta).await {
+                Ok(meta) => match shell.meta(meta).await {
                     Ok(Flow::Quit) => break,
                     Ok(Flow::Continue) => {}
                     Err(e) => eprintln!("error: {e}"),
@@ -433,8 +411,8 @@ pub async fn interactive(session: &mut Session) -> Result<()> {
             }
             continue;
         }
-        for (_, statement) in crate::engine::split_statements(trimmed) {
-            session.statement(statement, None).await;
+        for (_, statement) in split_statements(trimmed) {
+            shell.statement(statement, None).await;
         }
     }
     Ok(())

@@ -232,7 +232,7 @@ fn a_file_missing_a_required_column_is_refused_whole() {
     std::fs::write(env.path("partial.csv"), "feature_id,title,systems\nK2,No estimate,api\n").unwrap();
     let run = env.run(&["--data", &store, "ingest", "features", "good.csv", "partial.csv"]);
     run.fails_with(2);
-    assert!(run.stderr.contains("partial.csv: missing required column `estimated_weeks`"), "{}", run.stderr);
+    assert!(run.stderr.contains("partial.csv:1: missing required column `estimated_weeks`"), "{}", run.stderr);
     assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM features"), "n\n0\n");
 }
 
@@ -290,8 +290,31 @@ fn ingest_needs_a_store_and_a_known_table_and_format() {
     std::fs::write(env.path("x.xlsx"), "").unwrap();
     let run = env.run(&["--data", &store, "ingest", "features", "x.xlsx"]);
     run.fails_with(2);
-    assert!(run.stderr.contains("--format"), "{}", run.stderr);
+    assert!(run.stderr.contains("give --input-format"), "{}", run.stderr);
     env.run(&["--data", &store, "ingest", "features", "missing.csv"]).fails_with(2);
+}
+
+/// `--format` names the output format everywhere; the input format of ingest is its own flag.
+#[test]
+fn the_input_format_is_its_own_flag() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::write(
+        env.path("export.txt"),
+        "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at
+         T-1,From a .txt,core,api,1,2,2026-01-01,2026-02-01
+",
+    )
+    .unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "export.txt", "--format", "csv"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("--input-format csv|json|ndjson|parquet"), "{}", run.stderr);
+    assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM features"), "n\n0\n", "nothing loaded");
+    let run = env.run(&["--data", &store, "ingest", "features", "export.txt", "--input-format", "csv"]);
+    assert_eq!(run.success().stdout(), "features: read 1, loaded 1, replaced 0, rejected 0\n");
+    let run = env.run(&["--data", &store, "ingest", "features", "export.txt", "--input-format", "xlsx"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("possible values: csv, json, ndjson, parquet"), "{}", run.stderr);
 }
 
 /// A CSV of `n` generated features.
@@ -629,4 +652,75 @@ fn a_mapping_file_renames_converts_and_is_checked() {
     let run = env.run(&["--data", &store, "ingest", "capacity", "in.csv", "--map", "jira"]);
     run.fails_with(2);
     assert!(run.stderr.contains("for features"), "{}", run.stderr);
+}
+
+mod random_bytes {
+    //! The CSV reader over random input, through the library (no process per case): it never
+    //! panics, and every row it reads is accounted for, loaded, replaced or rejected; when it
+    //! refuses the whole file, nothing reaches the table.
+
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use debtlens::Store;
+    use debtlens::ingest::{IngestOptions, ingest};
+    use debtlens::schema::Table;
+    use proptest::prelude::*;
+
+    use super::HEADER;
+
+    /// Bytes that look like CSV often enough to reach the row rules: fields of a good row,
+    /// separators, quotes, line ends, NULs, bytes that are not UTF-8.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            Just(b",".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"F1,t,core,api,product,1,2,0,,2026-01-01,2026-02-01,yes,x\n".to_vec()),
+            Just(b"F2,t,core,api;web,,2,1,1,legacy-code,,2026-03-01,no,x\n".to_vec()),
+            Just(b"2026-13-45".to_vec()),
+            Just(b"\x00".to_vec()),
+            Just(b"\xff\xfe".to_vec()),
+            Just("\u{1F680}é".as_bytes().to_vec()),
+            "[a-z0-9;:. -]{1,6}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 1..8),
+        ];
+        prop::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_csv_reader_accounts_for_every_row_of_random_bytes(with_header in any::<bool>(), bytes in body()) {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let store = Store::at(dir.path().join("store").to_str().unwrap()).unwrap();
+            let file = dir.path().join("random.csv");
+            let mut text = if with_header { format!("{HEADER}\n").into_bytes() } else { Vec::new() };
+            text.extend_from_slice(&bytes);
+            std::fs::write(&file, &text).unwrap();
+            let options = IngestOptions { format: None, progress: false, mapping: None };
+            let outcome = runtime.block_on(async {
+                store.create().await.unwrap();
+                ingest(&store, Table::Features, std::slice::from_ref(&file), &options).await
+            });
+            let rows = runtime.block_on(async {
+                let engine = debtlens::Engine::open(store.clone(), Default::default()).await.unwrap();
+                engine.session().execute("SELECT count(*) FROM features").await.unwrap()
+            });
+            let in_table = rows.batches[0].column(0).as_primitive::<Int64Type>().value(0) as u64;
+            match outcome {
+                Ok(s) => {
+                    prop_assert_eq!(s.read, s.loaded + s.replaced + s.rejected, "{:?}", s);
+                    prop_assert_eq!(in_table, s.loaded, "{:?}", s);
+                }
+                Err(e) => {
+                    // Refused whole: said where, and the table is untouched.
+                    prop_assert!(e.to_string().contains("random.csv"), "{}", e);
+                    prop_assert_eq!(in_table, 0);
+                }
+            }
+        }
+    }
 }

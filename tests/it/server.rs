@@ -583,3 +583,115 @@ fn tls_fails_closed_and_can_be_required() {
     tls.success();
     assert_eq!(tls.stdout().trim(), "2000");
 }
+
+/// The race of issue 16: a refresh swapped the catalog while other connections' statements were
+/// planned or running, which could fail with "the analysis window has not been resolved". Each
+/// statement now holds the snapshot it was planned on: twenty clients query in a loop while
+/// twenty ingests land from other processes, and every answer is whole and never goes back.
+#[test]
+fn twenty_clients_see_whole_snapshots_while_twenty_ingests_land() {
+    let env = Env::new();
+    let store = store(&env);
+    for i in 0..20 {
+        std::fs::write(
+            env.path(&format!("new-{i}.csv")),
+            format!(
+                "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at\n\
+                 RACE-{i},Race {i},checkout,auth-service,1,2,2026-11-01,2026-11-{:02}\n",
+                i + 2
+            ),
+        )
+        .unwrap();
+    }
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = format!(
+        "{PSYCOPG}\
+import subprocess, threading\n\
+stop = threading.Event()\n\
+def client(i):\n    \
+    errors, torn, back, n, last = [], 0, 0, 0, 0\n    \
+    with connect(autocommit=True) as c:\n        \
+        while not stop.is_set() or n < 4:\n            \
+            try:\n                \
+                a, b, w = c.execute('SELECT (SELECT count(*) FROM features) AS a, (SELECT count(*) FROM features f JOIN analysis_window ON true) AS b, (SELECT count(*) FROM slowdown_by_system) AS w').fetchone()\n                \
+                if a != b: torn += 1\n                \
+                if a < last: back += 1\n                \
+                last = a; n += 1\n                \
+                c.execute('SELECT system, slowdown_ratio FROM slowdown_by_system WHERE features >= %s', (1,)).fetchall()\n            \
+            except Exception as e:\n                \
+                errors.append(str(e))\n                \
+                n += 1\n    \
+    return errors, torn, back, n, last\n\
+results = [None] * 20\n\
+def run(i): results[i] = client(i)\n\
+threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]\n\
+for t in threads: t.start()\n\
+for i in range(20):\n    \
+    subprocess.run([os.environ['DEBTLENS'], '-q', '--data', os.environ['STORE'], 'ingest', 'features', f'new-{{i}}.csv'], check=True, capture_output=True)\n\
+stop.set()\n\
+for t in threads: t.join()\n\
+errors = [e for r in results for e in r[0]]\n\
+print('errors', len(errors), 'torn', sum(r[1] for r in results), 'back', sum(r[2] for r in results), 'queries', sum(r[3] for r in results), 'final', min(r[4] for r in results))\n\
+print('\\n'.join(sorted(set(errors))[:5]))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let stdout = run.stdout();
+    let first = stdout.lines().next().unwrap_or("");
+    let fields: Vec<&str> = first.split(' ').collect();
+    assert_eq!(&fields[..6], ["errors", "0", "torn", "0", "back", "0"], "{stdout}");
+    let queries: usize = fields[7].parse().unwrap();
+    assert!(queries >= 80, "{stdout}");
+    assert_eq!(fields[9], "2020", "every client saw the last ingest: {stdout}");
+}
+
+/// Two dashboards with different windows on one server: each connection's
+/// `SET debtlens.as_of` / `window_days` is its own, over both protocols, and `RESET` goes back
+/// to the server's default.
+#[test]
+fn each_connection_has_its_own_window() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let default_as_of = cli_csv(&env, &store, "SELECT as_of FROM analysis_window");
+    let script = format!(
+        "{PSYCOPG}\
+from concurrent.futures import ThreadPoolExecutor\n\
+def one(as_of, days):\n    \
+    with connect(autocommit=True) as c:\n        \
+        c.execute(f\"SET debtlens.as_of = '{{as_of}}'\")\n        \
+        c.execute(f'SET debtlens.window_days TO {{days}}')\n        \
+        seen = set()\n        \
+        for _ in range(15):\n            \
+            row = c.execute('SELECT window_days, as_of FROM analysis_window').fetchone()\n            \
+            seen.add((row[0], row[1].isoformat()[:10], c.execute('SELECT window_days() + %s', (0,)).fetchone()[0]))\n        \
+        return sorted(seen), c.execute('SHOW debtlens.as_of').fetchone()[0], c.execute('SHOW debtlens.window_days').fetchone()[0]\n\
+with ThreadPoolExecutor(2) as pool:\n    \
+    a, b = pool.map(lambda args: one(*args), [('2026-10-31', 30), ('2026-06-30', 7)])\n\
+print('a', a)\n\
+print('b', b)\n\
+with connect(autocommit=True) as c:\n    \
+    c.execute(\"SET debtlens.as_of = '2026-10-31'\")\n    \
+    try:\n        \
+        c.execute('SET debtlens.window_days = 0')\n    \
+    except psycopg.Error as e:\n        \
+        print('bad', e.sqlstate, e.diag.message_primary)\n    \
+    print('kept', c.execute('SELECT window_days() FROM analysis_window').fetchone()[0])\n    \
+    c.execute('RESET debtlens.as_of')\n    \
+    print('reset', c.execute('SELECT as_of FROM analysis_window').fetchone()[0].isoformat()[:10])\n    \
+    c.execute(\"SET debtlens.as_of = '2026-01-31'\")\n    \
+    c.execute('RESET ALL')\n    \
+    print('all', c.execute('SHOW debtlens.window_days').fetchone()[0])\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "a ([(30, '2026-10-31', 30)], '2026-10-31T23:59:59.999999Z', '30')", "{stdout}");
+    assert_eq!(lines[1], "b ([(7, '2026-06-30', 7)], '2026-06-30T23:59:59.999999Z', '7')", "{stdout}");
+    assert!(lines[2].starts_with("bad 22023 invalid window_days `0`"), "{stdout}");
+    assert_eq!(lines[3], "kept 90", "{stdout}");
+    let default_day = &default_as_of.lines().nth(1).unwrap()[..10];
+    assert_eq!(lines[4], format!("reset {default_day}"), "{stdout}");
+    assert_eq!(lines[5], "all 90", "{stdout}");
+}

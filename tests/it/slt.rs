@@ -3,7 +3,8 @@
 //! the views' answers by hand-computed rows.
 //!
 //! `SET debtlens.as_of = '2026-10-31'` (or `DEFAULT`) and `SET debtlens.window_days = 30` set the
-//! analysis window, as `\set` does in the shell. With `DEBTLENS_SLT_COMPLETE=1` the files are
+//! analysis window through the session, the same mechanism as `\set` in the shell and `SET` on
+//! the server. With `DEBTLENS_SLT_COMPLETE=1` the files are
 //! rewritten with the actual output: review what it wrote.
 
 use std::path::{Path, PathBuf};
@@ -12,12 +13,13 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use debtlens::window::parse_as_of;
-use debtlens::{Engine, EngineOptions, Store};
+use debtlens::engine::Ran;
+use debtlens::{Engine, EngineOptions, QueryResult, Session, Store};
+use futures::TryStreamExt;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 struct Db {
-    engine: Engine,
+    session: Session,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,25 +35,7 @@ impl From<debtlens::Error> for DbError {
 impl Db {
     async fn new() -> Result<Self, DbError> {
         let options = EngineOptions { allow_writes: true, ..EngineOptions::default() };
-        Ok(Self { engine: Engine::open(Store::scratch(), options).await? })
-    }
-
-    /// `SET debtlens.as_of = ...` and `SET debtlens.window_days = ...`.
-    fn window_setting(&self, sql: &str) -> Option<Result<(), DbError>> {
-        let rest = sql.trim().trim_end_matches(';').strip_prefix("SET debtlens.")?;
-        let (key, value) = rest.split_once('=')?;
-        let value = value.trim().trim_matches('\'');
-        Some(match key.trim() {
-            "as_of" if value.eq_ignore_ascii_case("default") => {
-                self.engine.set_as_of(None);
-                Ok(())
-            }
-            "as_of" => parse_as_of(value).map(|t| self.engine.set_as_of(Some(t))).map_err(DbError::from),
-            "window_days" => {
-                value.parse().map(|d| self.engine.set_window_days(d)).map_err(|e| DbError(format!("window_days: {e}")))
-            }
-            other => Err(DbError(format!("unknown setting debtlens.{other}"))),
-        })
+        Ok(Self { session: Engine::open(Store::scratch(), options).await?.session() })
     }
 }
 
@@ -61,10 +45,13 @@ impl sqllogictest::AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
-        if let Some(done) = self.window_setting(sql) {
-            return done.map(|()| DBOutput::StatementComplete(0));
-        }
-        let result = self.engine.execute(sql).await?;
+        // `SET debtlens.as_of = ...` goes through the session, as in the shell and the server.
+        let stream = match self.session.run(sql).await? {
+            Ran::Set(_) => return Ok(DBOutput::StatementComplete(0)),
+            Ran::Rows(stream) => stream,
+        };
+        let batches: Vec<RecordBatch> = stream.stream.try_collect().await.map_err(|e| DbError(e.to_string()))?;
+        let result = QueryResult { schema: stream.schema, batches, window: stream.window };
         let types = result.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
         let mut rows = Vec::new();
         for batch in &result.batches {

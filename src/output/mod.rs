@@ -17,7 +17,13 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::TryStreamExt;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+mod destination;
+mod file;
+
+pub use destination::{Destination, PipeWatch, terminal_width};
+pub use file::{AtomicFile, write_file_atomically, write_stream_to_file};
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,42 +108,6 @@ pub async fn write_stream<W: Write + Send>(
         writer.write(&batch)?;
     }
     writer.finish()
-}
-
-/// Writes every batch of `stream` to the file at `path` as it comes; the path changes only once
-/// the last one is in (`AtomicFile`). Returns what was written and the file's size in bytes.
-pub async fn write_stream_to_file(
-    path: &Path,
-    format: Format,
-    schema: SchemaRef,
-    stream: SendableRecordBatchStream,
-) -> Result<(Written, u64)> {
-    let mut file = AtomicFile::create(path)?;
-    let mut out = Counting { inner: std::io::BufWriter::new(file.file()), bytes: 0 };
-    let written = write_stream(format, schema, stream, &mut out, WriteOptions::default()).await?;
-    out.flush()?;
-    let bytes = out.bytes;
-    drop(out);
-    file.commit()?;
-    Ok((written, bytes))
-}
-
-/// Counts the bytes that pass, so the manifest's size needs no second look at the file.
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// What a `ResultWriter` wrote.
@@ -258,101 +228,6 @@ impl<'a, W: Write + Send> ResultWriter<'a, W> {
 /// A CSV writer for one batch: the header only on the first.
 fn csv_writer<W: Write>(out: &mut W, delimiter: u8, header: bool) -> csv::Writer<&mut W> {
     csv::WriterBuilder::new().with_header(header).with_delimiter(delimiter).build(out)
-}
-
-/// The width of the terminal stdout writes to; `None` when stdout is not a terminal.
-pub fn terminal_width() -> Option<usize> {
-    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
-}
-
-/// A writer that remembers whether its reader went away. The Arrow and Parquet writers turn io
-/// errors into their own, so this is how a closed pipe (`| head`) is told from a real failure.
-pub struct PipeWatch<W> {
-    inner: W,
-    closed: bool,
-}
-
-impl<W: Write> PipeWatch<W> {
-    pub fn new(inner: W) -> Self {
-        Self { inner, closed: false }
-    }
-
-    /// True when a write failed because the reading end of the pipe was closed.
-    pub fn closed(&self) -> bool {
-        self.closed
-    }
-
-    fn watch<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
-        if let Err(e) = &result {
-            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
-        }
-        result
-    }
-}
-
-impl<W: Write> Write for PipeWatch<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let result = self.inner.write(buf);
-        self.watch(result)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let result = self.inner.flush();
-        self.watch(result)
-    }
-}
-
-/// Writes to `path` atomically: a temporary file in the same directory, flushed to disk, then
-/// renamed over the path. A reader never sees a partial file, and a failure leaves the previous
-/// file (if any) in place.
-pub fn write_file_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    write(file.file())?;
-    file.commit()
-}
-
-/// A file that appears at its path whole or not at all: written as a temporary file in the
-/// same directory, it replaces the path on `commit`; dropped without a commit, it is removed.
-pub struct AtomicFile {
-    path: std::path::PathBuf,
-    tmp: tempfile::NamedTempFile,
-}
-
-impl AtomicFile {
-    pub fn create(path: &Path) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("output")))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
-        Ok(Self { path: path.to_path_buf(), tmp })
-    }
-
-    pub fn file(&mut self) -> &mut std::fs::File {
-        self.tmp.as_file_mut()
-    }
-
-    /// Flushes the file to disk and renames it over the path.
-    pub fn commit(self) -> Result<()> {
-        let Self { path, tmp } = self;
-        // A temporary file is private (0600); the output gets the permissions of the file it
-        // replaces, or the usual 0644.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let permissions = std::fs::metadata(&path)
-                .map(|m| m.permissions())
-                .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
-            tmp.as_file().set_permissions(permissions).map_err(|e| Error::io(tmp.path(), e))?;
-        }
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
-    }
 }
 
 /// A size for people: `812 B`, `14.2 KiB`, `3.1 MiB`.
@@ -584,26 +459,12 @@ fn flatten_lists(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Reco
 fn join_list(column: &ArrayRef) -> Result<ArrayRef> {
     let mut out = StringBuilder::new();
     for row in 0..column.len() {
-        match list_items(column, row)? {
+        match crate::schema::list_items(column, row)? {
             Some(items) => out.append_value(items.join(";")),
             None => out.append_null(),
         }
     }
     Ok(Arc::new(out.finish()))
-}
-
-/// The values of one row of a list column as text, null values left out; `None` for a null
-/// list. Shared by the text writers and the Parquet reader of ingest.
-pub fn list_items(column: &ArrayRef, row: usize) -> Result<Option<Vec<String>>> {
-    if column.is_null(row) {
-        return Ok(None);
-    }
-    let values = match column.data_type() {
-        DataType::LargeList(_) => column.as_list::<i64>().value(row),
-        _ => column.as_list::<i32>().value(row),
-    };
-    let formatter = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())?;
-    Ok(Some((0..values.len()).filter(|i| values.is_valid(*i)).map(|i| formatter.value(i).to_string()).collect()))
 }
 
 #[cfg(test)]
