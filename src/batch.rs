@@ -91,7 +91,7 @@ pub enum JobQuery {
 impl JobQuery {
     fn sql(&self) -> String {
         match self {
-            JobQuery::View(name) => format!("SELECT * FROM {name}"),
+            JobQuery::View(name) => views::find(name).map_or_else(|| format!("SELECT * FROM {name}"), |v| v.query()),
             JobQuery::Sql(sql) => sql.clone(),
         }
     }

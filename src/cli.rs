@@ -57,6 +57,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<usize>,
 
+    /// Threads for query execution (default: one per core). Answers are the same for any N.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+
     /// Rows shown in table output (0: all). Never limits csv, json or file outputs.
     #[arg(long, global = true, value_name = "N", default_value_t = 40)]
     pub max_rows: usize,
@@ -105,6 +109,7 @@ fn resolve(args: &GlobalArgs, data_from_env: bool) -> Result<Config> {
         store_origin,
         engine: EngineOptions {
             memory_limit: args.memory_limit,
+            threads: args.threads.map(usize::from),
             window: WindowSettings { as_of: args.as_of, days: args.window_days },
             ..EngineOptions::default()
         },
@@ -128,10 +133,12 @@ pub fn run() -> Result<u8> {
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     let from_env = matches.value_source("data") == Some(ValueSource::EnvVariable);
     let config = resolve(&cli.global, from_env)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.engine.threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime =
+        runtime.enable_all().build().map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         match cli.command {
             Command::Init(args) => cmd::init::run(&config, args).await,

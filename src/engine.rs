@@ -44,6 +44,8 @@ pub type CatalogExtension = Arc<dyn Fn(&SessionContext) -> Result<()> + Send + S
 pub struct EngineOptions {
     /// The memory pool's size in bytes; operators that can spill to disk do so beyond it.
     pub memory_limit: Option<usize>,
+    /// How many partitions a query runs in (`None`: one per core). Answers do not depend on it.
+    pub threads: Option<usize>,
     /// The window every new session starts with (and `DEFAULT` returns to).
     pub window: WindowSettings,
     /// Accept DDL and DML. Only the SQL logic tests set this, to insert fixture rows.
@@ -56,6 +58,7 @@ impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")
             .field("memory_limit", &self.memory_limit)
+            .field("threads", &self.threads)
             .field("window", &self.window)
             .field("allow_writes", &self.allow_writes)
             .field("extension", &self.extension.is_some())
@@ -204,9 +207,16 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
     // `SELECT * FROM view` from any client must keep it.
     config.options_mut().sql_parser.enable_subquery_sort_elimination = false;
     config.options_mut().extensions.insert(WindowConfig::default());
+    if let Some(threads) = options.threads {
+        config = config.with_target_partitions(threads);
+    }
     let ctx = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
     for f in window::functions().into_iter().chain(crate::functions::all()) {
         ctx.register_udf(f);
+    }
+    // Float sums and means exact, whatever the order of rows, files and partitions.
+    for f in crate::exact::functions() {
+        ctx.register_udaf(f);
     }
     let opened = store.open_tables(&ctx.state()).await?;
     for (name, provider) in opened.tables {
@@ -501,7 +511,7 @@ async fn newest_shipped(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {
 /// The query of a predefined view.
 fn view_query(name: &str) -> Result<String> {
     match views::find(name) {
-        Some(view) => Ok(format!("SELECT * FROM {}", view.name)),
+        Some(view) => Ok(view.query()),
         None => Err(Error::UnknownView { name: name.to_string(), suggestions: views::closest(name) }),
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod decisions;
 pub mod engine;
 pub mod error;
+pub mod exact;
 pub mod functions;
 pub mod ingest;
 pub mod numbers;

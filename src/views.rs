@@ -10,20 +10,27 @@ pub struct ViewDef {
     pub sql: &'static str,
     /// Part of data-model.md's contract, as opposed to a helper debtlens adds.
     pub core: bool,
+    /// For a view of rows (no ORDER BY of its own, so that the views reading it sort nothing):
+    /// the key its rows are listed by when it is run on its own, so that the listing is the
+    /// same on any layout and thread count.
+    pub key: Option<&'static str>,
 }
 
 macro_rules! view {
     ($name:literal, $core:expr) => {
-        ViewDef { name: $name, sql: include_str!(concat!("../queries/", $name, ".sql")), core: $core }
+        ViewDef { name: $name, sql: include_str!(concat!("../queries/", $name, ".sql")), core: $core, key: None }
+    };
+    ($name:literal, $core:expr, $key:literal) => {
+        ViewDef { name: $name, sql: include_str!(concat!("../queries/", $name, ".sql")), core: $core, key: Some($key) }
     };
 }
 
 /// Every view, in an order where each comes after the views it reads.
 pub const VIEWS: &[ViewDef] = &[
     view!("analysis_window", false),
-    view!("shipped_features", false),
-    view!("window_features", false),
-    view!("feature_systems", true),
+    view!("shipped_features", false, "feature_id"),
+    view!("window_features", false, "feature_id"),
+    view!("feature_systems", true, "feature_id, system"),
     view!("slowdown_by_system", true),
     view!("delay_by_system", true),
     view!("delay_by_reason", true),
@@ -59,6 +66,16 @@ impl ViewDef {
     /// True when the view depends on the analysis window, directly or through another view.
     pub fn windowed(&self) -> bool {
         windowed_views().contains(&self.name)
+    }
+}
+
+impl ViewDef {
+    /// The query that runs the view on its own: its rows by its key when it has one.
+    pub fn query(&self) -> String {
+        match self.key {
+            Some(key) => format!("SELECT * FROM {} ORDER BY {key}", self.name),
+            None => format!("SELECT * FROM {}", self.name),
+        }
     }
 }
 

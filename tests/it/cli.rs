@@ -547,3 +547,42 @@ fn paydown_shows_the_formula_and_refuses_targets_that_return_nothing() {
     out_of_range.fails_with(2);
     assert!(out_of_range.stderr.contains("(0, 1]"), "{}", out_of_range.stderr);
 }
+
+/// `estimate`, `paydown` and `report` wrote with `println!`, which panics when the reader is gone
+/// before the first byte; every command now ends quietly with 0, as a view does.
+#[test]
+fn every_command_ends_quietly_on_a_pipe_closed_before_it_writes() {
+    use std::process::Stdio;
+    let env = Env::new();
+    let commands: [&[&str]; 4] = [
+        &["estimate", "--weeks", "1", "--systems", "auth-service"],
+        &["estimate", "--weeks", "1", "--systems", "auth-service", "--format", "json"],
+        &["paydown", "--invest", "100000", "--target", "0.9"],
+        &["report"],
+    ];
+    for args in commands {
+        let mut child = env.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The reading end closes before the engine has even opened.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
+/// The estimate is one JSON object on stdout and in `--output x.json` alike.
+#[test]
+fn an_estimate_has_one_shape_on_stdout_and_in_a_file() {
+    let env = Env::new();
+    let args = ["estimate", "--weeks", "2", "--systems", "auth-service,payment-flow", "--format", "json"];
+    let stdout = env.run(&args).success().stdout();
+    let mut to_file = args.to_vec();
+    to_file.extend(["--output", "estimate.json"]);
+    let run = env.run(&to_file);
+    assert_eq!(run.success().stdout(), "", "nothing on stdout when --output is given");
+    let file = std::fs::read_to_string(env.path("estimate.json")).unwrap();
+    assert_eq!(file, stdout);
+    let json: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert!(json.is_object() && json["estimated_weeks"].as_f64().unwrap() > 2.0, "{file}");
+}

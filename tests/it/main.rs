@@ -1,5 +1,6 @@
 mod batch;
 mod cli;
+mod determinism;
 mod ingest;
 mod report;
 mod s3;

@@ -1,0 +1,641 @@
+//! Exact float sums: `sum` and `avg` over floats give the correctly rounded result of the exact
+//! sum, whatever the order of the rows, the files, the partitions or the number of cores.
+//!
+//! DataFusion adds floats in scan and partition order, so the same rows in other files, with
+//! another `target_partitions`, or on the next run of a multi-file scan gave other last digits.
+//! Here every group keeps its sum as exact partials (Shewchuk's non-overlapping expansion, as
+//! Python's `math.fsum`): adding a value or merging another partition's partials is exact, and
+//! the one rounding happens at the end. Other input types (integers, decimals) and `DISTINCT`
+//! go to DataFusion's own functions.
+//!
+//! Non-finite values follow IEEE 754 and PostgreSQL: any NaN gives NaN, +inf and -inf together
+//! give NaN, otherwise an infinity wins. A sum of finite values whose exact value is beyond the
+//! float range is ±inf. Partial sums beyond 2^1023 (a thousand of the largest floats added
+//! together) overflow to ±inf and are the one case where order could still matter.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListArray, ListBuilder, UInt64Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF,
+    SetMonotonicity, Signature,
+};
+
+/// The exact sum of a set of floats, as non-overlapping partials in increasing magnitude, plus
+/// the sum of the non-finite values and the count of values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExactSum {
+    partials: Vec<f64>,
+    /// The IEEE sum of the infinities and NaNs seen (0 when none).
+    special: f64,
+    count: u64,
+}
+
+impl ExactSum {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one value, exactly.
+    pub fn add(&mut self, x: f64) {
+        self.count += 1;
+        self.add_partial(x);
+    }
+
+    fn add_partial(&mut self, mut x: f64) {
+        if !x.is_finite() {
+            self.special += x;
+            return;
+        }
+        let mut i = 0;
+        for j in 0..self.partials.len() {
+            let mut y = self.partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            if !hi.is_finite() {
+                // Beyond the float range: the sum is that infinity.
+                self.special += hi;
+                self.partials.clear();
+                return;
+            }
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                self.partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        self.partials.truncate(i);
+        self.partials.push(x);
+    }
+
+    /// Takes one value out again, exactly (a window frame sliding on).
+    pub fn remove(&mut self, x: f64) {
+        self.count = self.count.saturating_sub(1);
+        // An infinity cannot be taken back out of an IEEE sum: a sliding frame that saw one
+        // keeps it, as PostgreSQL's float sums do.
+        if x.is_finite() {
+            self.add_partial(-x);
+        }
+    }
+
+    /// Adds another sum (another partition's), exactly.
+    pub fn merge(&mut self, other: &ExactSum) {
+        self.count += other.count;
+        self.special += other.special;
+        for &p in &other.partials {
+            self.add_partial(p);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The exact sum rounded once to the nearest float (ties to even); `None` when no value was
+    /// added.
+    pub fn value(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.rounded())
+    }
+
+    /// The mean: the correctly rounded sum divided by the count.
+    pub fn mean(&self) -> Option<f64> {
+        self.value().map(|s| s / self.count as f64)
+    }
+
+    fn rounded(&self) -> f64 {
+        if self.special != 0.0 {
+            return self.special;
+        }
+        // Python's math.fsum: add the partials from the largest down until the sum is inexact,
+        // then correct a tie that the partials below would break.
+        let p = &self.partials;
+        let mut n = p.len();
+        if n == 0 {
+            return 0.0;
+        }
+        n -= 1;
+        let mut hi = p[n];
+        let mut lo = 0.0;
+        while n > 0 {
+            let x = hi;
+            n -= 1;
+            let y = p[n];
+            hi = x + y;
+            let yr = hi - x;
+            lo = y - yr;
+            if lo != 0.0 {
+                break;
+            }
+        }
+        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            let yr = x - hi;
+            if y == yr {
+                hi = x;
+            }
+        }
+        hi
+    }
+
+    fn from_state(partials: Option<ArrayRef>, special: f64, count: u64) -> Self {
+        let partials = partials
+            .map(|a| a.as_primitive::<Float64Type>().iter().flatten().collect::<Vec<f64>>())
+            .unwrap_or_default();
+        Self { partials, special, count }
+    }
+}
+
+/// What the function gives back from a sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Output {
+    Sum,
+    Mean,
+}
+
+/// DataFusion's `sum` or `avg`, with the exact accumulator for float inputs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Exact {
+    inner: Arc<AggregateUDF>,
+    output: Output,
+}
+
+/// True for the inputs this module sums (after DataFusion's coercion, which widens to Float64).
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float64 | DataType::Float32 | DataType::Float16)
+}
+
+fn exact_args(args: &AccumulatorArgs) -> bool {
+    !args.is_distinct && args.expr_fields.first().is_some_and(|f| is_float(f.data_type()))
+}
+
+impl AggregateUDFImpl for Exact {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn is_nullable(&self) -> bool {
+        self.inner.is_nullable()
+    }
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if exact_args(&args) {
+            Ok(Box::new(ExactAccumulator { sum: ExactSum::new(), output: self.output }))
+        } else {
+            self.inner.accumulator(args)
+        }
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        if !args.is_distinct && args.input_fields.first().is_some_and(|f| is_float(f.data_type())) {
+            Ok(state_fields(args.name))
+        } else {
+            self.inner.state_fields(args)
+        }
+    }
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        exact_args(&args) || self.inner.groups_accumulator_supported(args)
+    }
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        if exact_args(&args) {
+            Ok(Box::new(ExactGroups { sums: Vec::new(), output: self.output }))
+        } else {
+            self.inner.create_groups_accumulator(args)
+        }
+    }
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if exact_args(&args) {
+            Ok(Box::new(ExactAccumulator { sum: ExactSum::new(), output: self.output }))
+        } else {
+            self.inner.create_sliding_accumulator(args)
+        }
+    }
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        self.inner.inner().order_sensitivity()
+    }
+    fn reverse_expr(&self) -> ReversedUDAF {
+        // The function is its own reverse (the sum does not depend on order).
+        match self.inner.reverse_udf() {
+            ReversedUDAF::NotSupported => ReversedUDAF::NotSupported,
+            _ => ReversedUDAF::Identical,
+        }
+    }
+    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+        self.inner.default_value(data_type)
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
+        self.inner.inner().set_monotonicity(data_type)
+    }
+}
+
+fn state_fields(name: &str) -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new(
+            format!("{name}[partials]"),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+            true,
+        )),
+        Arc::new(Field::new(format!("{name}[special]"), DataType::Float64, true)),
+        Arc::new(Field::new(format!("{name}[count]"), DataType::UInt64, true)),
+    ]
+}
+
+/// The input column as Float64.
+fn floats(values: &[ArrayRef]) -> Result<ArrayRef> {
+    let v = &values[0];
+    Ok(if v.data_type() == &DataType::Float64 { Arc::clone(v) } else { cast(v, &DataType::Float64)? })
+}
+
+fn output_value(sum: &ExactSum, output: Output) -> Option<f64> {
+    match output {
+        Output::Sum => sum.value(),
+        Output::Mean => sum.mean(),
+    }
+}
+
+#[derive(Debug)]
+struct ExactAccumulator {
+    sum: ExactSum,
+    output: Output,
+}
+
+impl Accumulator for ExactAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = floats(values)?;
+        for x in v.as_primitive::<Float64Type>().iter().flatten() {
+            self.sum.add(x);
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = floats(values)?;
+        for x in v.as_primitive::<Float64Type>().iter().flatten() {
+            self.sum.remove(x);
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(output_value(&self.sum, self.output)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sum.partials.capacity() * 8
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let partials: Vec<ScalarValue> = self.sum.partials.iter().map(|p| ScalarValue::Float64(Some(*p))).collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&partials, &DataType::Float64)),
+            ScalarValue::Float64(Some(self.sum.special)),
+            ScalarValue::UInt64(Some(self.sum.count)),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for other in sums_of_states(states) {
+            self.sum.merge(&other);
+        }
+        Ok(())
+    }
+}
+
+/// The sums of a state batch (one per row).
+fn sums_of_states(states: &[ArrayRef]) -> impl Iterator<Item = ExactSum> + '_ {
+    let partials: &ListArray = states[0].as_list::<i32>();
+    let special = states[1].as_primitive::<Float64Type>();
+    let count = states[2].as_primitive::<UInt64Type>();
+    (0..partials.len()).map(move |i| {
+        let list = partials.is_valid(i).then(|| partials.value(i));
+        let s = if special.is_valid(i) { special.value(i) } else { 0.0 };
+        let c = if count.is_valid(i) { count.value(i) } else { 0 };
+        ExactSum::from_state(list, s, c)
+    })
+}
+
+/// The state columns of some sums: partials, special, count.
+fn state_arrays(sums: &[ExactSum]) -> Vec<ArrayRef> {
+    let mut partials = ListBuilder::new(Float64Builder::new());
+    for s in sums {
+        partials.values().append_slice(&s.partials);
+        partials.append(true);
+    }
+    let special: Float64Array = sums.iter().map(|s| Some(s.special)).collect();
+    let count: UInt64Array = sums.iter().map(|s| Some(s.count)).collect();
+    vec![Arc::new(partials.finish()), Arc::new(special), Arc::new(count)]
+}
+
+/// One exact sum per group.
+#[derive(Debug)]
+struct ExactGroups {
+    sums: Vec<ExactSum>,
+    output: Output,
+}
+
+impl GroupsAccumulator for ExactGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.sums.resize_with(total_num_groups, ExactSum::new);
+        let v = floats(values)?;
+        let v = v.as_primitive::<Float64Type>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) || v.is_null(row) {
+                continue;
+            }
+            self.sums[group].add(v.value(row));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let out: Float64Array = sums.iter().map(|s| output_value(s, self.output)).collect();
+        Ok(Arc::new(out))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(state_arrays(&emit_to.take_needed(&mut self.sums)))
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.sums.resize_with(total_num_groups, ExactSum::new);
+        for (other, &group) in sums_of_states(values).zip(group_indices) {
+            self.sums[group].merge(&other);
+        }
+        Ok(())
+    }
+
+    /// Each input row as the state of a group of its own (when the partial aggregation skips
+    /// grouping because almost every row is a group).
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let v = floats(values)?;
+        let v = v.as_primitive::<Float64Type>();
+        let mut sums = Vec::with_capacity(v.len());
+        for row in 0..v.len() {
+            let mut sum = ExactSum::new();
+            if !v.is_null(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row)) {
+                sum.add(v.value(row));
+            }
+            sums.push(sum);
+        }
+        Ok(state_arrays(&sums))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.sums.capacity() * std::mem::size_of::<ExactSum>()
+            + self.sums.iter().map(|s| s.partials.capacity() * 8).sum::<usize>()
+    }
+}
+
+/// `sum` and `avg` with exact float accumulation, to register over DataFusion's.
+pub fn functions() -> Vec<AggregateUDF> {
+    use datafusion::functions_aggregate::average::avg_udaf;
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    vec![
+        AggregateUDF::new_from_impl(Exact { inner: sum_udaf(), output: Output::Sum }),
+        AggregateUDF::new_from_impl(Exact { inner: avg_udaf(), output: Output::Mean }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact sum of floats as a rational p / 2^1074 (every float is an integer multiple of
+    /// 2^-1074), rounded to the nearest float, ties to even: the reference the accumulator must
+    /// equal bit for bit.
+    fn reference(values: &[f64]) -> f64 {
+        // i128 holds 2^1074-scaled sums only for small exponents; use a big integer of u64 limbs.
+        let mut acc = BigInt::zero();
+        for &v in values {
+            acc.add_float(v);
+        }
+        acc.to_f64()
+    }
+
+    /// Just enough of a signed big integer (sign + magnitude limbs, little-endian).
+    #[derive(Clone)]
+    struct BigInt {
+        neg: bool,
+        mag: Vec<u64>,
+    }
+
+    impl BigInt {
+        fn zero() -> Self {
+            Self { neg: false, mag: vec![0; 40] }
+        }
+        fn add_float(&mut self, v: f64) {
+            if v == 0.0 {
+                return;
+            }
+            let bits = v.to_bits();
+            let exp = ((bits >> 52) & 0x7ff) as i64;
+            let frac = bits & ((1 << 52) - 1);
+            let (m, shift) = if exp == 0 { (frac, 0) } else { (frac | (1 << 52), exp - 1) };
+            // v = m * 2^(shift - 1074)
+            let mut term = vec![0u64; 40];
+            let (limb, bit) = ((shift / 64) as usize, (shift % 64) as u32);
+            term[limb] |= m << bit;
+            if bit > 11 {
+                term[limb + 1] |= m >> (64 - bit);
+            }
+            self.add_signed(v < 0.0, &term);
+        }
+        fn cmp_mag(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+            for i in (0..a.len()).rev() {
+                match a[i].cmp(&b[i]) {
+                    std::cmp::Ordering::Equal => continue,
+                    o => return o,
+                }
+            }
+            std::cmp::Ordering::Equal
+        }
+        fn add_signed(&mut self, neg: bool, term: &[u64]) {
+            if neg == self.neg {
+                let mut carry = 0u128;
+                for (limb, t) in self.mag.iter_mut().zip(term) {
+                    let s = *limb as u128 + *t as u128 + carry;
+                    *limb = s as u64;
+                    carry = s >> 64;
+                }
+            } else {
+                let (big, small, sign) = if Self::cmp_mag(&self.mag, term).is_ge() {
+                    (self.mag.clone(), term.to_vec(), self.neg)
+                } else {
+                    (term.to_vec(), self.mag.clone(), neg)
+                };
+                let mut borrow = 0i128;
+                for i in 0..self.mag.len() {
+                    let d = big[i] as i128 - small[i] as i128 - borrow;
+                    self.mag[i] = d.rem_euclid(1i128 << 64) as u64;
+                    borrow = if d < 0 { 1 } else { 0 };
+                }
+                self.neg = sign;
+            }
+        }
+        fn to_f64(&self) -> f64 {
+            // The highest set bit, then 53 bits, round half to even on what lies below.
+            let top = (0..self.mag.len() * 64).rev().find(|&b| self.mag[b / 64] >> (b % 64) & 1 == 1);
+            let Some(top) = top else { return 0.0 };
+            let bit = |b: usize| self.mag[b / 64] >> (b % 64) & 1;
+            let (mantissa, exp2) = if top < 53 {
+                // Subnormal range or small: exact.
+                (self.mag[0], 0i64)
+            } else {
+                let low = top - 52;
+                let mut m = 0u64;
+                for b in (low..=top).rev() {
+                    m = m << 1 | bit(b);
+                }
+                let half = bit(low - 1) == 1;
+                let sticky = (0..low - 1).any(|b| bit(b) == 1);
+                if half && (sticky || m & 1 == 1) {
+                    m += 1;
+                }
+                (m, low as i64)
+            };
+            // value = mantissa * 2^(exp2 - 1074), exact in two steps (each result normal or inf).
+            let v = if exp2 == 0 {
+                (mantissa as f64) * pow2(-1074 + 100) * pow2(-100)
+            } else {
+                (mantissa as f64) * pow2(exp2 - 1074 + 100) * pow2(-100)
+            };
+            if self.neg { -v } else { v }
+        }
+    }
+
+    /// 2^k for a normal exponent; inf above the range.
+    fn pow2(k: i64) -> f64 {
+        if k > 1023 { f64::INFINITY } else { f64::from_bits(((k + 1023) as u64) << 52) }
+    }
+
+    fn exact(values: &[f64]) -> f64 {
+        let mut s = ExactSum::new();
+        for &v in values {
+            s.add(v);
+        }
+        s.value().unwrap()
+    }
+
+    #[test]
+    fn the_reference_rounds_as_ieee_addition_does() {
+        assert_eq!(reference(&[0.1, 0.2]), 0.1 + 0.2);
+        assert_eq!(reference(&[1e16, 1.0, -1e16]), 1.0);
+        assert_eq!(reference(&[-2.5, 0.25]), -2.25);
+        assert_eq!(reference(&[f64::MAX, -f64::MAX, 1.5]), 1.5);
+    }
+
+    #[test]
+    fn cancellation_that_naive_sums_lose() {
+        assert_eq!(exact(&[1e16, 1.0, -1e16]), 1.0);
+        assert_eq!(exact(&[1e100, 1.0, -1e100, 1e-100]), 1.0 + 1e-100);
+        assert_eq!(exact(&[0.1, 0.2, 0.3, -0.6]), reference(&[0.1, 0.2, 0.3, -0.6]));
+        let naive: f64 = [0.1; 10].iter().sum();
+        assert_ne!(naive, 1.0);
+        assert_eq!(exact(&[0.1; 10]), 1.0);
+    }
+
+    #[test]
+    fn tiny_values_beside_huge_ones_and_alternating_signs() {
+        let mut values = vec![1e20];
+        values.extend(std::iter::repeat_n(1e-3, 1_000_000));
+        values.push(-1e20);
+        assert_eq!(exact(&values), reference(&values));
+        let alternating: Vec<f64> =
+            (0..10_000).map(|i| if i % 2 == 0 { 1.0 + i as f64 * 1e-9 } else { -1.0 }).collect();
+        assert_eq!(exact(&alternating), reference(&alternating));
+    }
+
+    #[test]
+    fn subnormals_add_exactly() {
+        let tiny = f64::from_bits(1); // 2^-1074
+        assert_eq!(exact(&[tiny; 7]), f64::from_bits(7));
+        assert_eq!(exact(&[f64::MIN_POSITIVE, -tiny]), f64::MIN_POSITIVE - tiny);
+    }
+
+    #[test]
+    fn ties_round_to_even_across_partials() {
+        // 2^53 + 1 is a tie between 2^53 and 2^53 + 2; a tiny extra value breaks it upwards.
+        let big = 9007199254740992.0;
+        assert_eq!(exact(&[big, 1.0]), big);
+        assert_eq!(exact(&[big, 1.0, 1e-30]), big + 2.0);
+        assert_eq!(exact(&[big, 1.0, -1e-30]), big);
+    }
+
+    #[test]
+    fn nan_and_infinities_as_postgresql() {
+        assert!(exact(&[1.0, f64::NAN]).is_nan());
+        assert!(exact(&[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+        assert_eq!(exact(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert_eq!(exact(&[f64::MAX, f64::MAX]), f64::INFINITY);
+        assert_eq!(ExactSum::new().value(), None, "no rows: NULL");
+        assert_eq!(exact(&[-0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn merges_in_any_order_give_the_same_bits() {
+        let values: Vec<f64> =
+            (0..5000).map(|i| ((i * 7919) % 1000) as f64 * 1.1e-3 + if i % 3 == 0 { 1e12 } else { -3.3e11 }).collect();
+        let expected = reference(&values);
+        for parts in [1, 2, 3, 7, 16] {
+            let mut sums: Vec<ExactSum> = (0..parts).map(|_| ExactSum::new()).collect();
+            for (i, v) in values.iter().enumerate() {
+                sums[(i * 31) % parts].add(*v);
+            }
+            for order in [false, true] {
+                let mut total = ExactSum::new();
+                let iter: Box<dyn Iterator<Item = &ExactSum>> =
+                    if order { Box::new(sums.iter().rev()) } else { Box::new(sums.iter()) };
+                for s in iter {
+                    total.merge(s);
+                }
+                assert_eq!(total.value().unwrap().to_bits(), expected.to_bits(), "{parts} parts");
+                assert_eq!(total.count(), values.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn a_removed_value_leaves_the_exact_rest() {
+        let mut s = ExactSum::new();
+        for v in [0.1, 0.2, 1e16, 0.3] {
+            s.add(v);
+        }
+        s.remove(1e16);
+        assert_eq!(s.value(), Some(reference(&[0.1, 0.2, 0.3])));
+        assert_eq!(s.mean(), Some(reference(&[0.1, 0.2, 0.3]) / 3.0));
+    }
+}
