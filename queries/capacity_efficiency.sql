@@ -3,20 +3,35 @@
 -- One row per capacity row: the shipped features of that period (and team, when the row has
 -- one), their estimated and actual weeks, efficiency = estimated / actual, and the budget
 -- absorbed by the difference. Sums over a period with no shipped feature are null. Not windowed.
-WITH per_row AS (
+--
+-- Features are summed per (day, team) first: the range join to the capacity rows then pairs a
+-- few thousand daily rows instead of every feature (a nested-loop join either way).
+-- The sums are exact (exact per-day sums, each rounded once, then summed exactly), so they do
+-- not depend on the files' layout or the number of threads.
+WITH daily AS (
+    SELECT
+        CAST(shipped_at AS DATE) AS day,
+        team,
+        count(feature_id) AS features,
+        sum(estimated_weeks) AS estimated_weeks,
+        sum(actual_weeks) AS actual_weeks
+    FROM shipped_features
+    GROUP BY CAST(shipped_at AS DATE), team
+),
+per_row AS (
     SELECT
         c.period_start,
         c.period_end,
         c.team,
         c.budget,
-        count(f.feature_id) AS features_shipped,
-        sum(f.estimated_weeks) AS estimated_weeks,
-        sum(f.actual_weeks) AS actual_weeks
+        coalesce(sum(d.features), 0) AS features_shipped,
+        sum(d.estimated_weeks) AS estimated_weeks,
+        sum(d.actual_weeks) AS actual_weeks
     FROM capacity c
-    LEFT JOIN shipped_features f
-        ON CAST(f.shipped_at AS DATE) >= c.period_start
-       AND CAST(f.shipped_at AS DATE) < c.period_end
-       AND (c.team IS NULL OR f.team = c.team)
+    LEFT JOIN daily d
+        ON d.day >= c.period_start
+       AND d.day < c.period_end
+       AND (c.team IS NULL OR d.team = c.team)
     GROUP BY c.period_start, c.period_end, c.team, c.budget
 )
 SELECT

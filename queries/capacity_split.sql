@@ -3,23 +3,31 @@
 -- One row per capacity row: actual weeks of shipped product and quality features in the period
 -- (and team), the quality share, its target (0.2 when not set) and the gap. A null work_type
 -- counts as product. Sums over a period with no shipped feature are null. Not windowed.
-WITH per_row AS (
+WITH daily AS (
+    -- Summed per (day, team) first, so the range join pairs days, not features (exact sums:
+    -- the result does not depend on layout or threads).
+    SELECT
+        CAST(shipped_at AS DATE) AS day,
+        team,
+        count(feature_id) AS features,
+        sum(CASE WHEN work_type = 'quality' THEN 0.0 ELSE actual_weeks END) AS product_weeks,
+        sum(CASE WHEN work_type = 'quality' THEN actual_weeks ELSE 0.0 END) AS quality_weeks
+    FROM shipped_features
+    GROUP BY CAST(shipped_at AS DATE), team
+),
+per_row AS (
     SELECT
         c.period_start,
         c.period_end,
         c.team,
         coalesce(c.quality_share_target, 0.2) AS quality_share_target,
-        CASE WHEN count(f.feature_id) > 0 THEN
-            sum(CASE WHEN f.work_type = 'quality' THEN 0.0 ELSE f.actual_weeks END)
-        END AS product_weeks,
-        CASE WHEN count(f.feature_id) > 0 THEN
-            sum(CASE WHEN f.work_type = 'quality' THEN f.actual_weeks ELSE 0.0 END)
-        END AS quality_weeks
+        CASE WHEN sum(d.features) > 0 THEN sum(d.product_weeks) END AS product_weeks,
+        CASE WHEN sum(d.features) > 0 THEN sum(d.quality_weeks) END AS quality_weeks
     FROM capacity c
-    LEFT JOIN shipped_features f
-        ON CAST(f.shipped_at AS DATE) >= c.period_start
-       AND CAST(f.shipped_at AS DATE) < c.period_end
-       AND (c.team IS NULL OR f.team = c.team)
+    LEFT JOIN daily d
+        ON d.day >= c.period_start
+       AND d.day < c.period_end
+       AND (c.team IS NULL OR d.team = c.team)
     GROUP BY c.period_start, c.period_end, c.team, c.quality_share_target
 )
 SELECT

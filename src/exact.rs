@@ -420,13 +420,175 @@ impl GroupsAccumulator for ExactGroups {
     }
 }
 
-/// `sum` and `avg` with exact float accumulation, to register over DataFusion's.
+/// The continuous percentile `p` of some values, as PostgreSQL computes it: the values at
+/// positions floor(p(n-1)) and ceil(p(n-1)) of the sorted values, interpolated `lo + (hi - lo) *
+/// f` with the fraction f = p(n-1) - floor(p(n-1)) unrounded. (DataFusion 55 rounds f to 1e-6.)
+/// `None` for no values. NaN sorts above every number, as in PostgreSQL.
+pub fn percentile_cont(values: &mut [f64], p: f64, descending: bool) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    // Sorted in the order asked for (PostgreSQL interpolates over that order, so a descending
+    // p is not 1 - p in floating point).
+    if descending {
+        values.sort_unstable_by(|a, b| b.total_cmp(a));
+    } else {
+        values.sort_unstable_by(|a, b| a.total_cmp(b));
+    }
+    let position = p * (values.len() - 1) as f64;
+    let (first, second) = (position.floor(), position.ceil());
+    let lo = values[first as usize];
+    if first == second {
+        return Some(lo);
+    }
+    let hi = values[second as usize];
+    Some(lo + (hi - lo) * (position - first))
+}
+
+/// DataFusion's `percentile_cont` (`fixed`: None) or `median` (`fixed`: 0.5) with the exact
+/// interpolation of `percentile_cont` above for float inputs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Percentile {
+    inner: Arc<AggregateUDF>,
+    median: bool,
+}
+
+impl Percentile {
+    /// The percentile asked for (the literal second argument) and whether the order is
+    /// descending.
+    fn percentile(&self, args: &AccumulatorArgs) -> Result<(f64, bool)> {
+        let descending = args.order_bys.first().is_some_and(|s| s.options.descending);
+        if self.median {
+            return Ok((0.5, false));
+        }
+        // A literal evaluates to itself over an empty batch (as DataFusion reads it).
+        let empty =
+            datafusion::arrow::array::RecordBatch::new_empty(Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let value = match args.exprs.get(1).map(|e| e.evaluate(&empty)).transpose()? {
+            Some(datafusion::logical_expr::ColumnarValue::Scalar(v)) => Some(v),
+            _ => None,
+        };
+        let p = match value {
+            Some(ScalarValue::Float64(Some(p))) => p,
+            Some(ScalarValue::Float32(Some(p))) => f64::from(p),
+            Some(v) if v.data_type().is_integer() => v.to_string().parse().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        };
+        if !(0.0..=1.0).contains(&p) {
+            return datafusion::common::plan_err!("percentile_cont: the percentile must be a number from 0 to 1");
+        }
+        Ok((p, descending))
+    }
+}
+
+impl AggregateUDFImpl for Percentile {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn is_nullable(&self) -> bool {
+        self.inner.is_nullable()
+    }
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if exact_args(&args) {
+            let (p, descending) = self.percentile(&args)?;
+            Ok(Box::new(PercentileAccumulator { values: Vec::new(), p, descending }))
+        } else {
+            self.inner.accumulator(args)
+        }
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        // The same state as DataFusion's (a list of the values), typed Float64.
+        self.inner.state_fields(args)
+    }
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !exact_args(&args) && self.inner.groups_accumulator_supported(args)
+    }
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        self.inner.create_groups_accumulator(args)
+    }
+    fn simplify(&self) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
+        self.inner.inner().simplify()
+    }
+    fn supports_within_group_clause(&self) -> bool {
+        self.inner.inner().supports_within_group_clause()
+    }
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        self.inner.inner().order_sensitivity()
+    }
+    fn reverse_expr(&self) -> ReversedUDAF {
+        self.inner.reverse_udf()
+    }
+    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+        self.inner.default_value(data_type)
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+}
+
+#[derive(Debug)]
+struct PercentileAccumulator {
+    values: Vec<f64>,
+    p: f64,
+    descending: bool,
+}
+
+impl Accumulator for PercentileAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = floats(values)?;
+        self.values.extend(v.as_primitive::<Float64Type>().iter().flatten());
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(percentile_cont(&mut self.values, self.p, self.descending)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.capacity() * 8
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self.values.iter().map(|v| ScalarValue::Float64(Some(*v))).collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        for i in 0..lists.len() {
+            if lists.is_valid(i) {
+                let list = cast(&lists.value(i), &DataType::Float64)?;
+                self.values.extend(list.as_primitive::<Float64Type>().iter().flatten());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sum` and `avg` with exact float accumulation, `percentile_cont` and `median` with exact
+/// interpolation, to register over DataFusion's.
 pub fn functions() -> Vec<AggregateUDF> {
     use datafusion::functions_aggregate::average::avg_udaf;
+    use datafusion::functions_aggregate::median::median_udaf;
+    use datafusion::functions_aggregate::percentile_cont::percentile_cont_udaf;
     use datafusion::functions_aggregate::sum::sum_udaf;
     vec![
         AggregateUDF::new_from_impl(Exact { inner: sum_udaf(), output: Output::Sum }),
         AggregateUDF::new_from_impl(Exact { inner: avg_udaf(), output: Output::Mean }),
+        AggregateUDF::new_from_impl(Percentile { inner: percentile_cont_udaf(), median: false }),
+        AggregateUDF::new_from_impl(Percentile { inner: median_udaf(), median: true }),
     ]
 }
 
@@ -548,6 +710,36 @@ mod tests {
             s.add(v);
         }
         s.value().unwrap()
+    }
+
+    /// percentile_cont against rational interpolation: with the fraction f exact, lo + (hi-lo)f
+    /// computed in f64 is within half an ulp of each step; these cases are exact.
+    #[test]
+    fn percentiles_interpolate_without_rounding_the_fraction() {
+        let p = |v: &[f64], q: f64| percentile_cont(&mut v.to_vec(), q, false);
+        assert_eq!(p(&[], 0.5), None);
+        assert_eq!(p(&[7.0], 0.9), Some(7.0), "one row");
+        assert_eq!(p(&[3.0, 1.0, 2.0], 0.0), Some(1.0));
+        assert_eq!(p(&[3.0, 1.0, 2.0], 1.0), Some(3.0));
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 0.5), Some(2.5));
+        assert_eq!(p(&[2.0, 2.0, 2.0, 5.0], 0.5), Some(2.0), "ties");
+        // 0.9 of 7 values: position 5.4 (in f64: 5.4 + 4.4e-16), between 6.0 and 7.0.
+        let position: f64 = 0.9 * 6.0;
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 0.9), Some(6.0 + (position - 5.0)));
+        // A fraction DataFusion 55 rounds to 1e-6: 0.9 * (n - 1) with n = 1235 leaves f = 0.6.
+        let values: Vec<f64> = (0..1235).map(|i| i as f64 * 0.001).collect();
+        let position = 0.9 * 1234.0_f64;
+        let lo = values[position.floor() as usize];
+        let hi = values[position.ceil() as usize];
+        assert_eq!(p(&values, 0.9), Some(lo + (hi - lo) * (position - position.floor())));
+        assert!(p(&[1.0, f64::NAN, 2.0], 1.0).unwrap().is_nan(), "NaN sorts last");
+        // Descending: interpolated over the descending order, as PostgreSQL does.
+        let position = 0.9 * 1234.0_f64;
+        let mut desc = values.clone();
+        desc.reverse();
+        let (lo, hi) = (desc[position.floor() as usize], desc[position.ceil() as usize]);
+        let expected = lo + (hi - lo) * (position - position.floor());
+        assert_eq!(percentile_cont(&mut values.clone(), 0.9, true), Some(expected));
     }
 
     #[test]
