@@ -1,10 +1,11 @@
 //! The same rows give the same bytes (issue 17): every view's CSV is identical over one store
-//! laid out four ways (debtlens's own Delta layout, plain Parquet in one file per table, the
-//! same rows dealt over seven shuffled Parquet files, and a Delta table ingested from CSV in
-//! three commits), with 1, 2 and 8 threads, each run twice.
+//! laid out five ways (debtlens's own Delta layout, plain Parquet in one file per table, the
+//! same rows dealt over seven shuffled Parquet files, a Delta table ingested from CSV in three
+//! commits, and the same store in an S3 bucket), with 1, 2 and 8 threads, each run twice.
 
 use std::path::{Path, PathBuf};
 
+use crate::s3::{Moto, s3_run};
 use crate::util::Env;
 
 const AS_OF: &str = "2026-10-31";
@@ -20,23 +21,17 @@ fn jobs_file(env: &Env) -> PathBuf {
     path
 }
 
-/// Every view's CSV over `store` with `threads`, as one text.
-fn views_csv(env: &Env, store: &Path, threads: &str) -> String {
+/// Every view's CSV over `store` (a directory, or an `s3://` URL with its endpoint) with
+/// `threads`, as one text.
+fn views_csv(env: &Env, store: &str, threads: &str, s3: Option<&str>) -> String {
     let jobs = jobs_file(env);
     let out = env.path("out");
     let _ = std::fs::remove_dir_all(&out);
-    env.run(&[
-        "-q",
-        "--data",
-        store.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-        "--threads",
-        threads,
-        "batch",
-        jobs.to_str().unwrap(),
-    ])
-    .success();
+    let args = ["-q", "--data", store, "--as-of", AS_OF, "--threads", threads, "batch", jobs.to_str().unwrap()];
+    match s3 {
+        Some(endpoint) => s3_run(env, endpoint, &args).success(),
+        None => env.run(&args).success(),
+    };
     debtlens::views::VIEWS
         .iter()
         .map(|v| format!("== {}\n{}", v.name, std::fs::read_to_string(out.join(format!("{}.csv", v.name))).unwrap()))
@@ -87,12 +82,32 @@ fn every_view_gives_the_same_bytes_in_every_layout_and_thread_count() {
         }
     }
 
-    let reference = views_csv(&env, &delta, "2");
+    // The same generated rows in a bucket of a local S3 endpoint.
+    let moto = Moto::start();
+    moto.create_bucket("debt");
+    let endpoint = moto.endpoint();
+    let bucket = "s3://debt/store";
+    s3_run(
+        &env,
+        &endpoint,
+        &["sample", "-q", "--out", bucket, "--features", "20000", "--incidents", "30000", "--seed", "11"],
+    )
+    .success();
+
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let reference = views_csv(&env, &path(&delta), "2", None);
     assert!(reference.lines().count() > 200, "the views have rows: {reference}");
-    for (name, store) in [("delta", &delta), ("plain", &plain), ("shuffled", &shuffled), ("ingested", &ingested)] {
+    let stores = [
+        ("delta", path(&delta), None),
+        ("plain", path(&plain), None),
+        ("shuffled", path(&shuffled), None),
+        ("ingested", path(&ingested), None),
+        ("s3", bucket.to_string(), Some(endpoint.as_str())),
+    ];
+    for (name, store, s3) in &stores {
         for threads in ["1", "2", "8"] {
             for run in 0..2 {
-                let got = views_csv(&env, store, threads);
+                let got = views_csv(&env, store, threads, *s3);
                 if got != reference {
                     let first = got.lines().zip(reference.lines()).find(|(a, b)| a != b);
                     panic!("{name} store, {threads} threads, run {run}: first difference {first:?}");

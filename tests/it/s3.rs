@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use crate::util::{Env, Run};
 
 /// A moto S3 server on a free loopback port; stopped when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -32,11 +32,11 @@ impl Moto {
         Moto { child, port }
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let status =
             http(self.port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"));
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
@@ -60,7 +60,7 @@ fn http(port: u16, request: &str) -> String {
 }
 
 /// `debtlens` with the AWS environment of an S3-compatible endpoint.
-fn s3_cmd(env: &Env, endpoint: &str, args: &[&str]) -> Command {
+pub(crate) fn s3_cmd(env: &Env, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = env.cmd();
     cmd.args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
@@ -72,7 +72,7 @@ fn s3_cmd(env: &Env, endpoint: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn s3_run(env: &Env, endpoint: &str, args: &[&str]) -> Run {
+pub(crate) fn s3_run(env: &Env, endpoint: &str, args: &[&str]) -> Run {
     Run::from(s3_cmd(env, endpoint, args).output().expect("run debtlens"))
 }
 
