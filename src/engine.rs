@@ -314,6 +314,7 @@ impl Session {
     }
 
     async fn prepare(&self, sql: &str) -> Result<Planned> {
+        crate::sql::check_depth(sql).map_err(Error::TooDeep)?;
         let snapshot = self.engine.snapshot();
         let window = self.window_if(&snapshot, views::references_window(sql)).await?;
         let state = self.state(&snapshot, window);

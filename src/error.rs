@@ -35,6 +35,10 @@ pub enum Error {
     #[error("{}: {message}", place(.file, *.line, *.column))]
     Input { file: PathBuf, line: u64, column: u64, message: String },
 
+    /// A statement too deep to plan safely (`sql::MAX_OPERATOR_CHAIN`).
+    #[error("{0}")]
+    TooDeep(String),
+
     /// A statement that is not a query, refused by a read-only surface.
     #[error("{0}")]
     ReadOnly(String),

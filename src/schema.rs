@@ -247,6 +247,15 @@ pub fn describe(t: &DataType) -> String {
     }
 }
 
+/// True when a column of that name holds lists in its table (`systems`, `delay_reasons`).
+pub fn is_list_column(name: &str) -> bool {
+    Table::ALL.iter().any(|t| {
+        t.schema()
+            .field_with_name(name)
+            .is_ok_and(|f| matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_)))
+    })
+}
+
 /// The values of one row of a list column as text, null values left out; `None` for a null
 /// list. Shared by the text writers and the Parquet reader of ingest.
 pub fn list_items(column: &datafusion::arrow::array::ArrayRef, row: usize) -> Result<Option<Vec<String>>> {

@@ -201,6 +201,88 @@ pub fn identifiers(sql: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The most binary operators one expression may chain at one level of parentheses. A chain of
+/// N operators is a tree N deep, which DataFusion plans by recursion: 20,000 terms overflowed the
+/// CLI's stack and 3,000 a server thread's (a crash for everyone connected). Parentheses nest at
+/// most 50 deep already (sqlparser's limit).
+pub const MAX_OPERATOR_CHAIN: usize = 1000;
+
+/// The longest chain of binary operators (`+`, `||`, `AND`, `=`, ...) in one expression at one
+/// level of parentheses: commas and clause keywords (`SELECT`, `FROM`, `WHEN`, ...) end a chain.
+/// Counted on the scanner's tokens, without recursion, so that any text can be measured.
+pub fn longest_operator_chain(sql: &str) -> usize {
+    const CLAUSES: &[&str] = &[
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "ORDER",
+        "BY",
+        "HAVING",
+        "LIMIT",
+        "OFFSET",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+        "JOIN",
+        "ON",
+        "USING",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "AS",
+        "VALUES",
+        "WITH",
+        "OVER",
+        "PARTITION",
+        "WINDOW",
+        "QUALIFY",
+        "FILTER",
+    ];
+    let mut levels = vec![0usize];
+    let mut longest = 0;
+    for piece in scan(sql) {
+        let text = piece.text(sql);
+        match piece.kind {
+            Kind::Punct if text == "(" || text == "[" => levels.push(0),
+            Kind::Punct if (text == ")" || text == "]") && levels.len() > 1 => {
+                levels.pop();
+            }
+            Kind::Punct if text == ")" || text == "]" => {}
+            Kind::Punct if text == "," || text == "." || text == "::" => *levels.last_mut().unwrap_or(&mut 0) = 0,
+            Kind::Semicolon => levels = vec![0],
+            Kind::Punct | Kind::Keyword | Kind::Word => {
+                let operator =
+                    piece.kind == Kind::Punct || text.eq_ignore_ascii_case("AND") || text.eq_ignore_ascii_case("OR");
+                let clause = piece.kind == Kind::Keyword && CLAUSES.iter().any(|c| c.eq_ignore_ascii_case(text));
+                if let Some(level) = levels.last_mut() {
+                    if operator {
+                        *level += 1;
+                        longest = longest.max(*level);
+                    } else if clause {
+                        *level = 0;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    longest
+}
+
+/// Refuses a statement whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
+pub fn check_depth(sql: &str) -> Result<(), String> {
+    match longest_operator_chain(sql) {
+        n if n > MAX_OPERATOR_CHAIN => Err(format!(
+            "the statement is too deep to plan: an expression chains {n} operators (the limit is \
+             {MAX_OPERATOR_CHAIN}); split it, or use IN (...) for long lists of alternatives"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The first word of the first statement, upper-cased (`SELECT`, `SET`, `WITH`...).
 pub fn first_word(sql: &str) -> Option<String> {
     scan(sql)
@@ -260,6 +342,20 @@ mod tests {
         assert!(!is_complete("SELECT 1; /* open"));
         assert!(is_complete("SELECT 'a;b' AS x;"));
         assert!(is_complete("SELECT 'it''s';"));
+    }
+
+    #[test]
+    fn operator_chains_are_counted_per_level_of_parentheses() {
+        assert_eq!(longest_operator_chain("SELECT 1 + 2 + 3"), 2);
+        assert_eq!(longest_operator_chain("SELECT (1 + 2) * (3 + 4 + 5), a AND b"), 2);
+        assert_eq!(longest_operator_chain("SELECT 'a+b+c+d' || x -- + + + +"), 1);
+        assert_eq!(longest_operator_chain("SELECT CASE WHEN a = 1 THEN 2 WHEN a = 3 THEN 4 END"), 1);
+        assert_eq!(longest_operator_chain("x IN (1, 2, 3, 4, 5)"), 0);
+        assert_eq!(longest_operator_chain("a AND NOT b AND NOT c"), 2, "NOT does not end a chain");
+        let long = format!("SELECT {}", vec!["1"; 1002].join("+"));
+        assert_eq!(longest_operator_chain(&long), 1001);
+        assert!(check_depth(&long).unwrap_err().contains("1001 operators"));
+        assert!(check_depth(&format!("SELECT {}", vec!["1"; 1001].join("+"))).is_ok());
     }
 
     #[test]

@@ -126,6 +126,26 @@ impl Binding {
                 if found.is_empty() && spec.required {
                     return Err(missing(format!("`{}`", spec.name)));
                 }
+                // A repeated header feeds a list column once per occurrence; a column of one
+                // value would have to drop all but one, silently, so the file is refused.
+                if let [first, second, ..] = found[..]
+                    && !crate::schema::is_list_column(spec.name)
+                {
+                    return Err(Error::Input {
+                        file: file.to_path_buf(),
+                        line: 1,
+                        column: second as u64 + 1,
+                        message: format!(
+                            "the header names `{}` twice (`{}` in column {} and `{}` in column {}); \
+                             rename or remove one; nothing was loaded",
+                            spec.name,
+                            header[first].trim(),
+                            first + 1,
+                            header[second].trim(),
+                            second + 1
+                        ),
+                    });
+                }
                 for i in &found {
                     used[*i] = true;
                 }

@@ -505,6 +505,7 @@ fn refused(statement: &Statement) -> PgWireError {
 pub fn pg_error(e: &Error) -> PgWireError {
     let code = match e {
         Error::ReadOnly(_) => "25006",
+        Error::TooDeep(_) => "54001",
         Error::UnknownView { .. } | Error::MissingTable { .. } => "42P01",
         Error::DataFusion(df) => match df.find_root() {
             DataFusionError::SQL(..) => "42601",

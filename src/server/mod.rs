@@ -30,7 +30,7 @@ use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::Portal;
-use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
@@ -261,8 +261,8 @@ impl Handlers {
 }
 
 impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::query::SimpleQueryHandler> {
-        self.service.inner.clone()
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.service.clone()
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
@@ -367,6 +367,7 @@ impl QueryParser for OneStatement {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        crate::sql::check_depth(sql).map_err(|e| guard::user_error("54001", e))?;
         let statements = self.sql.parse(sql).map_err(|e| guard::user_error("42601", e.to_string()))?;
         if statements.len() > 1 {
             return Err(guard::user_error("42601", "cannot insert multiple commands into a prepared statement".into()));
@@ -384,6 +385,23 @@ impl QueryParser for OneStatement {
         format: Option<&datafusion_postgres::pgwire::api::portal::Format>,
     ) -> PgWireResult<Vec<datafusion_postgres::pgwire::api::results::FieldInfo>> {
         self.inner.get_result_schema(statement, format)
+    }
+}
+
+/// The simple protocol: datafusion-postgres' handler, after the depth check, so that a statement
+/// too deep to plan is an error for its client and not a stack overflow for the server (the
+/// parsed statement is rewritten and planned by recursion before any hook sees it).
+#[async_trait]
+impl SimpleQueryHandler for Service {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        crate::sql::check_depth(query).map_err(|e| guard::user_error("54001", e))?;
+        SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await
     }
 }
 
@@ -413,7 +431,7 @@ impl ExtendedQueryHandler for Service {
             return Ok(Response::EmptyQuery);
         };
         if Kind::of(statement) != Kind::Query {
-            return self.inner.do_query(client, portal, max_rows).await;
+            return ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await;
         }
         let params = self.parameters(portal, plan)?;
         let plan = plan.clone().replace_params_with_values(&params).map_err(|e| guard::pg_error(&e.into()))?;

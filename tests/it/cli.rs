@@ -586,3 +586,15 @@ fn an_estimate_has_one_shape_on_stdout_and_in_a_file() {
     let json: serde_json::Value = serde_json::from_str(&file).unwrap();
     assert!(json.is_object() && json["estimated_weeks"].as_f64().unwrap() > 2.0, "{file}");
 }
+
+/// Issue 21, 1: 20,000 terms aborted the CLI (SIGABRT, a stack overflow). Now a clear error.
+#[test]
+fn a_statement_too_deep_to_plan_is_an_error_not_a_crash() {
+    let env = Env::new();
+    let deep = format!("SELECT {} AS x", vec!["1"; 20_000].join("+"));
+    let run = env.run(&["-q", "query", &deep]);
+    run.fails_with(1);
+    assert!(run.stderr.contains("19999 operators (the limit is 1000)"), "{}", run.stderr);
+    let fine = format!("SELECT {} AS x", vec!["1"; 1001].join("+"));
+    assert_eq!(env.run(&["-q", "query", &fine, "--format", "csv"]).success().stdout(), "x\n1001\n");
+}

@@ -724,3 +724,45 @@ mod random_bytes {
         }
     }
 }
+
+/// Issue 21, 3: a header with both `feature_id` and `Feature_ID` loaded 1 of 2,000 rows with an
+/// empty id, exit 0; a repeated `title` blanked every title. A repeated scalar column now refuses
+/// the file, saying where; a repeated list column still feeds the list.
+#[test]
+fn a_repeated_header_column_refuses_the_file_instead_of_losing_rows() {
+    let env = Env::new();
+    let store = store(&env);
+    let mut text = String::from("feature_id,title,team,systems,estimated_weeks,Feature_ID\n");
+    for i in 0..50 {
+        text.push_str(&format!("R-{i},T {i},core,api,1,X-{i}\n"));
+    }
+    std::fs::write(env.path("twice.csv"), &text).unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "twice.csv"]);
+    run.fails_with(2);
+    assert!(
+        run.stderr.contains(
+            "twice.csv:1:6: the header names `feature_id` twice (`feature_id` in column 1 and `Feature_ID` in column 6)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM features"), "n\n0\n");
+
+    std::fs::write(env.path("title.csv"), "feature_id,title,title,team,systems,estimated_weeks\nR-1,a,b,core,api,1\n")
+        .unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "title.csv"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("title.csv:1:3: the header names `title` twice"), "{}", run.stderr);
+
+    // A list column may repeat: each occurrence adds to the list.
+    std::fs::write(
+        env.path("lists.csv"),
+        "feature_id,title,team,systems,systems,estimated_weeks\nL-1,a,core,api,web,1\n",
+    )
+    .unwrap();
+    env.run(&["--data", &store, "ingest", "features", "lists.csv"]).success();
+    assert_eq!(
+        csv_query(&env, &store, "SELECT array_to_string(systems, ';') AS s FROM features WHERE feature_id = 'L-1'"),
+        "s\napi;web\n"
+    );
+}

@@ -703,3 +703,30 @@ with connect(autocommit=True) as c:\n    \
     assert_eq!(lines[4], format!("reset {default_day}"), "{stdout}");
     assert_eq!(lines[5], "all 90", "{stdout}");
 }
+
+/// Issue 21, 1: `SELECT 1+1+...` with a few thousand terms overflowed a server thread's stack and
+/// aborted the server for everyone. It is now an error for that client (54001, both protocols),
+/// and the server goes on.
+#[test]
+fn a_statement_too_deep_to_plan_is_refused_and_the_server_lives() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let deep = format!("SELECT {} AS x", vec!["1"; 3000].join("+"));
+    let run = server.psql(&env, &["-At", "-c", &deep]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("54001") && run.stderr.contains("too deep to plan"), "{}", run.stderr);
+    let script = format!(
+        "{PSYCOPG}\
+with connect(autocommit=True) as c:\n    \
+    try:\n        \
+        c.execute('SELECT ' + '+'.join(['1'] * 20000) + ' AS x WHERE 1 = %s', (1,))\n    \
+    except psycopg.Error as e:\n        \
+        print('refused', e.sqlstate)\n    \
+    print('fine', c.execute('SELECT ' + '+'.join(['1'] * 1001) + ' AS x WHERE 1 = %s', (1,)).fetchone()[0])\n"
+    );
+    let run = server.python(&env, &store, &script);
+    assert_eq!(run.success().stdout(), "refused 54001\nfine 1001\n");
+    let alive = server.psql(&env, &["-At", "-c", "SELECT count(*) FROM features"]);
+    assert_eq!(alive.success().stdout(), "2000\n");
+}
