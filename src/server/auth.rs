@@ -116,8 +116,13 @@ impl Users {
     pub fn configured(file: &Path) -> Result<Self> {
         let mut users = Self::load(file)?;
         match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
-            (Ok(user), Ok(password)) if !user.is_empty() => {
-                users.users.insert(user, Verifier::new(&password));
+            (Ok(user), Ok(password)) => {
+                // The same rules as `serve --add-user`: a name without spaces or control
+                // characters, a password that is not empty.
+                if password.is_empty() {
+                    return Err(Error::Usage(format!("{PASSWORD_ENV} is empty: a user needs a password")));
+                }
+                users.set(&user, Verifier::new(&password)).map_err(|e| Error::Usage(format!("{USER_ENV}: {e}")))?;
             }
             (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
                 return Err(Error::Usage(format!("set both {USER_ENV} and {PASSWORD_ENV}, or neither")));

@@ -730,3 +730,28 @@ with connect(autocommit=True) as c:\n    \
     let alive = server.psql(&env, &["-At", "-c", "SELECT count(*) FROM features"]);
     assert_eq!(alive.success().stdout(), "2000\n");
 }
+
+/// Issue 21, 7: an empty `DEBTLENS_SERVE_PASSWORD` was accepted (and logged in), and names with
+/// spaces or newlines passed from the environment; `--add-user` refused both. Now the
+/// environment follows the same rules, and the server does not start.
+#[test]
+fn a_user_from_the_environment_follows_the_rules_of_add_user() {
+    let env = Env::new();
+    for (user, password, says) in [
+        ("analyst", "", "DEBTLENS_SERVE_PASSWORD is empty"),
+        ("two words", "secret", "invalid user name `two words`"),
+        ("new\nline", "secret", "invalid user name"),
+    ] {
+        let out = env
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("XDG_CONFIG_HOME", env.path("config"))
+            .env("DEBTLENS_SERVE_USER", user)
+            .env("DEBTLENS_SERVE_PASSWORD", password)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{user:?}: {stderr}");
+        assert!(stderr.contains(says), "{user:?}: {stderr}");
+    }
+}
