@@ -414,6 +414,22 @@ impl<'a> JsonRecords<'a> {
                 reason: "not a JSON object".into(),
             });
         };
+        // A cell is text, a number, a boolean or a list of those: an object (or a list inside a
+        // list) has no one text to load, and its JSON text is not a system's name.
+        let nested = |v: &Json| matches!(v, Json::Object(_) | Json::Array(_));
+        if let Some((key, cell)) = map.iter().find(|(_, v)| match v {
+            Json::Object(_) => true,
+            Json::Array(items) => items.iter().any(nested),
+            _ => false,
+        }) {
+            let what = if cell.is_object() { "an object" } else { "a list holding an object or a list" };
+            return Ok(Item::Bad {
+                position,
+                column: Some(key.clone()),
+                raw: value.to_string(),
+                reason: format!("`{key}` is {what}: expected text, a number or a list of them"),
+            });
+        }
         let new_keys: Vec<String> = map.keys().filter(|k| !self.header.contains(k)).cloned().collect();
         if self.binding.is_none() || !new_keys.is_empty() {
             self.header.extend(new_keys);

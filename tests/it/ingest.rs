@@ -766,3 +766,25 @@ fn a_repeated_header_column_refuses_the_file_instead_of_losing_rows() {
         "s\napi;web\n"
     );
 }
+
+/// Issue 21, 10: `"systems": [{"name": "auth-service"}]` loaded the object's JSON text as a system
+/// name, exit 0. A cell holding an object (or a list of objects) is now a rejected row.
+#[test]
+fn json_objects_inside_cells_are_rejected_not_loaded_as_text() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::write(
+        env.path("nested.ndjson"),
+        "{\"feature_id\":\"J-1\",\"title\":\"ok\",\"systems\":[\"api\"],\"estimated_weeks\":1}\n\
+         {\"feature_id\":\"J-2\",\"title\":\"obj\",\"systems\":[{\"name\":\"auth-service\"}],\"estimated_weeks\":1}\n\
+         {\"feature_id\":\"J-3\",\"title\":{\"en\":\"t\"},\"systems\":[\"api\"],\"estimated_weeks\":1}\n",
+    )
+    .unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "nested.ndjson"]);
+    run.fails_with(3);
+    assert_eq!(run.stdout(), "features: read 3, loaded 1, replaced 0, rejected 2\n");
+    let reasons = csv_query(&env, &store, "SELECT line, column_name, reason FROM rejected_rows ORDER BY line");
+    assert!(reasons.contains("2,systems,\"`systems` is a list holding an object or a list"), "{reasons}");
+    assert!(reasons.contains("3,title,\"`title` is an object"), "{reasons}");
+    assert_eq!(csv_query(&env, &store, "SELECT feature_id FROM features"), "feature_id\nJ-1\n");
+}
