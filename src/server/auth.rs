@@ -82,6 +82,42 @@ pub struct Users {
     users: BTreeMap<String, Verifier>,
 }
 
+/// Refuses a users file that others may read or write, or that another user owns.
+#[cfg(unix)]
+fn check_private(file: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(file) else { return Ok(()) };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::Usage(format!(
+            "{}: the users file may be read by others (mode {mode:o}), and what it holds logs a user in: \
+             `chmod 600 {}`, then start again",
+            file.display(),
+            file.display()
+        )));
+    }
+    // The process's real uid, from /proc (no libc here); where it cannot be read, the mode
+    // check stands alone.
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+    });
+    if let Some(uid) = uid
+        && meta.uid() != uid
+    {
+        return Err(Error::Usage(format!(
+            "{}: the users file belongs to uid {}, not to the user running the server (uid {uid})",
+            file.display(),
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_file: &Path) -> Result<()> {
+    Ok(())
+}
+
 impl Users {
     /// Reads a users file (`name SCRAM-SHA-256$4096$salt$key` per line, `#` comments). A file that
     /// does not exist holds no users.
@@ -112,8 +148,10 @@ impl Users {
         Ok(Self { users })
     }
 
-    /// The users of the file plus the one the environment names, if any.
+    /// The users of the file plus the one the environment names, if any. The file must be
+    /// private to its owner, as PostgreSQL requires of its key: what it holds logs a user in.
     pub fn configured(file: &Path) -> Result<Self> {
+        check_private(file)?;
         let mut users = Self::load(file)?;
         match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
             (Ok(user), Ok(password)) => {

@@ -755,3 +755,26 @@ fn a_user_from_the_environment_follows_the_rules_of_add_user() {
         assert!(stderr.contains(says), "{user:?}: {stderr}");
     }
 }
+
+/// Issue 21, 6: the server started with a world-readable users file. It now refuses to, as
+/// PostgreSQL refuses a key others can read, and says how to fix it.
+#[test]
+fn a_users_file_others_can_read_stops_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let users = env.path("users");
+    let mut add = env.cmd();
+    add.args(["serve", "--users", users.to_str().unwrap(), "--add-user", "metabase"]).stdin(Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"s3cret\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::metadata(&users).unwrap().permissions().mode() & 0o777, 0o600, "written private");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = env.run(&["serve", "--listen", "127.0.0.1:0", "--users", users.to_str().unwrap()]);
+    run.fails_with(2);
+    assert!(
+        run.stderr.contains("may be read by others (mode 644)") && run.stderr.contains("chmod 600"),
+        "{}",
+        run.stderr
+    );
+}
