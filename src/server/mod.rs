@@ -101,6 +101,7 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     let parser = Arc::new(OneStatement { inner: inner.query_parser(), sql: PostgresCompatibilityParser::new() });
     let shared = Arc::new(Shared {
         service: Arc::new(Service { inner, guard, parser }),
+        throttle: Arc::new(Throttle::default()),
         users: Arc::new(UsersSource::new(options.users.clone())),
         authenticate: !options.users.is_empty(),
         parameters: Arc::new(server_parameters()),
@@ -224,6 +225,7 @@ fn server_parameters() -> DefaultServerParameterProvider {
 /// What every connection shares.
 struct Shared {
     service: Arc<Service>,
+    throttle: Arc<Throttle>,
     users: Arc<UsersSource>,
     authenticate: bool,
     parameters: Arc<DefaultServerParameterProvider>,
@@ -254,7 +256,12 @@ impl Handlers {
         };
         Self {
             service: shared.service.clone(),
-            startup: Arc::new(Startup { auth, refusal, require_tls: shared.require_tls }),
+            startup: Arc::new(Startup {
+                auth,
+                refusal,
+                require_tls: shared.require_tls,
+                throttle: shared.throttle.clone(),
+            }),
             cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
         }
     }
@@ -300,6 +307,36 @@ struct Startup {
     auth: Auth,
     refusal: Option<(&'static str, String)>,
     require_tls: bool,
+    throttle: Arc<Throttle>,
+}
+
+/// Failed logins by client address. Past the third failure in a row, each failure is answered
+/// later (100 ms, doubling to 500 ms), so guessing passwords costs time; every failure is logged
+/// with the user and address. An address's count starts again a minute after its last failure.
+#[derive(Default)]
+struct Throttle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+impl Throttle {
+    const FREE: u32 = 3;
+    const FORGET: Duration = Duration::from_secs(60);
+
+    async fn failed(&self, addr: SocketAddr, user: &str) {
+        let now = Instant::now();
+        let count = {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            failures.retain(|_, (_, last)| now.duration_since(*last) < Self::FORGET);
+            let entry = failures.entry(addr.ip()).or_insert((0, now));
+            *entry = (entry.0 + 1, now);
+            entry.0
+        };
+        eprintln!("debtlens: failed login for user \"{user}\" from {} ({count} in a row)", addr.ip());
+        if count > Self::FREE {
+            let delay = (100u64 << (count - Self::FREE - 1).min(3)).min(500);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -326,13 +363,14 @@ impl StartupHandler for Startup {
             Auth::Trust(handler) => handler.on_startup(client, message).await,
         };
         // pgwire names the user of the SCRAM exchange, which libpq leaves empty.
-        result.map_err(|e| match e {
-            PgWireError::InvalidPassword(_) => {
+        match result {
+            Err(PgWireError::InvalidPassword(_)) => {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
-                fatal("28P01", format!("password authentication failed for user \"{user}\""))
+                self.throttle.failed(client.socket_addr(), &user).await;
+                Err(fatal("28P01", format!("password authentication failed for user \"{user}\"")))
             }
             other => other,
-        })
+        }
     }
 }
 

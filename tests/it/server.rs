@@ -778,3 +778,41 @@ fn a_users_file_others_can_read_stops_the_server() {
         run.stderr
     );
 }
+
+/// Issue 21, 9: 1,000 wrong passwords took 2.4 s and nothing was logged. Past three failures in
+/// a row from an address, each is answered later (doubling to 500 ms), and every one is logged
+/// with the user and address; the right password still gets in.
+#[test]
+fn wrong_passwords_are_slowed_and_logged() {
+    let env = Env::new();
+    let store = store(&env);
+    let users = env.path("users");
+    let mut child = env
+        .cmd()
+        .args(["serve", "--users", users.to_str().unwrap(), "--add-user", "ana"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"correct horse\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let server = Server::start(&env, &store, &[], &["--users", users.to_str().unwrap()]);
+    let script = format!(
+        "{PSYCOPG}\
+import time\n\
+t = time.monotonic()\n\
+codes = [startup('ana', 'guess %d' % i) for i in range(40)]\n\
+print('wrong', set(codes), round(time.monotonic() - t))\n\
+print('right', startup('ana', 'correct horse'))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let seconds: u64 = lines[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(lines[0].starts_with("wrong {'28P01'}") && seconds >= 10, "{stdout}");
+    assert_eq!(lines[1], "right ok", "{stdout}");
+    std::thread::sleep(Duration::from_millis(200));
+    let logged: Vec<String> = server.stderr.try_iter().filter(|l| l.contains("failed login")).collect();
+    assert_eq!(logged.len(), 40, "{logged:?}");
+    assert!(logged[39].contains("failed login for user \"ana\" from 127.0.0.1 (40 in a row)"), "{logged:?}");
+}
