@@ -76,6 +76,7 @@ impl Store {
         }
         match self.open_delta(url.clone()).await {
             Ok(delta) => {
+                self.check_files(table, &delta)?;
                 delta.update_datafusion_session(state)?;
                 let provider = delta.table_provider().await.map_err(|e| self.explain(table, &e))?;
                 Ok((provider, delta.version()))
@@ -87,6 +88,35 @@ impl Store {
             Err(DeltaTableError::NotATable(_)) => Ok((self.open_parquet_folder(state, table, url).await?, None)),
             Err(e) => Err(self.explain(table, &e)),
         }
+    }
+
+    /// On a local store, every data file the Delta log lists must be there: with one deleted
+    /// from under the table, views failed but `count(*)` still answered from the log's
+    /// statistics. (One `stat` a file; object stores are not checked, a HEAD a file would cost
+    /// too much at every open.)
+    fn check_files(&self, table: Table, delta: &deltalake::DeltaTable) -> Result<()> {
+        if self.local_dir().is_none() {
+            return Ok(());
+        }
+        let path = |uri: &str| match Url::parse(uri) {
+            Ok(url) if url.scheme() == "file" => url.to_file_path().ok(),
+            _ => Some(std::path::PathBuf::from(uri)),
+        };
+        let missing: Vec<String> =
+            delta.get_file_uris()?.filter(|uri| path(uri).is_some_and(|p| !p.exists())).collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::Store {
+                store: self.to_string(),
+                table: table.name(),
+                message: format!(
+                    "{} data file(s) that the table's Delta log lists are missing, such as {first}: the files were \
+                     removed from outside debtlens, and no answer over this table would be whole. Restore them (or the \
+                     store from a backup)",
+                    missing.len()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A folder of plain Parquet files written by another tool, read as it is.

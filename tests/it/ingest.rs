@@ -788,3 +788,24 @@ fn json_objects_inside_cells_are_rejected_not_loaded_as_text() {
     assert!(reasons.contains("3,title,\"`title` is an object"), "{reasons}");
     assert_eq!(csv_query(&env, &store, "SELECT feature_id FROM features"), "feature_id\nJ-1\n");
 }
+
+/// Issue 21, 11: with a data file deleted from under a Delta table, views failed but
+/// `SELECT count(*) FROM features` answered from the log's statistics, exit 0. Opening the store
+/// now names the missing file, for every statement.
+#[test]
+fn a_data_file_deleted_from_under_a_table_is_reported_at_open() {
+    let env = Env::new();
+    let store = env.sample_store("store", 500, &["--seed", "2"]);
+    let folder = store.join("features");
+    let file = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a data file");
+    std::fs::remove_file(&file).unwrap();
+    let run = env.run(&["--data", store.to_str().unwrap(), "query", "SELECT count(*) FROM features"]);
+    run.fails_with(1);
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(run.stderr.contains("table `features`") && run.stderr.contains(name), "{}", run.stderr);
+    assert!(run.stderr.contains("removed from outside debtlens"), "{}", run.stderr);
+}
