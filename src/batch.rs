@@ -22,8 +22,7 @@ use crate::output::{self, Destination, Format, WriteOptions};
 use crate::sql::split_statements;
 use crate::time::parse_as_of;
 use crate::views;
-use crate::window::Window;
-use crate::window::WindowSettings;
+use crate::window::{Window, WindowSettings};
 
 /// The manifest's name when the jobs file names none: beside the jobs file.
 pub const DEFAULT_MANIFEST: &str = "batch-manifest.json";

@@ -31,6 +31,7 @@ use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::schema::Table;
+use crate::sql::Scanned;
 use crate::store::Store;
 use crate::views::{self, VIEWS};
 use crate::window::{self, AsOfSource, Window, WindowConfig, WindowSettings};
@@ -313,10 +314,10 @@ impl Session {
         if windowed { self.window_in(snapshot).await.map(Some) } else { Ok(None) }
     }
 
-    async fn prepare(&self, sql: &str) -> Result<Planned> {
-        crate::sql::check_depth(sql).map_err(Error::TooDeep)?;
+    async fn prepare(&self, sql: &str, scanned: &Scanned<'_>) -> Result<Planned> {
+        scanned.check_depth().map_err(Error::TooDeep)?;
         let snapshot = self.engine.snapshot();
-        let window = self.window_if(&snapshot, views::references_window(sql)).await?;
+        let window = self.window_if(&snapshot, views::reads_window(scanned)).await?;
         let state = self.state(&snapshot, window);
         let plan = state.create_logical_plan(sql).await?;
         self.engine.verify(&plan)?;
@@ -325,7 +326,7 @@ impl Session {
 
     /// Plans one statement, refusing anything but a query unless the engine allows writes.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
-        Ok(self.prepare(sql).await?.plan)
+        Ok(self.prepare(sql, &Scanned::new(sql)).await?.plan)
     }
 
     /// Plans one statement parsed already (the server's PostgreSQL parser), with the same rules
@@ -352,7 +353,7 @@ impl Session {
     /// Starts one statement: its batches come as the plan produces them, so that a result
     /// larger than memory can be written out as it goes.
     pub async fn execute_stream(&self, sql: &str) -> Result<QueryStream> {
-        start(self.prepare(sql).await?).await
+        start(self.prepare(sql, &Scanned::new(sql)).await?).await
     }
 
     /// Runs one statement to completion.
@@ -366,7 +367,8 @@ impl Session {
     /// `SHOW debtlens.as_of`) changes or shows this session's window; anything else runs as
     /// `execute_stream`.
     pub async fn run(&mut self, sql: &str) -> Result<Ran> {
-        match setting_statement(sql)? {
+        let scanned = Scanned::new(sql);
+        match setting_in(sql, &scanned) {
             Some(SettingStatement::Set(name, value)) => {
                 self.set(&name, &value)?;
                 Ok(Ran::Set(self.window().await?))
@@ -381,7 +383,7 @@ impl Session {
                 let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(vec![value]))])?;
                 Ok(Ran::Rows(QueryResult { schema, batches: vec![batch], window: None }.into_stream()))
             }
-            None => self.execute_stream(sql).await.map(Ran::Rows),
+            None => start(self.prepare(sql, &scanned).await?).await.map(Ran::Rows),
         }
     }
 
@@ -447,15 +449,19 @@ pub enum SettingStatement {
 
 /// Recognises `SET debtlens.as_of = ...`, `SET debtlens.window_days TO ...`, `RESET
 /// debtlens.as_of`, `RESET ALL` and `SHOW debtlens.window_days`. Other statements are `None`.
-pub fn setting_statement(sql: &str) -> Result<Option<SettingStatement>> {
-    if !matches!(crate::sql::first_word(sql).as_deref(), Some("SET" | "RESET" | "SHOW")) {
-        return Ok(None);
+pub fn setting_statement(sql: &str) -> Option<SettingStatement> {
+    setting_in(sql, &Scanned::new(sql))
+}
+
+fn setting_in(sql: &str, scanned: &Scanned) -> Option<SettingStatement> {
+    if !matches!(scanned.first_word().as_deref(), Some("SET" | "RESET" | "SHOW")) {
+        return None;
     }
-    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else { return Ok(None) };
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     if statements.len() != 1 {
-        return Ok(None);
+        return None;
     }
-    Ok(setting_of(&statements.remove(0)))
+    setting_of(&statements.remove(0))
 }
 
 /// The setting statement a parsed statement is, if it is one about the window.
@@ -463,17 +469,7 @@ pub fn setting_of(statement: &Statement) -> Option<SettingStatement> {
     let ours = |name: &str| name.to_ascii_lowercase().starts_with("debtlens.");
     match statement {
         Statement::Set(Set::SingleAssignment { variable, values, .. }) if ours(&variable.to_string()) => {
-            let value = values
-                .iter()
-                .map(|v| match v {
-                    datafusion::sql::sqlparser::ast::Expr::Value(v) => {
-                        v.clone().into_string().unwrap_or_else(|| v.to_string())
-                    }
-                    datafusion::sql::sqlparser::ast::Expr::Identifier(i) => i.value.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let value = values.iter().map(setting_value).collect::<Vec<_>>().join(", ");
             Some(SettingStatement::Set(variable.to_string(), value))
         }
         Statement::Reset(r) => match &r.reset {
@@ -488,6 +484,16 @@ pub fn setting_of(statement: &Statement) -> Option<SettingStatement> {
             ours(&name).then(|| SettingStatement::Show(name.to_ascii_lowercase()))
         }
         _ => None,
+    }
+}
+
+/// The text of a value in a SET statement: a string without its quotes, a name as written.
+pub fn setting_value(expr: &datafusion::sql::sqlparser::ast::Expr) -> String {
+    use datafusion::sql::sqlparser::ast::Expr;
+    match expr {
+        Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -529,7 +535,7 @@ mod tests {
 
     #[test]
     fn window_settings_are_recognised_and_other_statements_are_not() {
-        let set = |s: &str| setting_statement(s).unwrap();
+        let set = setting_statement;
         assert_eq!(
             set("SET debtlens.as_of = '2026-10-31';"),
             Some(SettingStatement::Set("debtlens.as_of".into(), "2026-10-31".into()))

@@ -163,11 +163,32 @@ enum Output {
     Mean,
 }
 
-/// DataFusion's `sum` or `avg`, with the exact accumulator for float inputs.
+/// Which DataFusion function a wrapper stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Sum,
+    Mean,
+    Percentile,
+    Median,
+}
+
+impl Kind {
+    /// What a sum gives back, for the summing kinds.
+    fn output(self) -> Option<Output> {
+        match self {
+            Kind::Sum => Some(Output::Sum),
+            Kind::Mean => Some(Output::Mean),
+            Kind::Percentile | Kind::Median => None,
+        }
+    }
+}
+
+/// One of DataFusion's `sum`, `avg`, `percentile_cont` or `median`, with the exact accumulator
+/// of this module for float inputs; everything else is the wrapped function's.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Exact {
     inner: Arc<AggregateUDF>,
-    output: Output,
+    kind: Kind,
 }
 
 /// True for the inputs this module sums (after DataFusion's coercion, which widens to Float64).
@@ -177,6 +198,22 @@ fn is_float(t: &DataType) -> bool {
 
 fn exact_args(args: &AccumulatorArgs) -> bool {
     !args.is_distinct && args.expr_fields.first().is_some_and(|f| is_float(f.data_type()))
+}
+
+impl Exact {
+    /// This module's accumulator for the arguments, `None` when DataFusion's serves them.
+    fn exact_accumulator(&self, args: &AccumulatorArgs) -> Result<Option<Box<dyn Accumulator>>> {
+        if !exact_args(args) {
+            return Ok(None);
+        }
+        Ok(Some(match self.kind.output() {
+            Some(output) => Box::new(ExactAccumulator { sum: ExactSum::new(), output }),
+            None => {
+                let (p, descending) = if self.kind == Kind::Median { (0.5, false) } else { percentile_of(args)? };
+                Box::new(PercentileAccumulator { values: Vec::new(), p, descending })
+            }
+        }))
+    }
 }
 
 impl AggregateUDFImpl for Exact {
@@ -199,44 +236,52 @@ impl AggregateUDFImpl for Exact {
         self.inner.is_nullable()
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if exact_args(&args) {
-            Ok(Box::new(ExactAccumulator { sum: ExactSum::new(), output: self.output }))
-        } else {
-            self.inner.accumulator(args)
+        match self.exact_accumulator(&args)? {
+            Some(acc) => Ok(acc),
+            None => self.inner.accumulator(args),
         }
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        if !args.is_distinct && args.input_fields.first().is_some_and(|f| is_float(f.data_type())) {
-            Ok(state_fields(args.name))
-        } else {
-            self.inner.state_fields(args)
-        }
+        // A percentile's state is DataFusion's (the list of values, Float64 after coercion).
+        let float = !args.is_distinct && args.input_fields.first().is_some_and(|f| is_float(f.data_type()));
+        if float && self.kind.output().is_some() { Ok(state_fields(args.name)) } else { self.inner.state_fields(args) }
     }
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        exact_args(&args) || self.inner.groups_accumulator_supported(args)
+        match (exact_args(&args), self.kind.output()) {
+            (true, Some(_)) => true,
+            // The exact percentile has no groups accumulator: DataFusion adapts the plain one.
+            (true, None) => false,
+            (false, _) => self.inner.groups_accumulator_supported(args),
+        }
     }
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        if exact_args(&args) {
-            Ok(Box::new(ExactGroups { sums: Vec::new(), output: self.output }))
-        } else {
-            self.inner.create_groups_accumulator(args)
+        match (exact_args(&args), self.kind.output()) {
+            (true, Some(output)) => Ok(Box::new(ExactGroups { sums: Vec::new(), output })),
+            _ => self.inner.create_groups_accumulator(args),
         }
     }
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if exact_args(&args) {
-            Ok(Box::new(ExactAccumulator { sum: ExactSum::new(), output: self.output }))
-        } else {
-            self.inner.create_sliding_accumulator(args)
+        // A sum slides by exact retraction; a percentile's frames are DataFusion's.
+        match self.exact_accumulator(&args)? {
+            Some(acc) if self.kind.output().is_some() => Ok(acc),
+            _ => self.inner.create_sliding_accumulator(args),
         }
+    }
+    fn simplify(&self) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
+        self.inner.inner().simplify()
+    }
+    fn supports_within_group_clause(&self) -> bool {
+        self.inner.inner().supports_within_group_clause()
     }
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
         self.inner.inner().order_sensitivity()
     }
     fn reverse_expr(&self) -> ReversedUDAF {
-        // The function is its own reverse (the sum does not depend on order).
-        match self.inner.reverse_udf() {
-            ReversedUDAF::NotSupported => ReversedUDAF::NotSupported,
-            _ => ReversedUDAF::Identical,
+        match (self.kind.output(), self.inner.reverse_udf()) {
+            // A sum is its own reverse: it does not depend on order.
+            (Some(_), ReversedUDAF::NotSupported) => ReversedUDAF::NotSupported,
+            (Some(_), _) => ReversedUDAF::Identical,
+            (None, reverse) => reverse,
         }
     }
     fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
@@ -445,97 +490,27 @@ pub fn percentile_cont(values: &mut [f64], p: f64, descending: bool) -> Option<f
     Some(lo + (hi - lo) * (position - first))
 }
 
-/// DataFusion's `percentile_cont` (`fixed`: None) or `median` (`fixed`: 0.5) with the exact
-/// interpolation of `percentile_cont` above for float inputs.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Percentile {
-    inner: Arc<AggregateUDF>,
-    median: bool,
-}
-
-impl Percentile {
-    /// The percentile asked for (the literal second argument) and whether the order is
-    /// descending.
-    fn percentile(&self, args: &AccumulatorArgs) -> Result<(f64, bool)> {
-        let descending = args.order_bys.first().is_some_and(|s| s.options.descending);
-        if self.median {
-            return Ok((0.5, false));
-        }
-        // A literal evaluates to itself over an empty batch (as DataFusion reads it).
-        let empty =
-            datafusion::arrow::array::RecordBatch::new_empty(Arc::new(datafusion::arrow::datatypes::Schema::empty()));
-        let value = match args.exprs.get(1).map(|e| e.evaluate(&empty)).transpose()? {
-            Some(datafusion::logical_expr::ColumnarValue::Scalar(v)) => Some(v),
-            _ => None,
-        };
-        let p = match value {
-            Some(ScalarValue::Float64(Some(p))) => p,
-            Some(ScalarValue::Float32(Some(p))) => f64::from(p),
-            Some(v) if v.data_type().is_integer() => v.to_string().parse().unwrap_or(f64::NAN),
-            _ => f64::NAN,
-        };
-        if !(0.0..=1.0).contains(&p) {
-            return datafusion::common::plan_err!("percentile_cont: the percentile must be a number from 0 to 1");
-        }
-        Ok((p, descending))
+/// The percentile asked for (the literal second argument of `percentile_cont`) and whether
+/// the order is descending.
+fn percentile_of(args: &AccumulatorArgs) -> Result<(f64, bool)> {
+    let descending = args.order_bys.first().is_some_and(|s| s.options.descending);
+    // A literal evaluates to itself over an empty batch (as DataFusion reads it).
+    let empty =
+        datafusion::arrow::array::RecordBatch::new_empty(Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+    let value = match args.exprs.get(1).map(|e| e.evaluate(&empty)).transpose()? {
+        Some(datafusion::logical_expr::ColumnarValue::Scalar(v)) => Some(v),
+        _ => None,
+    };
+    let p = match value {
+        Some(ScalarValue::Float64(Some(p))) => p,
+        Some(ScalarValue::Float32(Some(p))) => f64::from(p),
+        Some(v) if v.data_type().is_integer() => v.to_string().parse().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    };
+    if !(0.0..=1.0).contains(&p) {
+        return datafusion::common::plan_err!("percentile_cont: the percentile must be a number from 0 to 1");
     }
-}
-
-impl AggregateUDFImpl for Percentile {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
-    }
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
-    }
-    fn is_nullable(&self) -> bool {
-        self.inner.is_nullable()
-    }
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if exact_args(&args) {
-            let (p, descending) = self.percentile(&args)?;
-            Ok(Box::new(PercentileAccumulator { values: Vec::new(), p, descending }))
-        } else {
-            self.inner.accumulator(args)
-        }
-    }
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        // The same state as DataFusion's (a list of the values), typed Float64.
-        self.inner.state_fields(args)
-    }
-    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !exact_args(&args) && self.inner.groups_accumulator_supported(args)
-    }
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        self.inner.create_groups_accumulator(args)
-    }
-    fn simplify(&self) -> Option<datafusion::logical_expr::function::AggregateFunctionSimplification> {
-        self.inner.inner().simplify()
-    }
-    fn supports_within_group_clause(&self) -> bool {
-        self.inner.inner().supports_within_group_clause()
-    }
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        self.inner.inner().order_sensitivity()
-    }
-    fn reverse_expr(&self) -> ReversedUDAF {
-        self.inner.reverse_udf()
-    }
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
-        self.inner.default_value(data_type)
-    }
-    fn documentation(&self) -> Option<&Documentation> {
-        self.inner.documentation()
-    }
+    Ok((p, descending))
 }
 
 #[derive(Debug)]
@@ -585,10 +560,10 @@ pub fn functions() -> Vec<AggregateUDF> {
     use datafusion::functions_aggregate::percentile_cont::percentile_cont_udaf;
     use datafusion::functions_aggregate::sum::sum_udaf;
     vec![
-        AggregateUDF::new_from_impl(Exact { inner: sum_udaf(), output: Output::Sum }),
-        AggregateUDF::new_from_impl(Exact { inner: avg_udaf(), output: Output::Mean }),
-        AggregateUDF::new_from_impl(Percentile { inner: percentile_cont_udaf(), median: false }),
-        AggregateUDF::new_from_impl(Percentile { inner: median_udaf(), median: true }),
+        AggregateUDF::new_from_impl(Exact { inner: sum_udaf(), kind: Kind::Sum }),
+        AggregateUDF::new_from_impl(Exact { inner: avg_udaf(), kind: Kind::Mean }),
+        AggregateUDF::new_from_impl(Exact { inner: percentile_cont_udaf(), kind: Kind::Percentile }),
+        AggregateUDF::new_from_impl(Exact { inner: median_udaf(), kind: Kind::Median }),
     ]
 }
 

@@ -184,21 +184,56 @@ pub fn is_complete(sql: &str) -> bool {
     !pending
 }
 
-/// The identifiers of SQL text (quoted ones without their quotes), outside comments and string
-/// literals, keywords included: `window_start` is not a keyword, but a view might be named like
-/// one some day.
-pub fn identifiers(sql: &str) -> Vec<&str> {
-    scan(sql)
-        .into_iter()
-        .filter_map(|p| match p.kind {
-            Kind::Word | Kind::Keyword => Some(p.text(sql)),
+/// A statement scanned once: what a session asks of it before planning (is it a setting, how
+/// deep are its expressions, does it read the window) comes from the same pieces.
+pub struct Scanned<'a> {
+    sql: &'a str,
+    pieces: Vec<Piece>,
+}
+
+impl<'a> Scanned<'a> {
+    pub fn new(sql: &'a str) -> Self {
+        Self { sql, pieces: scan(sql) }
+    }
+
+    /// The identifiers (quoted ones without their quotes), outside comments and string
+    /// literals, keywords included: `window_start` is not a keyword, but a view might be named
+    /// like one some day.
+    pub fn identifiers(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.pieces.iter().filter_map(|p| match p.kind {
+            Kind::Word | Kind::Keyword => Some(p.text(self.sql)),
             Kind::QuotedWord => {
-                let t = p.text(sql);
+                let t = p.text(self.sql);
                 Some(t.get(1..t.len().saturating_sub(1)).unwrap_or(t))
             }
             _ => None,
         })
-        .collect()
+    }
+
+    /// The first word of the first statement, upper-cased (`SELECT`, `SET`, `WITH`...).
+    pub fn first_word(&self) -> Option<String> {
+        self.pieces
+            .iter()
+            .find(|p| !p.is_blank())
+            .filter(|p| matches!(p.kind, Kind::Keyword | Kind::Word))
+            .map(|p| p.text(self.sql).to_ascii_uppercase())
+    }
+
+    /// Refuses a statement whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
+    pub fn check_depth(&self) -> Result<(), String> {
+        match self.longest_operator_chain() {
+            n if n > MAX_OPERATOR_CHAIN => Err(format!(
+                "the statement is too deep to plan: an expression chains {n} operators (the limit is \
+                 {MAX_OPERATOR_CHAIN}); split it, or use IN (...) for long lists of alternatives"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The identifiers of SQL text: `Scanned::identifiers`.
+pub fn identifiers(sql: &str) -> Vec<&str> {
+    Scanned::new(sql).identifiers().collect()
 }
 
 /// The most binary operators one expression may chain at one level of parentheses. A chain of
@@ -211,85 +246,83 @@ pub const MAX_OPERATOR_CHAIN: usize = 1000;
 /// level of parentheses: commas and clause keywords (`SELECT`, `FROM`, `WHEN`, ...) end a chain.
 /// Counted on the scanner's tokens, without recursion, so that any text can be measured.
 pub fn longest_operator_chain(sql: &str) -> usize {
-    const CLAUSES: &[&str] = &[
-        "SELECT",
-        "FROM",
-        "WHERE",
-        "GROUP",
-        "ORDER",
-        "BY",
-        "HAVING",
-        "LIMIT",
-        "OFFSET",
-        "UNION",
-        "INTERSECT",
-        "EXCEPT",
-        "JOIN",
-        "ON",
-        "USING",
-        "CASE",
-        "WHEN",
-        "THEN",
-        "ELSE",
-        "END",
-        "AS",
-        "VALUES",
-        "WITH",
-        "OVER",
-        "PARTITION",
-        "WINDOW",
-        "QUALIFY",
-        "FILTER",
-    ];
-    let mut levels = vec![0usize];
-    let mut longest = 0;
-    for piece in scan(sql) {
-        let text = piece.text(sql);
-        match piece.kind {
-            Kind::Punct if text == "(" || text == "[" => levels.push(0),
-            Kind::Punct if (text == ")" || text == "]") && levels.len() > 1 => {
-                levels.pop();
-            }
-            Kind::Punct if text == ")" || text == "]" => {}
-            Kind::Punct if text == "," || text == "." || text == "::" => *levels.last_mut().unwrap_or(&mut 0) = 0,
-            Kind::Semicolon => levels = vec![0],
-            Kind::Punct | Kind::Keyword | Kind::Word => {
-                let operator =
-                    piece.kind == Kind::Punct || text.eq_ignore_ascii_case("AND") || text.eq_ignore_ascii_case("OR");
-                let clause = piece.kind == Kind::Keyword && CLAUSES.iter().any(|c| c.eq_ignore_ascii_case(text));
-                if let Some(level) = levels.last_mut() {
-                    if operator {
-                        *level += 1;
-                        longest = longest.max(*level);
-                    } else if clause {
-                        *level = 0;
+    Scanned::new(sql).longest_operator_chain()
+}
+
+impl Scanned<'_> {
+    /// See `longest_operator_chain`.
+    pub fn longest_operator_chain(&self) -> usize {
+        const CLAUSES: &[&str] = &[
+            "SELECT",
+            "FROM",
+            "WHERE",
+            "GROUP",
+            "ORDER",
+            "BY",
+            "HAVING",
+            "LIMIT",
+            "OFFSET",
+            "UNION",
+            "INTERSECT",
+            "EXCEPT",
+            "JOIN",
+            "ON",
+            "USING",
+            "CASE",
+            "WHEN",
+            "THEN",
+            "ELSE",
+            "END",
+            "AS",
+            "VALUES",
+            "WITH",
+            "OVER",
+            "PARTITION",
+            "WINDOW",
+            "QUALIFY",
+            "FILTER",
+        ];
+        let mut levels = vec![0usize];
+        let mut longest = 0;
+        for piece in &self.pieces {
+            let text = piece.text(self.sql);
+            match piece.kind {
+                Kind::Punct if text == "(" || text == "[" => levels.push(0),
+                Kind::Punct if (text == ")" || text == "]") && levels.len() > 1 => {
+                    levels.pop();
+                }
+                Kind::Punct if text == ")" || text == "]" => {}
+                Kind::Punct if text == "," || text == "." || text == "::" => *levels.last_mut().unwrap_or(&mut 0) = 0,
+                Kind::Semicolon => levels = vec![0],
+                Kind::Punct | Kind::Keyword | Kind::Word => {
+                    let operator = piece.kind == Kind::Punct
+                        || text.eq_ignore_ascii_case("AND")
+                        || text.eq_ignore_ascii_case("OR");
+                    let clause = piece.kind == Kind::Keyword && CLAUSES.iter().any(|c| c.eq_ignore_ascii_case(text));
+                    if let Some(level) = levels.last_mut() {
+                        if operator {
+                            *level += 1;
+                            longest = longest.max(*level);
+                        } else if clause {
+                            *level = 0;
+                        }
                     }
                 }
+                _ => {}
             }
-            _ => {}
         }
+        longest
     }
-    longest
 }
 
 /// Refuses a statement whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
 pub fn check_depth(sql: &str) -> Result<(), String> {
-    match longest_operator_chain(sql) {
-        n if n > MAX_OPERATOR_CHAIN => Err(format!(
-            "the statement is too deep to plan: an expression chains {n} operators (the limit is \
-             {MAX_OPERATOR_CHAIN}); split it, or use IN (...) for long lists of alternatives"
-        )),
-        _ => Ok(()),
-    }
+    Scanned::new(sql).check_depth()
 }
 
 /// The first word of the first statement, upper-cased (`SELECT`, `SET`, `WITH`...).
 pub fn first_word(sql: &str) -> Option<String> {
-    scan(sql)
-        .into_iter()
-        .find(|p| !p.is_blank())
-        .filter(|p| matches!(p.kind, Kind::Keyword | Kind::Word))
-        .map(|p| p.text(sql).to_ascii_uppercase())
+    Scanned::new(sql).first_word()
 }
 
 #[cfg(test)]

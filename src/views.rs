@@ -108,7 +108,12 @@ pub fn closest_names<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) 
 /// True when SQL text calls a window function or reads a windowed view. Works on identifiers
 /// (the one SQL scanner's), so a view's name in a string or a comment does not count.
 pub fn references_window(sql: &str) -> bool {
-    crate::sql::identifiers(sql).into_iter().any(|id| {
+    reads_window(&crate::sql::Scanned::new(sql))
+}
+
+/// `references_window` of a statement scanned already.
+pub fn reads_window(scanned: &crate::sql::Scanned) -> bool {
+    scanned.identifiers().any(|id| {
         WINDOW_FUNCTIONS.iter().any(|f| id.eq_ignore_ascii_case(f))
             || windowed_views().iter().any(|v| v.eq_ignore_ascii_case(id))
     })

@@ -16,7 +16,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Reset, Set, Statement};
+use datafusion::sql::sqlparser::ast::{ContextModifier, Reset, Set, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::hooks::HookClient;
@@ -32,7 +32,7 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Stream, StreamExt, stream};
 use tokio::time::Instant;
 
-use crate::engine::{Engine, Session, SettingStatement, setting_of};
+use crate::engine::{Engine, Session, SettingStatement, setting_of, setting_value};
 use crate::error::Error;
 use crate::views::references_window;
 
@@ -226,8 +226,8 @@ impl Guard {
                 hivevar: false,
                 variable,
                 values,
-            } => (variable.to_string().to_lowercase(), values.iter().map(expr_text).collect::<Vec<_>>().join(", ")),
-            Set::SetTimeZone { value, .. } => ("timezone".to_string(), expr_text(value)),
+            } => (variable.to_string().to_lowercase(), values.iter().map(setting_value).collect::<Vec<_>>().join(", ")),
+            Set::SetTimeZone { value, .. } => ("timezone".to_string(), setting_value(value)),
             Set::SetNames { charset_name, .. } => ("client_encoding".to_string(), charset_name.value.clone()),
             // Every transaction is read-only already; its modes change nothing.
             Set::SetTransaction { .. } => return Ok(Response::Execution(Tag::new("SET"))),
@@ -356,14 +356,6 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_millis(ms))
-}
-
-fn expr_text(expr: &Expr) -> String {
-    match expr {
-        Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
-        Expr::Identifier(ident) => ident.value.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The rows of a query, encoded for the client, until the deadline; past it the stream ends
