@@ -2,7 +2,8 @@
 --
 -- The monthly technical-health table: slowdown, delay and cost (slowdown_by_system, debt_cost)
 -- beside incidents (incident_impact) for every system that has either. Counts are 0 where a
--- side is missing, the other columns null. The costliest systems first.
+-- side is missing, the other columns null. tax, tax_low, tax_high and attributed_cost are the
+-- attributed velocity tax and its cost (system_tax, debt_cost). The costliest systems first.
 SELECT *
 FROM (
     SELECT
@@ -15,7 +16,11 @@ FROM (
         coalesce(i.sev1, 0) AS sev1,
         i.mttr_hours AS mttr_hours,
         i.users_affected AS users_affected,
-        i.debt_related_share AS debt_related_share
+        i.debt_related_share AS debt_related_share,
+        d.tax AS tax,
+        d.tax_low AS tax_low,
+        d.tax_high AS tax_high,
+        d.attributed_cost AS attributed_cost
     FROM slowdown_by_system s
     LEFT JOIN debt_cost d ON d.system = s.system
     FULL OUTER JOIN incident_impact i ON i.system = s.system

@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{Date32Type, Float64Type};
 
 use crate::engine::{QueryResult, Session};
 use crate::error::{Error, Result};
+use crate::tax::{Confidence, Fit};
 use crate::views::closest_names;
 use crate::window::Window;
 
@@ -15,8 +16,16 @@ use crate::window::Window;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SystemRatio {
     pub system: String,
-    /// Its slowdown_ratio in the window; `None` when the window has no data for it (it counts
-    /// 1.0).
+    /// Its attributed tax in the window (system_tax) with the 90% interval; `None` when the
+    /// window has no fitted feature on it (it counts at the common level, with the prior's
+    /// uncertainty).
+    pub tax: Option<f64>,
+    pub tax_low: Option<f64>,
+    pub tax_high: Option<f64>,
+    /// Shipped features on it in the window.
+    pub features: u64,
+    pub confidence: Option<Confidence>,
+    /// The plain average ratio (slowdown_by_system), for comparison.
     pub slowdown_ratio: Option<f64>,
     /// The known systems closest to an unknown name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -27,43 +36,74 @@ pub struct SystemRatio {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Estimate {
     pub base_weeks: f64,
+    /// The median of actual / estimated for a feature touching these systems, as the model
+    /// combines their taxes.
     pub multiplier: f64,
-    /// The system with the largest ratio; `None` when no system has data.
+    /// The system with the largest tax; `None` when no system has data.
     pub driving_system: Option<String>,
+    /// The median (P50), then the 80% interval, in weeks.
     pub estimated_weeks: f64,
+    pub low_weeks: f64,
+    pub high_weeks: f64,
     pub systems: Vec<SystemRatio>,
     #[serde(skip)]
     pub window: Option<Window>,
 }
 
+/// A number as the sentences write it: one decimal, without a trailing ".0".
+fn short(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
 impl std::fmt::Display for Estimate {
-    /// "touches auth-service (3.2x slower): estimate 3.2 weeks, not 1"
+    /// "touches auth-service (3.2x, 90%: 2.8–3.6) and api-gateway (1.1x, 90%: 1–1.2): estimate
+    /// 3.5 weeks (80%: 2.6–4.9), not 1"
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let number = |w: f64| {
-            let s = format!("{w:.1}");
-            s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
-        };
-        let weeks = |w: f64| if number(w) == "1" { "1 week".to_string() } else { format!("{} weeks", number(w)) };
-        match &self.driving_system {
-            Some(system) => {
-                let how = if self.multiplier >= 1.0 {
-                    format!("{}x slower", number(self.multiplier))
-                } else {
-                    format!("{}x, faster than estimated", number(self.multiplier))
-                };
-                write!(
-                    f,
-                    "touches {system} ({how}): estimate {}, not {}",
-                    weeks(self.estimated_weeks),
-                    number(self.base_weeks)
-                )
-            }
-            None => write!(f, "no data for these systems: estimate {}, as given", weeks(self.base_weeks)),
+        let weeks = |w: f64| if short(w) == "1" { "1 week".to_string() } else { format!("{} weeks", short(w)) };
+        let interval = format!("80%: {}–{}", short(self.low_weeks), short(self.high_weeks));
+        if self.driving_system.is_none() {
+            return write!(
+                f,
+                "no data for these systems: estimate {} ({interval}, at the common level), not {}",
+                weeks(self.estimated_weeks),
+                short(self.base_weeks)
+            );
         }
+        let parts: Vec<String> = self
+            .systems
+            .iter()
+            .map(|s| match (s.tax, s.tax_low, s.tax_high) {
+                (Some(t), Some(l), Some(h)) => format!("{} ({}x, 90%: {}–{})", s.system, short(t), short(l), short(h)),
+                _ => format!("{} (no data)", s.system),
+            })
+            .collect();
+        let list = match parts.as_slice() {
+            [one] => one.clone(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+            [] => String::new(),
+        };
+        write!(
+            f,
+            "touches {list}: estimate {} ({interval}), not {}",
+            weeks(self.estimated_weeks),
+            short(self.base_weeks)
+        )
     }
 }
 
-/// B x max over S of slowdown_ratio; a system without data counts 1.0.
+/// The window's fitted tax model (system_tax's, over the same rows).
+pub async fn tax_fit(session: &Session) -> Result<(Fit, Option<Window>)> {
+    let result =
+        session.execute("SELECT feature_id, systems, estimated_weeks, actual_weeks FROM window_features").await?;
+    let mut observations = Vec::new();
+    for batch in &result.batches {
+        crate::tax::collect_observations(batch.columns(), &mut observations)?;
+    }
+    Ok((Fit::new(observations), result.window))
+}
+
+/// B x the model's combination of the touched systems' taxes (median and 80% interval).
 pub async fn estimate(session: &Session, base_weeks: f64, systems: &[String]) -> Result<Estimate> {
     if !(base_weeks.is_finite() && base_weeks > 0.0) {
         return Err(Error::Usage(format!("--weeks must be a number greater than 0, not {base_weeks}")));
@@ -71,28 +111,41 @@ pub async fn estimate(session: &Session, base_weeks: f64, systems: &[String]) ->
     if systems.is_empty() {
         return Err(Error::Usage("--systems needs at least one system".into()));
     }
-    let result = session.view("slowdown_by_system").await?;
-    let known = column_pairs(&result, "system", "slowdown_ratio");
+    let (fit, window) = tax_fit(session).await?;
     let mut ratios = Vec::with_capacity(systems.len());
     for name in systems {
-        let found = known.iter().find(|(s, _)| s == name);
-        let closest =
-            if found.is_none() { closest_names(name, known.iter().map(|(s, _)| s.as_str())) } else { Vec::new() };
-        ratios.push(SystemRatio { system: name.clone(), slowdown_ratio: found.and_then(|(_, r)| *r), closest });
+        let row = fit.system(name);
+        let closest = if row.is_none() { closest_names(name, fit.system_names()) } else { Vec::new() };
+        ratios.push(SystemRatio {
+            system: name.clone(),
+            tax: row.and_then(|r| r.tax),
+            tax_low: row.and_then(|r| r.tax_low),
+            tax_high: row.and_then(|r| r.tax_high),
+            features: row.map_or(0, |r| r.features),
+            confidence: row.map(|r| r.confidence),
+            slowdown_ratio: row.and_then(|r| r.naive_ratio),
+            closest,
+        });
     }
     let driving = ratios
         .iter()
-        .filter_map(|r| r.slowdown_ratio.map(|x| (x, r)))
+        .filter_map(|r| r.tax.map(|x| (x, r)))
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(x, _)| *x > 1.0 || ratios.iter().all(|r| r.slowdown_ratio.is_some()));
-    let multiplier = driving.map_or(1.0, |(x, _)| x);
+        .map(|(_, r)| r.system.clone());
+    let prediction = fit.predict(systems).ok_or_else(|| {
+        Error::Usage(
+            "the window has no shipped feature with estimated and actual weeks: nothing to estimate from".into(),
+        )
+    })?;
     Ok(Estimate {
         base_weeks,
-        multiplier,
-        driving_system: driving.map(|(_, r)| r.system.clone()),
-        estimated_weeks: base_weeks * multiplier,
+        multiplier: prediction.p50,
+        driving_system: driving,
+        estimated_weeks: base_weeks * prediction.p50,
+        low_weeks: base_weeks * prediction.low,
+        high_weeks: base_weeks * prediction.high,
         systems: ratios,
-        window: result.window,
+        window,
     })
 }
 
@@ -244,48 +297,50 @@ fn capacity_rows(result: &QueryResult) -> Vec<CapacityRow> {
     out
 }
 
-/// (text, optional float) pairs of two columns of a result.
-fn column_pairs(result: &QueryResult, text: &str, number: &str) -> Vec<(String, Option<f64>)> {
-    let mut out = Vec::new();
-    for batch in &result.batches {
-        let (Some(t), Some(n)) = (batch.column_by_name(text), batch.column_by_name(number)) else { continue };
-        let t = datafusion::arrow::compute::cast(t, &datafusion::arrow::datatypes::DataType::Utf8).expect("text");
-        let t = t.as_string::<i32>();
-        let n = n.as_primitive::<Float64Type>();
-        for i in 0..batch.num_rows() {
-            if t.is_valid(i) {
-                out.push((t.value(i).to_string(), n.is_valid(i).then(|| n.value(i))));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn estimate(multiplier: f64, driving: Option<&str>) -> Estimate {
-        Estimate {
-            base_weeks: 1.0,
-            multiplier,
-            driving_system: driving.map(str::to_string),
-            estimated_weeks: multiplier,
-            systems: vec![],
-            window: None,
+    fn system(name: &str, tax: Option<(f64, f64, f64)>) -> SystemRatio {
+        SystemRatio {
+            system: name.into(),
+            tax: tax.map(|t| t.0),
+            tax_low: tax.map(|t| t.1),
+            tax_high: tax.map(|t| t.2),
+            features: 40,
+            confidence: None,
+            slowdown_ratio: None,
+            closest: vec![],
         }
     }
 
     #[test]
     fn the_estimate_reads_as_one_sentence() {
+        let e = Estimate {
+            base_weeks: 1.0,
+            multiplier: 3.52,
+            driving_system: Some("auth-service".into()),
+            estimated_weeks: 3.52,
+            low_weeks: 2.6,
+            high_weeks: 4.94,
+            systems: vec![system("auth-service", Some((3.2, 2.8, 3.6))), system("api-gateway", Some((1.1, 1.0, 1.2)))],
+            window: None,
+        };
         assert_eq!(
-            estimate(3.2, Some("auth-service")).to_string(),
-            "touches auth-service (3.2x slower): estimate 3.2 weeks, not 1"
+            e.to_string(),
+            "touches auth-service (3.2x, 90%: 2.8–3.6) and api-gateway (1.1x, 90%: 1–1.2): estimate 3.5 weeks (80%: 2.6–4.9), not 1"
         );
-        assert_eq!(estimate(1.0, None).to_string(), "no data for these systems: estimate 1 week, as given");
-        let mut e = estimate(1.8, Some("payment-flow"));
-        e.base_weeks = 3.0;
-        e.estimated_weeks = 5.4;
-        assert_eq!(e.to_string(), "touches payment-flow (1.8x slower): estimate 5.4 weeks, not 3");
+        let none = Estimate {
+            driving_system: None,
+            estimated_weeks: 2.2,
+            low_weeks: 1.0,
+            high_weeks: 5.0,
+            systems: vec![system("nope", None)],
+            ..e
+        };
+        assert_eq!(
+            none.to_string(),
+            "no data for these systems: estimate 2.2 weeks (80%: 1–5, at the common level), not 1"
+        );
     }
 }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use clap::Args;
-use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use crate::config::Config;
-use crate::decisions::{Estimate, estimate};
+use crate::decisions::{Estimate, SystemRatio, estimate};
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
 use crate::output::Format;
@@ -27,12 +27,15 @@ pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
     let session = config.engine().await?.session();
     let systems: Vec<String> = args.systems.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     let estimate = estimate(&session, args.weeks, &systems).await?;
-    for s in estimate.systems.iter().filter(|s| s.slowdown_ratio.is_none()) {
+    for s in estimate.systems.iter().filter(|s| s.tax.is_none()) {
         let hint = match s.closest.as_slice() {
             [] => String::new(),
             names => format!("; did you mean {}?", names.join(" or ")),
         };
-        config.note(format_args!("warning: no shipped features on `{}` in the window: it counts 1.0{hint}", s.system));
+        config.note(format_args!(
+            "warning: no shipped features on `{}` in the window: it counts at the common level{hint}",
+            s.system
+        ));
     }
     // The same shape wherever it goes: a sentence, one JSON object, or one row per system.
     match config.format {
@@ -51,17 +54,26 @@ pub async fn run(config: &Config, args: EstimateArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// One row per system, each with the estimate's fields and its own ratio.
+/// One row per system, each with the estimate's fields and its own tax.
 fn as_rows(e: &Estimate) -> Result<QueryResult> {
     let n = e.systems.len();
+    let float = |name: &str, nullable: bool| Field::new(name, DataType::Float64, nullable);
     let schema = Arc::new(Schema::new(vec![
-        Field::new("base_weeks", DataType::Float64, false),
-        Field::new("multiplier", DataType::Float64, false),
+        float("base_weeks", false),
+        float("multiplier", false),
         Field::new("driving_system", DataType::Utf8, true),
-        Field::new("estimated_weeks", DataType::Float64, false),
+        float("estimated_weeks", false),
+        float("low_weeks", false),
+        float("high_weeks", false),
         Field::new("system", DataType::Utf8, false),
-        Field::new("slowdown_ratio", DataType::Float64, true),
+        float("tax", true),
+        float("tax_low", true),
+        float("tax_high", true),
+        Field::new("features", DataType::Int64, false),
+        Field::new("confidence", DataType::Utf8, true),
+        float("slowdown_ratio", true),
     ]));
+    let per_system = |f: fn(&SystemRatio) -> Option<f64>| Arc::new(e.systems.iter().map(f).collect::<Float64Array>());
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![
@@ -69,8 +81,15 @@ fn as_rows(e: &Estimate) -> Result<QueryResult> {
             Arc::new(Float64Array::from(vec![e.multiplier; n])),
             Arc::new(StringArray::from(vec![e.driving_system.clone(); n])),
             Arc::new(Float64Array::from(vec![e.estimated_weeks; n])),
+            Arc::new(Float64Array::from(vec![e.low_weeks; n])),
+            Arc::new(Float64Array::from(vec![e.high_weeks; n])),
             Arc::new(StringArray::from_iter_values(e.systems.iter().map(|s| s.system.as_str()))),
-            Arc::new(Float64Array::from(e.systems.iter().map(|s| s.slowdown_ratio).collect::<Vec<_>>())),
+            per_system(|s| s.tax),
+            per_system(|s| s.tax_low),
+            per_system(|s| s.tax_high),
+            Arc::new(Int64Array::from_iter_values(e.systems.iter().map(|s| s.features as i64))),
+            Arc::new(StringArray::from(e.systems.iter().map(|s| s.confidence.map(|c| c.as_str())).collect::<Vec<_>>())),
+            per_system(|s| s.slowdown_ratio),
         ],
     )?;
     Ok(QueryResult { schema, batches: vec![batch], window: e.window })

@@ -32,7 +32,9 @@ pub fn svg(chart: &Chart) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
         let drawn = match chart {
-            Chart::Bars { labels, values, kind, reference, .. } => bars(&root, labels, values, *kind, *reference),
+            Chart::Bars { labels, values, intervals, kind, reference, .. } => {
+                bars(&root, labels, values, intervals, *kind, *reference)
+            }
             Chart::Lines { x, series, kind, .. } => lines(&root, x, series, *kind),
         };
         drawn
@@ -57,12 +59,18 @@ fn bars(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     labels: &[String],
     values: &[f64],
+    intervals: &[Option<(f64, f64)>],
     kind: Kind,
     reference: Option<f64>,
 ) -> DrawResult {
     root.fill(&WHITE)?;
     let n = labels.len().max(1);
-    let top = values.iter().copied().fold(reference.unwrap_or(0.0), f64::max);
+    let high = |i: usize| intervals.get(i).copied().flatten().map(|(_, h)| h);
+    let top = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| high(i).map_or(*v, |h| h.max(*v)))
+        .fold(reference.unwrap_or(0.0), f64::max);
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
     let mut chart = ChartBuilder::on(root)
         .margin(12)
@@ -95,10 +103,24 @@ fn bars(
         bar.set_margin(4, 4, 0, 0);
         bar
     }))?;
+    // An interval is a whisker across the bar's middle, with ticks at its ends.
+    for (i, (low, high)) in intervals.iter().enumerate().filter_map(|(i, x)| x.map(|x| (i, x))) {
+        let style = ShapeStyle::from(&INK).stroke_width(2);
+        chart.draw_series(LineSeries::new(
+            [(low, SegmentValue::CenterOf(row(i))), (high, SegmentValue::CenterOf(row(i)))],
+            style,
+        ))?;
+        for end in [low, high] {
+            chart.draw_series(LineSeries::new(
+                [(end, SegmentValue::Exact(row(i))), (end, SegmentValue::Exact(row(i) + 1))],
+                ShapeStyle::from(&INK).stroke_width(1),
+            ))?;
+        }
+    }
     chart.draw_series(values.iter().enumerate().map(|(i, v)| {
         Text::new(
             Value::Float(*v).show(kind),
-            (*v, SegmentValue::CenterOf(row(i))),
+            (high(i).map_or(*v, |h| h.max(*v)), SegmentValue::CenterOf(row(i))),
             (FONT, 12).into_font().color(&INK).pos(plotters::style::text_anchor::Pos::new(
                 plotters::style::text_anchor::HPos::Left,
                 plotters::style::text_anchor::VPos::Center,
@@ -187,6 +209,7 @@ mod tests {
             title: "Slowdown by system".into(),
             labels: vec!["auth-service".into(), "légacy-crm".into()],
             values: vec![3.2175, 1.1],
+            intervals: vec![Some((2.8, 3.6)), None],
             kind: Kind::Ratio,
             reference: Some(1.0),
         })
@@ -212,6 +235,7 @@ mod tests {
             title: "x".into(),
             labels: vec![],
             values: vec![],
+            intervals: vec![],
             kind: Kind::Amount,
             reference: None,
         });

@@ -166,7 +166,15 @@ fn values(result: &QueryResult) -> Result<Vec<Vec<Value>>> {
 #[derive(Debug, Clone)]
 pub enum Chart {
     /// One horizontal bar per label, with an optional reference line (1.0x for slowdown).
-    Bars { title: String, labels: Vec<String>, values: Vec<f64>, kind: Kind, reference: Option<f64> },
+    /// `intervals`: a (low, high) whisker per bar where there is one (empty: none).
+    Bars {
+        title: String,
+        labels: Vec<String>,
+        values: Vec<f64>,
+        intervals: Vec<Option<(f64, f64)>>,
+        kind: Kind,
+        reference: Option<f64>,
+    },
     /// Lines over categories on the x axis (quarters, months); gaps where a value is missing.
     Lines { title: String, x: Vec<String>, series: Vec<(String, Vec<Option<f64>>)>, kind: Kind },
 }
@@ -283,13 +291,14 @@ impl Review<'_> {
         Table::from_result(&self.session.execute(sql).await?, kinds)
     }
 
-    /// The systems with a slowdown, slowest first (the health chart, the headline, the trend).
+    /// The systems with an attributed tax, the highest first (the health chart, the headline,
+    /// the trend).
     async fn slowdown(&mut self) -> Result<Table> {
         let slowdown = self
             .table(
-                "SELECT system, features, slowdown_ratio, total_delay_days, extra_weeks FROM slowdown_by_system \
-                 WHERE slowdown_ratio IS NOT NULL ORDER BY slowdown_ratio DESC, system",
-                &[("features", Kind::Count), ("slowdown_ratio", Kind::Ratio), ("total_delay_days", Kind::Amount)],
+                "SELECT system, features, tax, tax_low, tax_high, naive_ratio, confidence FROM system_tax \
+                 WHERE tax IS NOT NULL ORDER BY tax DESC, system",
+                &[("features", Kind::Count), ("tax", Kind::Ratio), ("tax_low", Kind::Ratio), ("tax_high", Kind::Ratio)],
             )
             .await?;
         Ok(slowdown)
@@ -312,37 +321,81 @@ impl Review<'_> {
                     ("mttr_hours", Kind::Hours),
                     ("users_affected", Kind::Count),
                     ("debt_related_share", Kind::Share),
+                    ("tax", Kind::Ratio),
+                    ("tax_low", Kind::Ratio),
+                    ("tax_high", Kind::Ratio),
+                    ("attributed_cost", Kind::Money),
                 ],
             )
             .await?;
-        if let Some(row) = health.rows.iter().find(|r| health.get(r, "cost").number().is_some()) {
+        // A system the data cannot rate (low confidence) is never a headline.
+        let rated = |system: Option<&str>| {
+            slowdown.rows.iter().any(|r| {
+                slowdown.get(r, "system").text() == system && slowdown.get(r, "confidence").text() != Some("low")
+            })
+        };
+        let costliest = health
+            .rows
+            .iter()
+            .filter(|r| health.get(r, "attributed_cost").number().is_some_and(|c| c > 0.0))
+            .filter(|r| rated(health.get(r, "system").text()))
+            .max_by(|a, b| {
+                let cost = |r| health.get(r, "attributed_cost").number().unwrap_or(0.0);
+                cost(a)
+                    .total_cmp(&cost(b))
+                    .then_with(|| health.get(b, "system").text().cmp(&health.get(a, "system").text()))
+            });
+        if let Some(row) = costliest {
             let system = health.get(row, "system").text().unwrap_or("?");
             self.headlines.push(format!(
-                "Paying down {system} debt is worth {} delay-days and {} of engineering time {in_window}.",
+                "Paying down {system} debt is worth {} of engineering time {in_window} (its attributed share of the \
+                 weeks lost beyond estimates), and {} delay-days on the features that touched it.",
+                health.get(row, "attributed_cost").show(Kind::Money),
                 health.get(row, "total_delay_days").show(Kind::Amount),
-                health.get(row, "cost").show(Kind::Money),
             ));
         }
-        if let Some(row) = slowdown.rows.first() {
+        if let Some(row) = slowdown.rows.iter().find(|r| slowdown.get(r, "confidence").text() != Some("low")) {
             let system = slowdown.get(row, "system").text().unwrap_or("?");
-            let ratio = slowdown.get(row, "slowdown_ratio");
+            let tax = slowdown.get(row, "tax");
             self.headlines.push(format!(
-                "{system} has a {} velocity tax: a feature estimated at 1 week that touches it takes {} weeks.",
-                ratio.show(Kind::Ratio),
-                ratio.number().map_or("?".into(), |r| format!("{r:.1}"))
+                "{system} has a {} velocity tax (90%: {}–{}, from {} features): a feature estimated at 1 week that \
+                 touches only it takes {} weeks.",
+                tax.show(Kind::Ratio),
+                slowdown.get(row, "tax_low").show(Kind::Ratio),
+                slowdown.get(row, "tax_high").show(Kind::Ratio),
+                slowdown.get(row, "features").show(Kind::Count),
+                tax.number().map_or("?".into(), |r| format!("{r:.1}"))
+            ));
+        }
+        let thin: Vec<&str> = slowdown
+            .rows
+            .iter()
+            .filter(|r| slowdown.get(r, "confidence").text() == Some("low"))
+            .filter_map(|r| slowdown.get(r, "system").text())
+            .collect();
+        if !thin.is_empty() {
+            self.headlines.push(format!(
+                "Too little data to rate {} (low confidence in system_tax: few features or a wide interval); \
+                 their taxes are shown but not relied on.",
+                thin.join(", ")
             ));
         }
         Ok(Section {
             id: "system-health",
             title: "System health",
             about: format!(
-                "Slowdown, delay and cost (slowdown_by_system, debt_cost) beside incidents (incident_impact), {in_window}; costliest first."
+                "Slowdown, delay and cost (slowdown_by_system, debt_cost), the attributed tax and its cost (system_tax) beside incidents (incident_impact), {in_window}; costliest first."
             ),
             table: health,
             charts: vec![Chart::Bars {
-                title: "Slowdown by system (actual / estimated weeks)".into(),
+                title: "Velocity tax by system (attributed, with its 90% interval)".into(),
                 labels: slowdown.cells("system").iter().map(|v| v.show(Kind::Text)).collect(),
-                values: slowdown.cells("slowdown_ratio").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+                values: slowdown.cells("tax").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+                intervals: slowdown
+                    .rows
+                    .iter()
+                    .map(|r| slowdown.get(r, "tax_low").number().zip(slowdown.get(r, "tax_high").number()))
+                    .collect(),
                 kind: Kind::Ratio,
                 reference: Some(1.0),
             }],
@@ -406,6 +459,7 @@ impl Review<'_> {
                 title: "Delay-days by reason".into(),
                 labels: reasons.cells("reason").iter().map(|v| v.show(Kind::Text)).collect(),
                 values: reasons.cells("attributed_delay_days").iter().map(|v| v.number().unwrap_or(0.0)).collect(),
+                intervals: vec![],
                 kind: Kind::Amount,
                 reference: None,
             }],

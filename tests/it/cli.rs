@@ -13,12 +13,13 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use debtlens::schema::Table;
 
-use crate::util::{Env, snapshot};
+use crate::util::{Env, Run, snapshot};
 
 /// Every view of data-model.md.
-const CORE_VIEWS: [&str; 13] = [
+const CORE_VIEWS: [&str; 14] = [
     "feature_systems",
     "slowdown_by_system",
+    "system_tax",
     "delay_by_system",
     "delay_by_reason",
     "delay_by_quarter",
@@ -86,13 +87,13 @@ fn every_output_format_parses_and_output_files_match_stdout() {
     let tsv = env.run(&["view", view, "--format", "tsv"]);
     let tsv = tsv.success().stdout();
     assert_eq!(tsv.lines().count(), expected + 1);
-    assert!(tsv.lines().all(|l| l.split('\t').count() == 10), "{tsv}");
+    assert!(tsv.lines().all(|l| l.split('\t').count() == 14), "{tsv}");
 
     let json: serde_json::Value =
         serde_json::from_slice(&env.run(&["view", view, "--format", "json"]).success().stdout).unwrap();
     let array = json.as_array().unwrap();
     assert_eq!(array.len(), expected);
-    assert_eq!(array[0].as_object().unwrap().len(), 10, "nulls are written explicitly");
+    assert_eq!(array[0].as_object().unwrap().len(), 14, "nulls are written explicitly");
 
     let ndjson = env.run(&["view", view, "--format", "ndjson"]);
     let lines: Vec<serde_json::Value> =
@@ -202,7 +203,7 @@ fn views_lists_every_view_with_its_question() {
     let slowdown = listed.as_array().unwrap().iter().find(|v| v["view"] == "slowdown_by_system").unwrap();
     assert_eq!(
         slowdown["columns"],
-        "system, features, slowdown_ratio, weighted_slowdown, total_delay_days, extra_weeks"
+        "system, features, slowdown_ratio, weighted_slowdown, total_delay_days, extra_weeks, ratio_low, ratio_high"
     );
 }
 
@@ -336,7 +337,12 @@ fn init_creates_an_empty_store_that_answers_and_refuses_to_overwrite() {
     let run = env.run(&["--data", "store", "view", "slowdown_by_system", "--format", "csv"]);
     assert_eq!(
         run.success().stdout(),
-        "system,features,slowdown_ratio,weighted_slowdown,total_delay_days,extra_weeks\n"
+        "system,features,slowdown_ratio,weighted_slowdown,total_delay_days,extra_weeks,ratio_low,ratio_high\n"
+    );
+    let tax = env.run(&["--data", "store", "view", "system_tax", "--format", "csv"]);
+    assert_eq!(
+        tax.success().stdout(),
+        "system,features,solo_features,tax,tax_low,tax_high,naive_ratio,attributed_extra_weeks,confidence\n"
     );
     assert!(run.stderr.contains("no shipped features"), "{}", run.stderr);
     env.run(&["init", "store"]).fails_with(2);
@@ -484,8 +490,18 @@ fn a_parquet_export_with_other_physical_types_gives_the_same_views() {
 #[test]
 fn estimate_names_the_system_that_drives_the_tax() {
     let env = Env::new();
-    let run = env.run(&["estimate", "--weeks", "1", "--systems", "auth-service,product-catalog"]);
-    assert_eq!(run.success().stdout(), "touches auth-service (3.2x slower): estimate 3.2 weeks, not 1\n");
+    // The sentence carries system_tax's numbers for the sample (auth-service's factor is 3.2).
+    let tax = first_csv_row(&env.run(&[
+        "query",
+        "SELECT round(tax, 1), round(tax_low, 1), round(tax_high, 1) FROM system_tax WHERE system = 'auth-service'",
+        "--format",
+        "csv",
+    ]));
+    let run = env.run(&["estimate", "--weeks", "1", "--systems", "auth-service"]);
+    let sentence = run.success().stdout();
+    let expected = format!("touches auth-service ({}x, 90%: {}–{}): estimate ", tax[0], tax[1], tax[2]);
+    assert!(sentence.starts_with(expected.trim_end_matches(".0")) || sentence.starts_with(&expected), "{sentence}");
+    assert!(sentence.contains("(80%: ") && sentence.ends_with(", not 1\n"), "{sentence}");
     let json: serde_json::Value = serde_json::from_slice(
         &env.run(&["estimate", "--weeks", "2", "--systems", "auth-service,nope-service", "--format", "json"])
             .success()
@@ -494,11 +510,21 @@ fn estimate_names_the_system_that_drives_the_tax() {
     .unwrap();
     assert_eq!(json["driving_system"], "auth-service");
     assert_eq!(json["base_weeks"], 2.0);
-    let ratio = json["systems"][0]["slowdown_ratio"].as_f64().unwrap();
-    assert!((json["estimated_weeks"].as_f64().unwrap() - 2.0 * ratio).abs() < 1e-9);
-    assert!(json["systems"][1]["slowdown_ratio"].is_null());
+    let (p50, low, high) = (
+        json["estimated_weeks"].as_f64().unwrap(),
+        json["low_weeks"].as_f64().unwrap(),
+        json["high_weeks"].as_f64().unwrap(),
+    );
+    assert!(low < p50 && p50 < high, "{json}");
+    assert!((p50 - 2.0 * json["multiplier"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(json["systems"][0]["tax"].as_f64().unwrap() > 2.5, "{json}");
+    assert!(json["systems"][0]["slowdown_ratio"].as_f64().is_some());
+    assert!(json["systems"][1]["tax"].is_null());
+    assert_eq!(json["systems"][1]["features"], 0);
     let unknown = env.run(&["estimate", "--weeks", "2", "--systems", "auth-servce"]);
-    assert_eq!(unknown.success().stdout(), "no data for these systems: estimate 2 weeks, as given\n");
+    let unknown_text = unknown.success().stdout();
+    assert!(unknown_text.starts_with("no data for these systems: estimate "), "{unknown_text}");
+    assert!(unknown_text.contains("at the common level), not 2\n"), "{unknown_text}");
     assert!(
         unknown.stderr.contains("`auth-servce`") && unknown.stderr.contains("did you mean auth-service"),
         "{}",
@@ -506,9 +532,60 @@ fn estimate_names_the_system_that_drives_the_tax() {
     );
     let csv = env.run(&["estimate", "--weeks", "1", "--systems", "auth-service,payment-flow", "--format", "csv"]);
     let lines: Vec<String> = csv.success().stdout().lines().map(str::to_string).collect();
-    assert_eq!(lines[0], "base_weeks,multiplier,driving_system,estimated_weeks,system,slowdown_ratio");
+    assert_eq!(
+        lines[0],
+        "base_weeks,multiplier,driving_system,estimated_weeks,low_weeks,high_weeks,system,tax,tax_low,tax_high,features,confidence,slowdown_ratio"
+    );
     assert_eq!(lines.len(), 3);
     env.run(&["estimate", "--weeks", "0", "--systems", "auth-service"]).fails_with(2);
+}
+
+/// The built-in sample gives every feature the factor of its slowest system; product-catalog
+/// and admin-console have none (1.0) but travel with slow systems. The naive ratio blames them,
+/// the attributed tax does not.
+#[test]
+fn system_tax_does_not_blame_the_healthy_systems_of_the_sample() {
+    let env = Env::new();
+    let out = env.run(&["view", "system_tax", "--format", "csv"]);
+    let csv = out.success().stdout();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "system,features,solo_features,tax,tax_low,tax_high,naive_ratio,attributed_extra_weeks,confidence"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 14);
+    let number = |row: &[&str], i: usize| row[i].parse::<f64>().unwrap();
+    for healthy in ["product-catalog", "admin-console"] {
+        let row = rows.iter().find(|r| r[0] == healthy).unwrap();
+        assert!(number(row, 6) > 1.15, "{healthy}: the naive ratio {}", row[6]);
+        assert!(number(row, 4) <= 1.0 && 1.0 <= number(row, 5), "{healthy}: 1.0 not in {}–{}", row[4], row[5]);
+    }
+    let auth = rows.iter().find(|r| r[0] == "auth-service").unwrap();
+    assert!(number(auth, 4) <= 3.2 && 3.2 <= number(auth, 5), "auth-service: {auth:?}");
+    // The attributed weeks add up to the window's extra weeks, each feature counted once.
+    let total: f64 = rows.iter().map(|r| number(r, 7)).sum();
+    let window = first_csv_row(&env.run(&[
+        "query",
+        "SELECT sum(actual_weeks - estimated_weeks) FROM window_features WHERE cardinality(systems) > 0",
+        "--format",
+        "csv",
+    ]));
+    assert!((total - window[0].parse::<f64>().unwrap()).abs() < 1e-6, "{total} vs {window:?}");
+    // The naive column is slowdown_by_system's, bit for bit.
+    let naive = env.run(&[
+        "query",
+        "SELECT count(*) FROM system_tax t JOIN slowdown_by_system s ON s.system = t.system \
+         WHERE t.naive_ratio = s.slowdown_ratio",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(naive.success().stdout(), "count(*)\n14\n");
+}
+
+/// The first data row of a CSV output, split on commas.
+fn first_csv_row(run: &Run) -> Vec<String> {
+    run.success().stdout().lines().nth(1).unwrap_or_default().split(',').map(str::to_string).collect()
 }
 
 #[test]
