@@ -165,6 +165,24 @@ pub struct Paydown {
     pub payback_months: f64,
     /// Where E and C came from.
     pub basis: String,
+    /// The range the inputs imply: a 90% interval of E from the spread of the periods'
+    /// efficiencies (Student's t over the periods), carried through the formula. `None` with
+    /// fewer than two periods.
+    pub range: Option<PaydownRange>,
+}
+
+/// Paydown's numbers at the ends of E's 90% interval (a higher E returns less).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PaydownRange {
+    pub periods: usize,
+    pub efficiency_low: f64,
+    pub efficiency_high: f64,
+    pub capacity_returned_low: f64,
+    pub capacity_returned_high: f64,
+    pub net_return_low: f64,
+    pub net_return_high: f64,
+    pub payback_months_low: f64,
+    pub payback_months_high: f64,
 }
 
 impl std::fmt::Display for Paydown {
@@ -187,7 +205,24 @@ impl std::fmt::Display for Paydown {
             money(self.invest),
             money(self.net_return)
         )?;
-        write!(f, "payback: {:.1} months", self.payback_months)
+        write!(f, "payback: {:.1} months", self.payback_months)?;
+        if let Some(r) = &self.range {
+            let months = |m: f64| if m.is_finite() { format!("{m:.1}") } else { "never".into() };
+            write!(
+                f,
+                "\nrange (90% interval of E over {} periods: {:.3}–{:.3}): capacity returned {}–{}, net return {}–{}, payback {}–{} months",
+                r.periods,
+                r.efficiency_low,
+                r.efficiency_high,
+                money(r.capacity_returned_low),
+                money(r.capacity_returned_high),
+                money(r.net_return_low),
+                money(r.net_return_high),
+                months(r.payback_months_low),
+                months(r.payback_months_high)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +273,26 @@ pub async fn paydown(
     let yearly_capacity = capacity.unwrap_or(measured_capacity);
     let monthly_gain = yearly_capacity / 12.0 * (target - current);
     let capacity_returned = monthly_gain * f64::from(months);
+    let at = |e: f64| {
+        let gain = yearly_capacity / 12.0 * (target - e);
+        let returned = gain * f64::from(months);
+        (returned, returned - invest, if gain > 0.0 { invest / gain } else { f64::INFINITY })
+    };
+    let range = efficiency_interval(&recent, current).map(|(low, high)| {
+        let (returned_high, net_high, payback_low) = at(low);
+        let (returned_low, net_low, payback_high) = at(high);
+        PaydownRange {
+            periods: recent.iter().filter(|r| r.actual_weeks.is_some_and(|a| a > 0.0)).count(),
+            efficiency_low: low,
+            efficiency_high: high,
+            capacity_returned_low: returned_low,
+            capacity_returned_high: returned_high,
+            net_return_low: net_low,
+            net_return_high: net_high,
+            payback_months_low: payback_low,
+            payback_months_high: payback_high,
+        }
+    });
     let scope = if org_wide { "organisation-wide" } else { "all teams" };
     let basis = format!(
         "capacity_efficiency, {} {scope} rows from {since} to {latest_end}{}",
@@ -258,7 +313,29 @@ pub async fn paydown(
         net_return: capacity_returned - invest,
         payback_months: if monthly_gain > 0.0 { invest / monthly_gain } else { f64::INFINITY },
         basis,
+        range,
     })
+}
+
+/// A 90% interval of the efficiency E around the pooled `current`, from the spread of the
+/// periods' own efficiencies: current ± t(0.95, n − 1) · sd / √n. `None` with fewer than two
+/// periods that shipped anything.
+fn efficiency_interval(periods: &[&CapacityRow], current: f64) -> Option<(f64, f64)> {
+    let e: Vec<f64> = periods
+        .iter()
+        .filter_map(|r| match (r.estimated_weeks, r.actual_weeks) {
+            (Some(est), Some(act)) if act > 0.0 => Some(est / act),
+            _ => None,
+        })
+        .collect();
+    let n = e.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = e.iter().sum::<f64>() / n as f64;
+    let sd = (e.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let half = crate::stats::student_t_quantile(0.95, (n - 1) as f64)? * sd / (n as f64).sqrt();
+    Some(((current - half).max(0.0), current + half))
 }
 
 struct CapacityRow {

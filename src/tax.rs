@@ -18,7 +18,8 @@
 //! effective number of system parameters). Every input is sorted before it is summed, so the
 //! same rows give the same bits in any order, layout or core count.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -136,35 +137,59 @@ impl Fit {
             o.systems.dedup();
         }
         observations.retain(|o| !o.systems.is_empty());
-        // One order whatever order the rows came in: every sum below is then the same.
-        observations.sort_by(|a, b| {
-            a.id.cmp(&b.id)
-                .then_with(|| a.systems.cmp(&b.systems))
-                .then_with(|| cmp_weeks(a.estimated, b.estimated))
-                .then_with(|| cmp_weeks(a.actual, b.actual))
+        // One order whatever order the rows came in: every sum below is then the same. By a
+        // fixed hash of the id first (cheaper to compare than the text), then the whole row.
+        let mut order: Vec<(u64, usize)> = observations.iter().enumerate().map(|(i, o)| (fnv1a(&o.id), i)).collect();
+        order.sort_unstable_by(|a, b| {
+            let (x, y) = (&observations[a.1], &observations[b.1]);
+            a.0.cmp(&b.0)
+                .then_with(|| x.id.cmp(&y.id))
+                .then_with(|| x.systems.cmp(&y.systems))
+                .then_with(|| cmp_weeks(x.estimated, y.estimated))
+                .then_with(|| cmp_weeks(x.actual, y.actual))
         });
-        let names: BTreeMap<&str, usize> = {
-            let mut set: Vec<&str> = observations.iter().flat_map(|o| o.systems.iter().map(String::as_str)).collect();
-            set.sort_unstable();
-            set.dedup();
-            set.into_iter().enumerate().map(|(i, s)| (s, i)).collect()
-        };
-        let systems: Vec<String> = names.keys().map(|s| s.to_string()).collect();
+        let mut slots: Vec<Option<Observation>> = observations.into_iter().map(Some).collect();
+        let observations: Vec<Observation> = order.iter().filter_map(|(_, i)| slots[*i].take()).collect();
+        // The systems, sorted, and each observation's as indexes into them: one pass that numbers
+        // names as they come, then the numbers remapped to the sorted order.
+        let mut seen: HashMap<&str, usize, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut touched: Vec<Vec<usize>> = observations
+            .iter()
+            .map(|o| {
+                o.systems
+                    .iter()
+                    .map(|s| {
+                        let next = seen.len();
+                        *seen.entry(s.as_str()).or_insert(next)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut names: Vec<(&str, usize)> = seen.into_iter().collect();
+        names.sort_unstable();
+        let mut rank = vec![0; names.len()];
+        for (sorted, (_, first)) in names.iter().enumerate() {
+            rank[*first] = sorted;
+        }
+        for t in &mut touched {
+            for s in t.iter_mut() {
+                *s = rank[*s];
+            }
+        }
+        let systems: Vec<String> = names.iter().map(|(s, _)| s.to_string()).collect();
         let p = systems.len();
-        let index = |o: &Observation| -> Vec<usize> { o.systems.iter().map(|s| names[s.as_str()]).collect() };
 
         // The fit's rows: log-ratio and the parameters it touches.
         let mut rows: Vec<(Vec<usize>, f64)> = Vec::new();
         let mut excluded = 0;
         let mut fitted = vec![0u64; p];
-        for o in &observations {
+        for (o, touched) in observations.iter().zip(&touched) {
             match (o.estimated, o.actual) {
                 (Some(e), Some(a)) if e > 0.0 && a > 0.0 && (a / e).is_finite() && (a / e) > 0.0 => {
-                    let touched = index(o);
-                    for &s in &touched {
+                    for &s in touched {
                         fitted[s] += 1;
                     }
-                    rows.push((touched, (a / e).ln()));
+                    rows.push((touched.clone(), (a / e).ln()));
                 }
                 _ => excluded += 1,
             }
@@ -172,7 +197,7 @@ impl Fit {
 
         let model = Model::fit(&rows, p);
         let mut fit = Fit { systems, fitted, model, excluded, rows: Vec::new() };
-        fit.rows = fit.system_rows(&observations, &index);
+        fit.rows = fit.system_rows(&observations, &touched);
         fit
     }
 
@@ -191,7 +216,7 @@ impl Fit {
         self.model.combine
     }
 
-    fn system_rows(&self, observations: &[Observation], index: &dyn Fn(&Observation) -> Vec<usize>) -> Vec<SystemTax> {
+    fn system_rows(&self, observations: &[Observation], touched: &[Vec<usize>]) -> Vec<SystemTax> {
         let p = self.systems.len();
         let mut features = vec![0u64; p];
         let mut solo = vec![0u64; p];
@@ -201,9 +226,8 @@ impl Fit {
         // A feature's extra weeks are shared in proportion to each touched system's log tax
         // (systems at or below 1x take none); when no touched system is above 1x, equally.
         let weight: Vec<f64> = taxes.iter().map(|t| t.map_or(0.0, |(tax, _, _)| tax.ln().max(0.0))).collect();
-        for o in observations {
-            let touched = index(o);
-            for &s in &touched {
+        for (o, touched) in observations.iter().zip(touched) {
+            for &s in touched {
                 features[s] += 1;
                 if touched.len() == 1 {
                     solo[s] += 1;
@@ -217,7 +241,7 @@ impl Fit {
             }
             if let (Some(e), Some(a)) = (o.estimated, o.actual) {
                 let total_weight: f64 = touched.iter().map(|&s| weight[s]).sum();
-                for &s in &touched {
+                for &s in touched {
                     let share = if total_weight > 0.0 { weight[s] / total_weight } else { 1.0 / touched.len() as f64 };
                     extra[s].add((a - e) * share);
                 }
@@ -326,6 +350,33 @@ impl Fit {
     }
 }
 
+/// The 64-bit FNV-1a hash: fixed on every platform and run, unlike std's hasher, and quick on
+/// short keys (feature ids, system names).
+fn fnv1a(text: &str) -> u64 {
+    let mut h = Fnv::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// An order for optional floats: none first, then IEEE total order.
 fn cmp_weeks(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
     match (a, b) {
@@ -354,17 +405,24 @@ struct Model {
     df: f64,
 }
 
+/// Features touching several systems needed before the slowest-system rule is considered.
+const MIN_FEATURES_TO_CHOOSE: usize = 20;
+
 impl Model {
     /// `rows`: (system indexes, log ratio), in a fixed order. `p`: the number of systems. Both
-    /// rules are fitted; the one that leaves the smaller residual sum of squares is kept.
+    /// rules are fitted; the one that leaves the smaller residual sum of squares is kept, the
+    /// multiplicative one on a tie.
     fn fit(rows: &[(Vec<usize>, f64)], p: usize) -> Model {
         let multiply = Model::multiply(rows, p);
-        if rows.iter().all(|(t, _)| t.len() == 1) {
-            // Solo features only: the rules agree.
+        // Only features that touch several systems tell the rules apart; on a handful of them
+        // the choice would follow chance, so the default rule stands.
+        if rows.iter().filter(|(t, _)| t.len() > 1).count() < MIN_FEATURES_TO_CHOOSE {
             return multiply;
         }
         let slowest = Model::slowest(rows, p, &multiply);
-        if slowest.rss < multiply.rss { slowest } else { multiply }
+        // A tie (both rules fit as well, as when no feature's systems disagree) is not decided
+        // by rounding: the slowest-system rule must fit better by more than that.
+        if slowest.rss < multiply.rss * (1.0 - 1e-9) - 1e-300 { slowest } else { multiply }
     }
 
     fn empty(p: usize, combine: Combine) -> Model {
@@ -415,12 +473,14 @@ impl Model {
         for _ in 0..200 {
             let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
             let (theta, inv) = solve(&xtx, &xty, q, lambda);
+            // Row by row: yᵀy − 2θᵀXᵀy + θᵀXᵀXθ cancels to noise when the fit is close, and the
+            // weight would follow the noise.
             let rss: f64 = rows.iter().map(|(t, y)| (y - predict(&theta, t)).powi(2)).sum();
             // γ: the effective number of system parameters the data determine.
             let gamma: f64 = (1..q).map(|j| 1.0 - lambda * inv[j * q + j]).sum::<f64>().max(0.0);
             let beta2: f64 = theta[1..].iter().map(|b| b * b).sum();
             tau2 = if gamma > 1e-12 && beta2 > 0.0 { beta2 / gamma } else { scale * 1e-9 };
-            sigma2 = (rss / (n as f64 - 1.0 - gamma).max(1.0)).max(scale * 1e-12);
+            sigma2 = noise_variance(rss, n as f64 - 1.0 - gamma);
             let done = last.is_some_and(|l: f64| (l - lambda).abs() <= 1e-9 * lambda);
             last = Some(lambda);
             if done {
@@ -454,34 +514,48 @@ impl Model {
         let mut count = vec![0.0f64; p];
         let mut lambda = 1.0;
         let mut m = 0.0;
-        for round in 0..200 {
-            let mut changed = false;
+        // The assignment can cycle through a few features whose two slowest systems are all but
+        // equal: stop once fewer than one feature in a thousand moves (or after 30 passes).
+        for pass in 0..30 {
+            let mut changed = 0usize;
             for (i, (touched, _)) in rows.iter().enumerate() {
                 let a = slowest_of(&beta, touched);
-                changed |= assigned[i] != a;
+                changed += usize::from(assigned[i] != a);
                 assigned[i] = a;
             }
-            let mut sums = vec![ExactSum::new(); p];
-            for (i, (_, y)) in rows.iter().enumerate() {
-                sums[assigned[i]].add(*y);
-            }
-            count = sums.iter().map(|s| s.count() as f64).collect();
-            let with_data = count.iter().filter(|c| **c > 0.0).count().max(1) as f64;
-            let last = lambda;
-            lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
-            // The common level: the mean of the β of the systems that carry features.
-            let level: f64 = (0..p).filter(|&s| count[s] > 0.0).map(|s| beta[s]).sum::<f64>() / with_data;
-            m = level;
-            for s in 0..p {
-                beta[s] = (sums[s].value().unwrap_or(0.0) + lambda * m) / (count[s] + lambda);
-            }
-            let rss: f64 = rows.iter().enumerate().map(|(i, (_, y))| (y - beta[assigned[i]]).powi(2)).sum();
-            let gamma: f64 = count.iter().map(|c| c / (c + lambda)).sum();
-            let spread: f64 = (0..p).filter(|&s| count[s] > 0.0).map(|s| (beta[s] - m).powi(2)).sum();
-            tau2 = if spread > 0.0 { spread / gamma.max(1e-12) } else { scale * 1e-9 };
-            sigma2 = (rss / (n as f64 - gamma).max(1.0)).max(scale * 1e-12);
-            if round > 0 && !changed && (last - lambda).abs() <= 1e-9 * lambda {
+            if changed == 0 || (pass > 0 && changed * 1000 <= n) {
                 break;
+            }
+            // Each system's features under this assignment, summed in the rows' fixed order.
+            count = vec![0.0; p];
+            let mut sum = vec![0.0; p];
+            for (i, (_, y)) in rows.iter().enumerate() {
+                count[assigned[i]] += 1.0;
+                sum[assigned[i]] += y;
+            }
+            // The spread within each system, about its own mean (two passes: no cancellation).
+            let mean: Vec<f64> = (0..p).map(|s| if count[s] > 0.0 { sum[s] / count[s] } else { 0.0 }).collect();
+            let mut within = vec![0.0; p];
+            for (i, (_, y)) in rows.iter().enumerate() {
+                within[assigned[i]] += (y - mean[assigned[i]]).powi(2);
+            }
+            let with_data = count.iter().filter(|c| **c > 0.0).count().max(1) as f64;
+            // The shrinkage for this assignment: β, the common level m and λ by the fixed point.
+            for _ in 0..500 {
+                let last = lambda;
+                lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
+                m = (0..p).filter(|&s| count[s] > 0.0).map(|s| beta[s]).sum::<f64>() / with_data;
+                for s in 0..p {
+                    beta[s] = (sum[s] + lambda * m) / (count[s] + lambda);
+                }
+                let rss: f64 = (0..p).map(|s| within[s] + count[s] * (mean[s] - beta[s]).powi(2)).sum();
+                let gamma: f64 = count.iter().map(|c| c / (c + lambda)).sum();
+                let spread: f64 = (0..p).filter(|&s| count[s] > 0.0).map(|s| (beta[s] - m).powi(2)).sum();
+                tau2 = if spread > 0.0 { spread / gamma.max(1e-12) } else { scale * 1e-9 };
+                sigma2 = noise_variance(rss, n as f64 - gamma);
+                if (last - lambda).abs() <= 1e-9 * lambda {
+                    break;
+                }
             }
         }
         // The assignment the last β imply.
@@ -531,10 +605,11 @@ impl Model {
     }
 }
 
-/// A weak prior on the noise of the intervals: as if two more features had shown a log-ratio
-/// spread of 0.5 (a ratio off by a factor of about 1.65 either way), so that a window of a
-/// handful of features is not certain of its taxes (one feature alone would otherwise have no
-/// spread at all). It weighs nothing past a few dozen features.
+/// A weak prior on the noise: as if two more features had shown a log-ratio spread of 0.5 (a
+/// ratio off by a factor of about 1.65 either way), so that a window of a handful of features is
+/// not certain of its taxes (one feature alone would otherwise have no spread at all, and a fit
+/// with as many systems as features would choose its shrinkage from rounding noise). It weighs
+/// little past a few dozen features.
 const NOISE_PRIOR_DF: f64 = 2.0;
 const NOISE_PRIOR_VARIANCE: f64 = 0.25;
 

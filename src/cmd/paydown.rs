@@ -7,7 +7,7 @@ use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Arr
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use crate::config::Config;
-use crate::decisions::paydown;
+use crate::decisions::{PaydownRange, paydown};
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
 use crate::output::Format;
@@ -45,7 +45,15 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                 Field::new("net_return", DataType::Float64, false),
                 Field::new("payback_months", DataType::Float64, false),
                 Field::new("basis", DataType::Utf8, false),
+                Field::new("efficiency_low", DataType::Float64, true),
+                Field::new("efficiency_high", DataType::Float64, true),
+                Field::new("capacity_returned_low", DataType::Float64, true),
+                Field::new("capacity_returned_high", DataType::Float64, true),
+                Field::new("payback_months_low", DataType::Float64, true),
+                Field::new("payback_months_high", DataType::Float64, true),
             ]));
+            let r = p.range.as_ref();
+            let range = |f: fn(&PaydownRange) -> f64| Arc::new(Float64Array::from(vec![r.map(f)]));
             let batch = RecordBatch::try_new(
                 Arc::clone(&schema),
                 vec![
@@ -58,6 +66,12 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                     Arc::new(Float64Array::from(vec![p.net_return])),
                     Arc::new(Float64Array::from(vec![p.payback_months])),
                     Arc::new(StringArray::from(vec![p.basis.clone()])),
+                    range(|r| r.efficiency_low),
+                    range(|r| r.efficiency_high),
+                    range(|r| r.capacity_returned_low),
+                    range(|r| r.capacity_returned_high),
+                    range(|r| r.payback_months_low),
+                    range(|r| r.payback_months_high),
                 ],
             )?;
             super::emit(config, QueryResult { schema, batches: vec![batch], window: None }).await?;

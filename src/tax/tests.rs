@@ -388,3 +388,35 @@ fn confidence_follows_the_rule() {
     assert_eq!(Confidence::of(100, Some(2.0), Some(3.3)), Confidence::Low);
     assert_eq!(Confidence::of(500, None, None), Confidence::Low);
 }
+
+/// The fixture of tests/slt/fixture_views.slt: a system's row is its own, whatever order the
+/// names first appear in (søk-api sorts after the others but is seen with them).
+#[test]
+fn each_row_carries_its_own_systems_numbers() {
+    let fit = Fit::new(vec![
+        feature("F1", &["auth-service"], Some(1.0), Some(3.0)),
+        feature("F2", &["auth-service", "payment-flow"], Some(2.0), Some(5.0)),
+        feature("F3", &["payment-flow", "product-catalog", "søk-api"], Some(4.0), Some(6.0)),
+        feature("F4", &["product-catalog"], Some(0.0), Some(1.0)),
+        feature("F9", &["product-catalog"], Some(2.0), Some(1.5)),
+    ]);
+    let names: Vec<&str> = fit.rows().iter().map(|r| r.system.as_str()).collect();
+    assert_eq!(names, ["auth-service", "payment-flow", "product-catalog", "søk-api"]);
+    let counts: Vec<(u64, u64)> = fit.rows().iter().map(|r| (r.features, r.solo_features)).collect();
+    assert_eq!(counts, [(2, 1), (2, 0), (3, 2), (1, 0)]);
+    let width = |s: &str| {
+        let r = fit.system(s).unwrap();
+        r.tax_high.unwrap() / r.tax_low.unwrap()
+    };
+    assert!(width("payment-flow") < width("søk-api"), "two features give a narrower interval than one");
+    let mut reversed = fit.rows().to_vec();
+    reversed.reverse();
+    let again = Fit::new(vec![
+        feature("F9", &["product-catalog"], Some(2.0), Some(1.5)),
+        feature("F3", &["søk-api", "product-catalog", "payment-flow"], Some(4.0), Some(6.0)),
+        feature("F4", &["product-catalog"], Some(0.0), Some(1.0)),
+        feature("F2", &["payment-flow", "auth-service"], Some(2.0), Some(5.0)),
+        feature("F1", &["auth-service"], Some(1.0), Some(3.0)),
+    ]);
+    assert_eq!(again.rows(), fit.rows());
+}

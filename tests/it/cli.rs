@@ -617,6 +617,15 @@ fn paydown_shows_the_formula_and_refuses_targets_that_return_nothing() {
     assert!((json["capacity_returned"].as_f64().unwrap() - returned).abs() < 1e-6);
     assert!((json["net_return"].as_f64().unwrap() - (returned - 100_000.0)).abs() < 1e-6);
     assert!((json["payback_months"].as_f64().unwrap() - 100_000.0 / (100_000.0 * (0.9 - e))).abs() < 1e-6);
+    // The range: E's interval over the sample's four quarters, carried through the formula.
+    let range = &json["range"];
+    assert_eq!(range["periods"], 4, "{json}");
+    let (e_low, e_high) = (range["efficiency_low"].as_f64().unwrap(), range["efficiency_high"].as_f64().unwrap());
+    assert!(e_low < e && e < e_high, "{range}");
+    let returned_at = |e: f64| 1_200_000.0 * 6.0 / 12.0 * (0.9 - e);
+    assert!((range["capacity_returned_high"].as_f64().unwrap() - returned_at(e_low)).abs() < 1e-6);
+    assert!((range["capacity_returned_low"].as_f64().unwrap() - returned_at(e_high)).abs() < 1e-6);
+    assert!(out.contains("\nrange (90% interval of E over 4 periods: "), "{out}");
     let low = env.run(&["paydown", "--invest", "1", "--target", "0.1"]);
     low.fails_with(2);
     assert!(low.stderr.contains("not above the current efficiency"), "{}", low.stderr);

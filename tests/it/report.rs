@@ -104,6 +104,39 @@ fn the_html_report_has_every_section_chart_and_the_views_numbers() {
     assert_eq!(trend_header[1], slowest[0]);
 }
 
+/// A small store (400 features, about 40 in the window): most systems are rated `low`. The
+/// report names them, and the velocity-tax headline is a system the data can rate, or none.
+#[test]
+fn systems_without_enough_data_are_named_and_never_the_headline() {
+    let env = Env::new();
+    let store = env.sample_store("small", 400, &["--seed", "5"]);
+    let data = store.to_str().unwrap();
+    let taxes =
+        env.run(&["-q", "--data", data, "query", "SELECT system, confidence FROM system_tax", "--format", "csv"]);
+    let taxes = taxes.success().stdout();
+    let rows: Vec<(String, String)> = taxes
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (s, c) = l.rsplit_once(',').unwrap();
+            (s.to_string(), c.to_string())
+        })
+        .collect();
+    let low: Vec<&str> = rows.iter().filter(|(_, c)| c == "low").map(|(s, _)| s.as_str()).collect();
+    assert!(!low.is_empty(), "the small store rates every system: {taxes}");
+    let run = env.run(&["-q", "--data", data, "report"]);
+    let md = run.success().stdout();
+    let headlines: Vec<&str> = md.lines().filter(|l| l.starts_with("- ")).collect();
+    let thin = headlines.iter().find(|h| h.contains("Too little data to rate")).expect("the unrated systems named");
+    for system in &low {
+        assert!(thin.contains(system), "{system} not in {thin}");
+    }
+    for h in headlines.iter().filter(|h| h.contains("velocity tax (90%:")) {
+        let system = h.trim_start_matches("- ").split(' ').next().unwrap();
+        assert!(!low.contains(&system), "a low-confidence headline: {h}");
+    }
+}
+
 #[test]
 fn an_empty_store_gives_a_report_that_says_so() {
     let env = Env::new();
