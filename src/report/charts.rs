@@ -217,6 +217,17 @@ mod tests {
         assert!(bars.starts_with("<svg width=\"100%\" role=\"img\" aria-label=\"Slowdown by system\""), "{bars}");
         assert!(bars.contains("viewBox"));
         assert!(bars.contains("auth-service") && bars.contains("légacy-crm") && bars.contains("3.22x"));
+        // A whisker for the bar with an interval, beside the reference line; none without.
+        let without = svg(&Chart::Bars {
+            title: "Slowdown by system".into(),
+            labels: vec!["auth-service".into(), "légacy-crm".into()],
+            values: vec![3.2175, 1.1],
+            intervals: vec![None, None],
+            kind: Kind::Ratio,
+            reference: Some(1.0),
+        })
+        .unwrap();
+        assert!(bars.matches("<polyline").count() > without.matches("<polyline").count(), "{bars}");
 
         let lines = svg(&Chart::Lines {
             title: "Trend".into(),
