@@ -12,7 +12,9 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 /// The p-quantile of Student's t with `df` degrees of freedom (df may be fractional), by
 /// bisection on the distribution function. `None` when df is not positive or p not in (0, 1).
 pub fn student_t_quantile(p: f64, df: f64) -> Option<f64> {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) || df.is_nan() {
+    // NaN fails every comparison, so it is refused here too.
+    let valid = p > 0.0 && p < 1.0 && df > 0.0;
+    if !valid {
         return None;
     }
     if p == 0.5 {
@@ -139,7 +141,8 @@ pub fn cholesky(m: &[f64], n: usize) -> Option<Vec<f64>> {
                 s -= l[i * n + k] * l[j * n + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                // Not positive, or NaN: not positive definite.
+                if s.is_nan() || s <= 0.0 {
                     return None;
                 }
                 l[i * n + i] = s.sqrt();
