@@ -26,7 +26,7 @@ SELECT
     t['attributed_extra_weeks'] AS attributed_extra_weeks,
     t['confidence'] AS confidence
 FROM (
-    SELECT unnest(velocity_tax(feature_id, systems, estimated_weeks, actual_weeks)) AS t
+    SELECT unnest(velocity_tax(systems, estimated_weeks, actual_weeks)) AS t
     FROM window_features
 )
 ORDER BY tax DESC NULLS LAST, system

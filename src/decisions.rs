@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{Date32Type, Float64Type};
 
 use crate::engine::{QueryResult, Session};
 use crate::error::{Error, Result};
-use crate::tax::{Confidence, Fit};
+use crate::tax::{Confidence, Fit, Observations};
 use crate::views::closest_names;
 use crate::window::Window;
 
@@ -94,11 +94,10 @@ impl std::fmt::Display for Estimate {
 
 /// The window's fitted tax model (system_tax's, over the same rows).
 pub async fn tax_fit(session: &Session) -> Result<(Fit, Option<Window>)> {
-    let result =
-        session.execute("SELECT feature_id, systems, estimated_weeks, actual_weeks FROM window_features").await?;
-    let mut observations = Vec::new();
+    let result = session.execute("SELECT systems, estimated_weeks, actual_weeks FROM window_features").await?;
+    let mut observations = Observations::new();
     for batch in &result.batches {
-        crate::tax::collect_observations(batch.columns(), &mut observations)?;
+        observations.append_columns(batch.columns())?;
     }
     Ok((Fit::new(observations), result.window))
 }

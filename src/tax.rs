@@ -15,20 +15,19 @@
 //!   tax_s = exp(c + β_s) · mean_i exp(ε̂_i)
 //!
 //! The 90% interval is the posterior one, c + β_s ± t(0.95, df) · sd (df = n − 1 − the fit's
-//! effective number of system parameters). Every input is sorted before it is summed, so the
-//! same rows give the same bits in any order, layout or core count.
+//! effective number of system parameters). Every sum over features is order-independent (fixed
+//! point or `ExactSum`), so the same rows give the same bits in any order, layout or core count.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, ListArray, ListBuilder, StringArray,
-    StringBuilder, StructArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray, StringArray, StructArray, UInt32Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt32Type};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
@@ -39,10 +38,149 @@ use crate::stats::{cholesky, cholesky_inverse, cholesky_solve, student_t_quantil
 /// One shipped feature as the fit reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
-    pub id: String,
     pub systems: Vec<String>,
     pub estimated: Option<f64>,
     pub actual: Option<f64>,
+}
+
+/// The window's features as the fit reads them, in flat buffers, the system names numbered
+/// as they are first seen. Appending a batch allocates nothing per feature, only for a name not
+/// seen before.
+#[derive(Debug, Clone)]
+pub struct Observations {
+    names: Vec<String>,
+    numbers: HashMap<String, u32, BuildHasherDefault<Fnv>>,
+    /// Feature i's systems are systems[system_offsets[i]..system_offsets[i + 1]].
+    systems: Vec<u32>,
+    system_offsets: Vec<usize>,
+    estimated: Vec<Option<f64>>,
+    actual: Vec<Option<f64>>,
+}
+
+impl Default for Observations {
+    fn default() -> Self {
+        Observations {
+            names: Vec::new(),
+            numbers: HashMap::default(),
+            systems: Vec::new(),
+            system_offsets: vec![0],
+            estimated: Vec::new(),
+            actual: Vec::new(),
+        }
+    }
+}
+
+impl Observations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.estimated.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.estimated.is_empty()
+    }
+
+    fn systems_of(&self, i: usize) -> &[u32] {
+        &self.systems[self.system_offsets[i]..self.system_offsets[i + 1]]
+    }
+
+    fn number(&mut self, name: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(name) {
+            return n;
+        }
+        let n = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.numbers.insert(name.to_string(), n);
+        n
+    }
+
+    /// Appends one feature.
+    pub fn push<'a>(
+        &mut self,
+        systems: impl IntoIterator<Item = &'a str>,
+        estimated: Option<f64>,
+        actual: Option<f64>,
+    ) {
+        for s in systems {
+            let n = self.number(s);
+            self.systems.push(n);
+        }
+        self.end_feature(estimated, actual);
+    }
+
+    /// Closes the feature whose systems were just pushed.
+    fn end_feature(&mut self, estimated: Option<f64>, actual: Option<f64>) {
+        self.system_offsets.push(self.systems.len());
+        self.estimated.push(estimated);
+        self.actual.push(actual);
+    }
+
+    /// Appends the rows of three columns (systems, estimated_weeks, actual_weeks). A null list
+    /// or name reads as no system.
+    pub fn append_columns(&mut self, columns: &[ArrayRef]) -> DfResult<()> {
+        let [systems, estimated, actual] = columns else {
+            return datafusion::common::plan_err!("velocity_tax takes systems, estimated_weeks, actual_weeks");
+        };
+        let (list_offsets, names) = match systems.data_type() {
+            DataType::List(_) => {
+                let list = systems.as_list::<i32>();
+                (list.value_offsets().iter().map(|o| *o as usize).collect::<Vec<usize>>(), list.values().clone())
+            }
+            DataType::LargeList(_) => {
+                let list = systems.as_list::<i64>();
+                (list.value_offsets().iter().map(|o| *o as usize).collect::<Vec<usize>>(), list.values().clone())
+            }
+            other => {
+                return datafusion::common::plan_err!("velocity_tax: systems must be a list of names, not {other}");
+            }
+        };
+        // Only the names the rows cover (a sliced list's values may reach past them).
+        let (first, last) = (list_offsets[0], list_offsets[list_offsets.len() - 1]);
+        let names = utf8(&names.slice(first, last - first))?;
+        let numbers: Vec<Option<u32>> = names.iter().map(|n| n.map(|n| self.number(n))).collect();
+        let estimated = cast(estimated, &DataType::Float64)?;
+        let estimated = estimated.as_primitive::<Float64Type>();
+        let actual = cast(actual, &DataType::Float64)?;
+        let actual = actual.as_primitive::<Float64Type>();
+        for i in 0..systems.len() {
+            if systems.is_valid(i) {
+                self.systems.extend(numbers[list_offsets[i] - first..list_offsets[i + 1] - first].iter().flatten());
+            }
+            self.end_feature(
+                estimated.is_valid(i).then(|| estimated.value(i)),
+                actual.is_valid(i).then(|| actual.value(i)),
+            );
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        self.system_offsets.capacity() * std::mem::size_of::<usize>()
+            + self.systems.capacity() * 4
+            + (self.estimated.capacity() + self.actual.capacity()) * std::mem::size_of::<Option<f64>>()
+            + self.names.iter().map(|n| 2 * n.capacity() + 64).sum::<usize>()
+    }
+}
+
+impl From<Vec<Observation>> for Observations {
+    fn from(features: Vec<Observation>) -> Self {
+        let mut out = Observations::new();
+        for o in &features {
+            out.push(o.systems.iter().map(String::as_str), o.estimated, o.actual);
+        }
+        out
+    }
+}
+
+/// A string column as Utf8 (cast only when it is another string type).
+fn utf8(a: &ArrayRef) -> DfResult<StringArray> {
+    Ok(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().clone(),
+        _ => cast(a, &DataType::Utf8)?.as_string::<i32>().clone(),
+    })
 }
 
 /// How sure the tax is; the rule is in `queries/system_tax.sql`'s header.
@@ -131,65 +269,53 @@ const PREDICTION_LOW: f64 = 0.10;
 const PREDICTION_HIGH: f64 = 0.90;
 
 impl Fit {
-    pub fn new(mut observations: Vec<Observation>) -> Fit {
-        for o in &mut observations {
-            o.systems.sort();
-            o.systems.dedup();
+    pub fn new(observations: impl Into<Observations>) -> Fit {
+        let o: Observations = observations.into();
+        // The systems sorted, and each feature's as sorted, distinct indexes into them. Features
+        // without a system are not the view's.
+        let mut by_name: Vec<u32> = (0..o.names.len() as u32).collect();
+        by_name.sort_unstable_by(|a, b| o.names[*a as usize].cmp(&o.names[*b as usize]));
+        let mut rank = vec![0u32; by_name.len()];
+        for (sorted, first) in by_name.iter().enumerate() {
+            rank[*first as usize] = sorted as u32;
         }
-        observations.retain(|o| !o.systems.is_empty());
-        // One order whatever order the rows came in: every sum below is then the same. By a
-        // fixed hash of the id first (cheaper to compare than the text), then the whole row.
-        let mut order: Vec<(u64, usize)> = observations.iter().enumerate().map(|(i, o)| (fnv1a(&o.id), i)).collect();
-        order.sort_unstable_by(|a, b| {
-            let (x, y) = (&observations[a.1], &observations[b.1]);
-            a.0.cmp(&b.0)
-                .then_with(|| x.id.cmp(&y.id))
-                .then_with(|| x.systems.cmp(&y.systems))
-                .then_with(|| cmp_weeks(x.estimated, y.estimated))
-                .then_with(|| cmp_weeks(x.actual, y.actual))
-        });
-        let mut slots: Vec<Option<Observation>> = observations.into_iter().map(Some).collect();
-        let observations: Vec<Observation> = order.iter().filter_map(|(_, i)| slots[*i].take()).collect();
-        // The systems, sorted, and each observation's as indexes into them: one pass that numbers
-        // names as they come, then the numbers remapped to the sorted order.
-        let mut seen: HashMap<&str, usize, BuildHasherDefault<Fnv>> = HashMap::default();
-        let mut touched: Vec<Vec<usize>> = observations
-            .iter()
-            .map(|o| {
-                o.systems
-                    .iter()
-                    .map(|s| {
-                        let next = seen.len();
-                        *seen.entry(s.as_str()).or_insert(next)
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut names: Vec<(&str, usize)> = seen.into_iter().collect();
-        names.sort_unstable();
-        let mut rank = vec![0; names.len()];
-        for (sorted, (_, first)) in names.iter().enumerate() {
-            rank[*first] = sorted;
-        }
-        for t in &mut touched {
-            for s in t.iter_mut() {
-                *s = rank[*s];
+        let mut features = Features::default();
+        for i in 0..o.len() {
+            let all = &mut features.rows.systems;
+            let start = all.len();
+            all.extend(o.systems_of(i).iter().map(|&s| rank[s as usize]));
+            all[start..].sort_unstable();
+            let mut kept = start;
+            for j in start..all.len() {
+                if kept == start || all[j] != all[kept - 1] {
+                    all[kept] = all[j];
+                    kept += 1;
+                }
+            }
+            all.truncate(kept);
+            if kept > start {
+                features.rows.offsets.push(kept);
+                features.rows.y.push(0.0);
+                features.estimated.push(o.estimated[i]);
+                features.actual.push(o.actual[i]);
             }
         }
-        let systems: Vec<String> = names.iter().map(|(s, _)| s.to_string()).collect();
+        let systems: Vec<String> = by_name.iter().map(|&s| o.names[s as usize].clone()).collect();
         let p = systems.len();
 
-        // The fit's rows: log-ratio and the parameters it touches.
-        let mut rows: Vec<(Vec<usize>, f64)> = Vec::new();
+        // The fit's rows: log-ratio and the systems touched. Every sum over them is exact in
+        // fixed point (`Fixed`), so the rows' order (the files', the partitions') does not
+        // change a bit of the answer.
+        let mut rows = Rows::default();
         let mut excluded = 0;
         let mut fitted = vec![0u64; p];
-        for (o, touched) in observations.iter().zip(&touched) {
-            match (o.estimated, o.actual) {
+        for (i, (touched, _)) in features.rows.iter().enumerate() {
+            match (features.estimated[i], features.actual[i]) {
                 (Some(e), Some(a)) if e > 0.0 && a > 0.0 && (a / e).is_finite() && (a / e) > 0.0 => {
                     for &s in touched {
-                        fitted[s] += 1;
+                        fitted[s as usize] += 1;
                     }
-                    rows.push((touched.clone(), (a / e).ln()));
+                    rows.push(touched, (a / e).ln());
                 }
                 _ => excluded += 1,
             }
@@ -197,7 +323,7 @@ impl Fit {
 
         let model = Model::fit(&rows, p);
         let mut fit = Fit { systems, fitted, model, excluded, rows: Vec::new() };
-        fit.rows = fit.system_rows(&observations, &touched);
+        fit.rows = fit.system_rows(&features);
         fit
     }
 
@@ -216,7 +342,7 @@ impl Fit {
         self.model.combine
     }
 
-    fn system_rows(&self, observations: &[Observation], touched: &[Vec<usize>]) -> Vec<SystemTax> {
+    fn system_rows(&self, all: &Features) -> Vec<SystemTax> {
         let p = self.systems.len();
         let mut features = vec![0u64; p];
         let mut solo = vec![0u64; p];
@@ -226,22 +352,25 @@ impl Fit {
         // A feature's extra weeks are shared in proportion to each touched system's log tax
         // (systems at or below 1x take none); when no touched system is above 1x, equally.
         let weight: Vec<f64> = taxes.iter().map(|t| t.map_or(0.0, |(tax, _, _)| tax.ln().max(0.0))).collect();
-        for (o, touched) in observations.iter().zip(touched) {
+        for (i, (touched, _)) in all.rows.iter().enumerate() {
+            let (estimated, actual) = (all.estimated[i], all.actual[i]);
             for &s in touched {
+                let s = s as usize;
                 features[s] += 1;
                 if touched.len() == 1 {
                     solo[s] += 1;
                 }
                 // avg(actual / NULLIF(estimated, 0)), as slowdown_by_system.
-                if let (Some(e), Some(a)) = (o.estimated, o.actual)
+                if let (Some(e), Some(a)) = (estimated, actual)
                     && e != 0.0
                 {
                     naive[s].add(a / e);
                 }
             }
-            if let (Some(e), Some(a)) = (o.estimated, o.actual) {
-                let total_weight: f64 = touched.iter().map(|&s| weight[s]).sum();
+            if let (Some(e), Some(a)) = (estimated, actual) {
+                let total_weight: f64 = touched.iter().map(|&s| weight[s as usize]).sum();
                 for &s in touched {
+                    let s = s as usize;
                     let share = if total_weight > 0.0 { weight[s] / total_weight } else { 1.0 / touched.len() as f64 };
                     extra[s].add((a - e) * share);
                 }
@@ -350,14 +479,8 @@ impl Fit {
     }
 }
 
-/// The 64-bit FNV-1a hash: fixed on every platform and run, unlike std's hasher, and quick on
-/// short keys (feature ids, system names).
-fn fnv1a(text: &str) -> u64 {
-    let mut h = Fnv::default();
-    h.write(text.as_bytes());
-    h.finish()
-}
-
+/// The 64-bit FNV-1a hash, for the map of system names: quick on short keys.
+#[derive(Debug, Clone)]
 struct Fnv(u64);
 
 impl Default for Fnv {
@@ -377,12 +500,68 @@ impl Hasher for Fnv {
     }
 }
 
-/// An order for optional floats: none first, then IEEE total order.
-fn cmp_weeks(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
-    match (a, b) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        _ => a.is_some().cmp(&b.is_some()),
+/// A sum that is the same in any order: each term rounded to a multiple of 2⁻⁶⁴ and added as
+/// a 128-bit integer, which is exact and so associative. Each term is good to 2⁻⁶⁴; terms are
+/// log-ratios (at most about 1,420 in size) and their squares, so a sum of 2³² of them stays far
+/// inside the integer's range.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fixed(i128);
+
+const FIXED_ONE: f64 = 18_446_744_073_709_551_616.0; // 2^64
+
+impl Fixed {
+    fn add(&mut self, x: f64) {
+        // `as` rounds towards zero, and takes NaN to 0 and a term too large to the limit.
+        self.0 = self.0.wrapping_add((x * FIXED_ONE) as i128);
     }
+
+    /// Adds another sum, exactly.
+    fn merge(&mut self, other: Fixed) {
+        self.0 = self.0.wrapping_add(other.0);
+    }
+
+    fn value(self) -> f64 {
+        self.0 as f64 / FIXED_ONE
+    }
+}
+
+/// Rows of system indexes with a value each, end to end (the fit's: log-ratios).
+#[derive(Debug, Clone)]
+struct Rows {
+    systems: Vec<u32>,
+    /// Row i's systems are systems[offsets[i]..offsets[i + 1]].
+    offsets: Vec<usize>,
+    y: Vec<f64>,
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Rows { systems: Vec::new(), offsets: vec![0], y: Vec::new() }
+    }
+}
+
+impl Rows {
+    fn push(&mut self, touched: &[u32], y: f64) {
+        self.systems.extend_from_slice(touched);
+        self.offsets.push(self.systems.len());
+        self.y.push(y);
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u32], f64)> + '_ {
+        self.offsets.windows(2).map(|w| &self.systems[w[0]..w[1]]).zip(self.y.iter().copied())
+    }
+}
+
+/// The window's features in the fit's order, fitted or not.
+#[derive(Debug, Default)]
+struct Features {
+    rows: Rows,
+    estimated: Vec<Option<f64>>,
+    actual: Vec<Option<f64>>,
 }
 
 /// One fitted combination rule. Parameter 0 is the intercept c (0 for `Slowest`), parameter
@@ -397,6 +576,8 @@ struct Model {
     prior_mean: f64,
     tau2: f64,
     smear: f64,
+    /// The fitted log-ratio of each set of systems the rows touch (`Groups`' order).
+    prediction: Vec<f64>,
     /// The residuals of the fit, sorted.
     residuals: Vec<f64>,
     rss: f64,
@@ -408,21 +589,100 @@ struct Model {
 /// Features touching several systems needed before the slowest-system rule is considered.
 const MIN_FEATURES_TO_CHOOSE: usize = 20;
 
+/// The fit's rows gathered by the set of systems they touch. Rows with one set have one
+/// prediction under either rule, so the fits go over the sets (a few hundred) rather than the
+/// rows (a million): a set's residual sum of squares about any prediction x is its spread about
+/// its own mean plus n · (mean − x)², with no cancellation.
+struct Groups {
+    /// Each set's systems, the sets in sorted order (so sums over them are in a fixed order).
+    sets: Rows,
+    n: Vec<f64>,
+    /// Σ y of each set, in fixed point (sums of them are exact).
+    sum: Vec<Fixed>,
+    mean: Vec<f64>,
+    /// Σ (y − mean)² of each set.
+    within: Vec<f64>,
+    /// The set of each row.
+    of_row: Vec<u32>,
+}
+
+impl Groups {
+    fn new(rows: &Rows) -> Groups {
+        let mut index: HashMap<&[u32], u32, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut first_seen: Vec<&[u32]> = Vec::new();
+        let mut of_row: Vec<u32> = rows
+            .iter()
+            .map(|(touched, _)| {
+                *index.entry(touched).or_insert_with(|| {
+                    first_seen.push(touched);
+                    first_seen.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
+        order.sort_unstable_by(|a, b| first_seen[*a as usize].cmp(first_seen[*b as usize]));
+        let mut rank = vec![0u32; order.len()];
+        let mut sets = Rows::default();
+        for (sorted, &g) in order.iter().enumerate() {
+            rank[g as usize] = sorted as u32;
+            sets.push(first_seen[g as usize], 0.0);
+        }
+        let k = order.len();
+        let (mut n, mut sum) = (vec![0.0; k], vec![Fixed::default(); k]);
+        for (g, (_, y)) in of_row.iter_mut().zip(rows.iter()) {
+            *g = rank[*g as usize];
+            n[*g as usize] += 1.0;
+            sum[*g as usize].add(y);
+        }
+        let mean: Vec<f64> = (0..k).map(|g| sum[g].value() / n[g]).collect();
+        let mut within = vec![Fixed::default(); k];
+        for (&g, (_, y)) in of_row.iter().zip(rows.iter()) {
+            within[g as usize].add((y - mean[g as usize]).powi(2));
+        }
+        let within = within.into_iter().map(Fixed::value).collect();
+        Groups { sets, n, sum, mean, within, of_row }
+    }
+
+    /// Σ over the rows of (y − the prediction of its set)².
+    fn rss(&self, prediction: &[f64]) -> f64 {
+        (0..self.n.len()).map(|g| self.within[g] + self.n[g] * (self.mean[g] - prediction[g]).powi(2)).sum()
+    }
+
+    /// Each row's y less the prediction of its set, in the rows' order.
+    fn residuals(&self, rows: &Rows, prediction: &[f64]) -> Vec<f64> {
+        self.of_row.iter().zip(rows.iter()).map(|(&g, (_, y))| y - prediction[g as usize]).collect()
+    }
+}
+
 impl Model {
-    /// `rows`: (system indexes, log ratio), in a fixed order. `p`: the number of systems. Both
-    /// rules are fitted; the one that leaves the smaller residual sum of squares is kept, the
-    /// multiplicative one on a tie.
-    fn fit(rows: &[(Vec<usize>, f64)], p: usize) -> Model {
-        let multiply = Model::multiply(rows, p);
+    /// `rows`: (system indexes, log ratio). `p`: the number of systems. Both rules are fitted;
+    /// the one that leaves the smaller residual sum of squares is kept, the multiplicative one
+    /// on a tie.
+    fn fit(rows: &Rows, p: usize) -> Model {
+        let groups = Groups::new(rows);
+        let multiply = Model::multiply(rows, &groups, p);
         // Only features that touch several systems tell the rules apart; on a handful of them
         // the choice would follow chance, so the default rule stands.
-        if rows.iter().filter(|(t, _)| t.len() > 1).count() < MIN_FEATURES_TO_CHOOSE {
-            return multiply;
+        let several: f64 = groups.sets.iter().zip(&groups.n).filter(|((t, _), _)| t.len() > 1).map(|(_, n)| n).sum();
+        let mut chosen = if several < MIN_FEATURES_TO_CHOOSE as f64 {
+            multiply
+        } else {
+            let slowest = Model::slowest(rows, &groups, p, &multiply);
+            // A tie (both rules fit as well, as when no feature's systems disagree) is not
+            // decided by rounding: the slowest-system rule must fit better by more than that.
+            if slowest.rss < multiply.rss * (1.0 - 1e-9) - 1e-300 { slowest } else { multiply }
+        };
+        // The chosen rule's residuals, sorted (for prediction intervals), and the smearing
+        // factor they give.
+        let mut residuals = groups.residuals(rows, &chosen.prediction);
+        let mut smear = ExactSum::new();
+        for r in &residuals {
+            smear.add(r.exp());
         }
-        let slowest = Model::slowest(rows, p, &multiply);
-        // A tie (both rules fit as well, as when no feature's systems disagree) is not decided
-        // by rounding: the slowest-system rule must fit better by more than that.
-        if slowest.rss < multiply.rss * (1.0 - 1e-9) - 1e-300 { slowest } else { multiply }
+        residuals.sort_unstable_by(f64::total_cmp);
+        chosen.smear = smear.mean().unwrap_or(1.0);
+        chosen.residuals = residuals;
+        chosen
     }
 
     fn empty(p: usize, combine: Combine) -> Model {
@@ -434,6 +694,7 @@ impl Model {
             prior_mean: 0.0,
             tau2: 0.0,
             smear: 1.0,
+            prediction: vec![],
             residuals: vec![],
             rss: 0.0,
             df: 1.0,
@@ -441,7 +702,7 @@ impl Model {
     }
 
     /// The ridge fit of ln ratio = c + Σ β_s with its weight chosen by MacKay's fixed point.
-    fn multiply(rows: &[(Vec<usize>, f64)], p: usize) -> Model {
+    fn multiply(rows: &Rows, groups: &Groups, p: usize) -> Model {
         let q = p + 1;
         let n = rows.len();
         if n == 0 {
@@ -449,33 +710,32 @@ impl Model {
         }
         // XᵀX and Xᵀy, the intercept first.
         let mut xtx = vec![0.0; q * q];
-        let mut xty = vec![0.0; q];
-        let mut sum_y = ExactSum::new();
-        for (touched, y) in rows {
-            xtx[0] += 1.0;
-            xty[0] += y;
-            sum_y.add(*y);
+        let mut xty = vec![Fixed::default(); q];
+        for (g, (touched, _)) in groups.sets.iter().enumerate() {
+            let (count, sum) = (groups.n[g], groups.sum[g]);
+            xtx[0] += count;
+            xty[0].merge(sum);
             for &s in touched {
-                let j = s + 1;
-                xtx[j] += 1.0;
-                xtx[j * q] += 1.0;
-                xty[j] += y;
+                let j = s as usize + 1;
+                xtx[j] += count;
+                xtx[j * q] += count;
+                xty[j].merge(sum);
                 for &t in touched {
-                    xtx[j * q + t + 1] += 1.0;
+                    xtx[j * q + t as usize + 1] += count;
                 }
             }
         }
-        let mean_y = sum_y.mean().unwrap_or(0.0);
-        let var_y = rows.iter().map(|(_, y)| (y - mean_y).powi(2)).sum::<f64>() / n as f64;
+        let xty: Vec<f64> = xty.into_iter().map(Fixed::value).collect();
+        let mean_y = xty[0] / n as f64;
+        let var_y = groups.rss(&vec![mean_y; groups.n.len()]) / n as f64;
         let scale = if var_y > 0.0 { var_y } else { 1.0 };
         let (mut sigma2, mut tau2) = (scale, scale);
+        let predictions = |theta: &[f64]| -> Vec<f64> { groups.sets.iter().map(|(t, _)| predict(theta, t)).collect() };
         let mut last = None;
         for _ in 0..200 {
             let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
             let (theta, inv) = solve(&xtx, &xty, q, lambda);
-            // Row by row: yᵀy − 2θᵀXᵀy + θᵀXᵀXθ cancels to noise when the fit is close, and the
-            // weight would follow the noise.
-            let rss: f64 = rows.iter().map(|(t, y)| (y - predict(&theta, t)).powi(2)).sum();
+            let rss = groups.rss(&predictions(&theta));
             // γ: the effective number of system parameters the data determine.
             let gamma: f64 = (1..q).map(|j| 1.0 - lambda * inv[j * q + j]).sum::<f64>().max(0.0);
             let beta2: f64 = theta[1..].iter().map(|b| b * b).sum();
@@ -490,54 +750,59 @@ impl Model {
         let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
         let (theta, inv) = solve(&xtx, &xty, q, lambda);
         let gamma: f64 = (1..q).map(|j| 1.0 - lambda * inv[j * q + j]).sum::<f64>().max(0.0);
-        let residuals: Vec<f64> = rows.iter().map(|(t, y)| y - predict(&theta, t)).collect();
+        let prediction = predictions(&theta);
         // The interval: the noise with its weak prior, and the posterior under the prior weight
         // that noise implies (the estimate keeps the data's own weight).
-        let (sigma2, df) = noise(&residuals, n as f64 - 1.0 - gamma);
+        let (sigma2, df) = noise(groups.rss(&prediction), n as f64 - 1.0 - gamma);
         let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
         let (_, inv) = solve(&xtx, &xty, q, lambda);
         let cov = inv.iter().map(|v| v * sigma2).collect();
-        Model::finish(Combine::Multiply, theta, cov, 0.0, tau2, residuals, df)
+        let rss = groups.rss(&prediction);
+        Model::finish(Combine::Multiply, theta, cov, 0.0, tau2, prediction, rss, df)
     }
 
     /// ln ratio = max over the touched systems of β_s, each β_s shrunk towards a common level m
     /// (prior N(m, τ²), weight λ = σ²/τ² by the same fixed point). Fitted by alternating: each
     /// feature is assigned to its slowest system, each β_s is the shrunk mean of its features,
     /// until the assignment holds. Starts from the multiplicative fit's solo levels.
-    fn slowest(rows: &[(Vec<usize>, f64)], p: usize, start: &Model) -> Model {
+    fn slowest(rows: &Rows, groups: &Groups, p: usize, start: &Model) -> Model {
         let q = p + 1;
         let n = rows.len();
+        let k = groups.n.len();
         let mut beta: Vec<f64> = (0..p).map(|s| start.theta[0] + start.theta[s + 1]).collect();
-        let scale = start.residuals.iter().map(|r| r * r).sum::<f64>() / n as f64 + 1e-12;
+        let scale = start.rss / n as f64 + 1e-12;
         let (mut sigma2, mut tau2) = (scale, scale);
-        let mut assigned: Vec<usize> = vec![usize::MAX; n];
+        let mut assigned: Vec<usize> = vec![usize::MAX; k];
         let mut count = vec![0.0f64; p];
         let mut lambda = 1.0;
         let mut m = 0.0;
         // The assignment can cycle through a few features whose two slowest systems are all but
         // equal: stop once fewer than one feature in a thousand moves (or after 30 passes).
         for pass in 0..30 {
-            let mut changed = 0usize;
-            for (i, (touched, _)) in rows.iter().enumerate() {
+            let mut changed = 0.0;
+            for (g, (touched, _)) in groups.sets.iter().enumerate() {
                 let a = slowest_of(&beta, touched);
-                changed += usize::from(assigned[i] != a);
-                assigned[i] = a;
+                if assigned[g] != a {
+                    changed += groups.n[g];
+                }
+                assigned[g] = a;
             }
-            if changed == 0 || (pass > 0 && changed * 1000 <= n) {
+            if changed == 0.0 || (pass > 0 && changed * 1000.0 <= n as f64) {
                 break;
             }
-            // Each system's features under this assignment, summed in the rows' fixed order.
+            // Each system's features under this assignment.
             count = vec![0.0; p];
-            let mut sum = vec![0.0; p];
-            for (i, (_, y)) in rows.iter().enumerate() {
-                count[assigned[i]] += 1.0;
-                sum[assigned[i]] += y;
+            let mut sum = vec![Fixed::default(); p];
+            for g in 0..k {
+                count[assigned[g]] += groups.n[g];
+                sum[assigned[g]].merge(groups.sum[g]);
             }
-            // The spread within each system, about its own mean (two passes: no cancellation).
+            let sum: Vec<f64> = sum.into_iter().map(Fixed::value).collect();
             let mean: Vec<f64> = (0..p).map(|s| if count[s] > 0.0 { sum[s] / count[s] } else { 0.0 }).collect();
+            // The spread within each system, about its own mean.
             let mut within = vec![0.0; p];
-            for (i, (_, y)) in rows.iter().enumerate() {
-                within[assigned[i]] += (y - mean[assigned[i]]).powi(2);
+            for g in 0..k {
+                within[assigned[g]] += groups.within[g] + groups.n[g] * (groups.mean[g] - mean[assigned[g]]).powi(2);
             }
             let with_data = count.iter().filter(|c| **c > 0.0).count().max(1) as f64;
             // The shrinkage for this assignment: β, the common level m and λ by the fixed point.
@@ -559,12 +824,9 @@ impl Model {
             }
         }
         // The assignment the last β imply.
-        for (i, (touched, _)) in rows.iter().enumerate() {
-            assigned[i] = slowest_of(&beta, touched);
-        }
-        let residuals: Vec<f64> = rows.iter().enumerate().map(|(i, (_, y))| y - beta[assigned[i]]).collect();
+        let prediction: Vec<f64> = groups.sets.iter().map(|(touched, _)| beta[slowest_of(&beta, touched)]).collect();
         let gamma: f64 = count.iter().map(|c| c / (c + lambda)).sum();
-        let (sigma2, df) = noise(&residuals, n as f64 - gamma);
+        let (sigma2, df) = noise(groups.rss(&prediction), n as f64 - gamma);
         let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
         let mut theta = vec![0.0; q];
         let mut cov = vec![0.0; q * q];
@@ -572,36 +834,24 @@ impl Model {
             theta[s + 1] = beta[s];
             cov[(s + 1) * q + s + 1] = sigma2 / (count[s] + lambda);
         }
-        Model::finish(Combine::Slowest, theta, cov, m, tau2, residuals, df)
+        let rss = groups.rss(&prediction);
+        Model::finish(Combine::Slowest, theta, cov, m, tau2, prediction, rss, df)
     }
 
+    /// The model with the prediction of each set of systems; `fit` adds the chosen model's
+    /// residuals and smearing factor.
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         combine: Combine,
         theta: Vec<f64>,
         cov: Vec<f64>,
         prior_mean: f64,
         tau2: f64,
-        mut residuals: Vec<f64>,
+        prediction: Vec<f64>,
+        rss: f64,
         df: f64,
     ) -> Model {
-        let mut smear = ExactSum::new();
-        let mut rss = ExactSum::new();
-        for r in &residuals {
-            smear.add(r.exp());
-            rss.add(r * r);
-        }
-        residuals.sort_by(f64::total_cmp);
-        Model {
-            combine,
-            theta,
-            cov,
-            prior_mean,
-            tau2,
-            smear: smear.mean().unwrap_or(1.0),
-            residuals,
-            rss: rss.value().unwrap_or(0.0),
-            df,
-        }
+        Model { combine, theta, cov, prior_mean, tau2, smear: 1.0, prediction, residuals: vec![], rss, df }
     }
 }
 
@@ -613,9 +863,9 @@ impl Model {
 const NOISE_PRIOR_DF: f64 = 2.0;
 const NOISE_PRIOR_VARIANCE: f64 = 0.25;
 
-/// σ² and its degrees of freedom from the residuals and the data's own degrees of freedom.
-fn noise(residuals: &[f64], df: f64) -> (f64, f64) {
-    let rss: f64 = residuals.iter().map(|r| r * r).sum();
+/// σ² and its degrees of freedom from the residual sum of squares and the data's own degrees
+/// of freedom.
+fn noise(rss: f64, df: f64) -> (f64, f64) {
     (noise_variance(rss, df), df.max(0.0) + NOISE_PRIOR_DF)
 }
 
@@ -624,18 +874,18 @@ fn noise_variance(rss: f64, df: f64) -> f64 {
 }
 
 /// The touched system with the largest β (the first of equals).
-fn slowest_of(beta: &[f64], touched: &[usize]) -> usize {
-    let mut best = touched[0];
+fn slowest_of(beta: &[f64], touched: &[u32]) -> usize {
+    let mut best = touched[0] as usize;
     for &s in &touched[1..] {
-        if beta[s] > beta[best] {
-            best = s;
+        if beta[s as usize] > beta[best] {
+            best = s as usize;
         }
     }
     best
 }
 
-fn predict(theta: &[f64], touched: &[usize]) -> f64 {
-    theta[0] + touched.iter().map(|&s| theta[s + 1]).sum::<f64>()
+fn predict(theta: &[f64], touched: &[u32]) -> f64 {
+    theta[0] + touched.iter().map(|&s| theta[s as usize + 1]).sum::<f64>()
 }
 
 /// θ = (XᵀX + λD)⁻¹ Xᵀy and the inverse, D the identity but for the intercept.
@@ -661,7 +911,7 @@ fn solve(xtx: &[f64], xty: &[f64], q: usize, lambda: f64) -> (Vec<f64>, Vec<f64>
 
 // The aggregate function behind the view.
 
-/// `velocity_tax(feature_id, systems, estimated_weeks, actual_weeks)`: the `system_tax` rows
+/// `velocity_tax(systems, estimated_weeks, actual_weeks)`: the `system_tax` rows
 /// of the features aggregated, as a list of structs (the view unnests it).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct VelocityTax {
@@ -698,13 +948,13 @@ impl AggregateUDFImpl for VelocityTax {
         Ok(list_of(DataType::Struct(row_fields())))
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(TaxAccumulator { observations: Vec::new() }))
+        Ok(Box::new(TaxAccumulator { observations: Observations::new() }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         let name = |part: &str| format!("{}[{part}]", args.name);
         Ok(vec![
-            Arc::new(Field::new(name("ids"), list_of(DataType::Utf8), true)),
-            Arc::new(Field::new(name("systems"), list_of(list_of(DataType::Utf8)), true)),
+            Arc::new(Field::new(name("systems"), list_of(list_of(DataType::UInt32)), true)),
+            Arc::new(Field::new(name("names"), list_of(DataType::Utf8), true)),
             Arc::new(Field::new(name("estimated"), list_of(DataType::Float64), true)),
             Arc::new(Field::new(name("actual"), list_of(DataType::Float64), true)),
         ])
@@ -713,51 +963,17 @@ impl AggregateUDFImpl for VelocityTax {
 
 /// The registered function.
 pub fn function() -> AggregateUDF {
-    AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(4, Volatility::Immutable) })
+    AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(3, Volatility::Immutable) })
 }
 
 #[derive(Debug)]
 struct TaxAccumulator {
-    observations: Vec<Observation>,
-}
-
-/// Appends the rows of four columns (id, systems, estimated, actual) as observations.
-pub fn collect_observations(columns: &[ArrayRef], out: &mut Vec<Observation>) -> DfResult<()> {
-    let [ids, systems, estimated, actual] = columns else {
-        return datafusion::common::plan_err!("velocity_tax takes feature_id, systems, estimated_weeks, actual_weeks");
-    };
-    let ids = cast(ids, &DataType::Utf8)?;
-    let ids = ids.as_string::<i32>();
-    let systems = cast(systems, &list_of(DataType::Utf8))?;
-    let systems = systems.as_list::<i32>();
-    let estimated = cast(estimated, &DataType::Float64)?;
-    let estimated = estimated.as_primitive::<Float64Type>();
-    let actual = cast(actual, &DataType::Float64)?;
-    let actual = actual.as_primitive::<Float64Type>();
-    let names = systems.values().as_string::<i32>();
-    let offsets = systems.value_offsets();
-    for i in 0..ids.len() {
-        let mut touched = Vec::new();
-        if systems.is_valid(i) {
-            for j in offsets[i] as usize..offsets[i + 1] as usize {
-                if names.is_valid(j) {
-                    touched.push(names.value(j).to_string());
-                }
-            }
-        }
-        out.push(Observation {
-            id: if ids.is_valid(i) { ids.value(i).to_string() } else { String::new() },
-            systems: touched,
-            estimated: estimated.is_valid(i).then(|| estimated.value(i)),
-            actual: actual.is_valid(i).then(|| actual.value(i)),
-        });
-    }
-    Ok(())
+    observations: Observations,
 }
 
 impl Accumulator for TaxAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        collect_observations(values, &mut self.observations)
+        self.observations.append_columns(values)
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
@@ -766,52 +982,65 @@ impl Accumulator for TaxAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self
-                .observations
-                .iter()
-                .map(|o| {
-                    std::mem::size_of::<Observation>()
-                        + o.id.capacity()
-                        + o.systems.iter().map(|s| s.capacity() + 24).sum::<usize>()
-                })
-                .sum::<usize>()
+        std::mem::size_of_val(self) + self.observations.bytes()
     }
 
+    /// The features as one row: each feature's system numbers, the names those number,
+    /// estimated and actual weeks.
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        let mut ids = ListBuilder::new(StringBuilder::new());
-        let mut systems = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
-        let mut estimated = ListBuilder::new(Float64Builder::new());
-        let mut actual = ListBuilder::new(Float64Builder::new());
-        for o in self.observations.drain(..) {
-            ids.values().append_value(&o.id);
-            for s in &o.systems {
-                systems.values().values().append_value(s);
+        let o = std::mem::take(&mut self.observations);
+        let offsets = |v: &[usize]| -> DfResult<OffsetBuffer<i32>> {
+            let v: Result<Vec<i32>, _> = v.iter().map(|&x| i32::try_from(x)).collect();
+            match v {
+                Ok(v) => Ok(OffsetBuffer::new(v.into())),
+                Err(_) => datafusion::common::exec_err!("velocity_tax: over 2^31 systems touched in one partition"),
             }
-            systems.values().append(true);
-            estimated.values().append_option(o.estimated);
-            actual.values().append_option(o.actual);
-        }
-        ids.append(true);
-        systems.append(true);
-        estimated.append(true);
-        actual.append(true);
-        Ok(vec![
-            ScalarValue::List(Arc::new(ids.finish())),
-            ScalarValue::List(Arc::new(systems.finish())),
-            ScalarValue::List(Arc::new(estimated.finish())),
-            ScalarValue::List(Arc::new(actual.finish())),
-        ])
+        };
+        let systems = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::UInt32, true)),
+            offsets(&o.system_offsets)?,
+            Arc::new(UInt32Array::from(o.systems)),
+            None,
+        )?;
+        let names: StringArray = o.names.iter().map(|n| Some(n.as_str())).collect();
+        let estimated: Float64Array = o.estimated.into_iter().collect();
+        let actual: Float64Array = o.actual.into_iter().collect();
+        Ok([Arc::new(systems) as ArrayRef, Arc::new(names), Arc::new(estimated), Arc::new(actual)]
+            .into_iter()
+            .map(|values| {
+                let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+                let len = values.len();
+                ScalarValue::List(Arc::new(ListArray::new(field, OffsetBuffer::from_lengths([len]), values, None)))
+            })
+            .collect())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let lists: Vec<&ListArray> = states.iter().map(|s| s.as_list::<i32>()).collect();
-        for i in 0..lists[0].len() {
-            if lists.iter().any(|l| l.is_null(i)) {
+        let [systems, names, estimated, actual] = states else {
+            return datafusion::common::internal_err!("velocity_tax: a state of {} columns", states.len());
+        };
+        let (systems, names, estimated, actual) =
+            (systems.as_list::<i32>(), names.as_list::<i32>(), estimated.as_list::<i32>(), actual.as_list::<i32>());
+        for row in 0..systems.len() {
+            if systems.is_null(row) {
                 continue;
             }
-            let columns: Vec<ArrayRef> = lists.iter().map(|l| l.value(i)).collect();
-            collect_observations(&columns, &mut self.observations)?;
+            let names = names.value(row);
+            let names = names.as_string::<i32>();
+            let numbers: Vec<u32> = names.iter().map(|n| self.observations.number(n.unwrap_or(""))).collect();
+            let features = systems.value(row);
+            let features = features.as_list::<i32>();
+            let (estimated, actual) = (estimated.value(row), actual.value(row));
+            let (estimated, actual) = (estimated.as_primitive::<Float64Type>(), actual.as_primitive::<Float64Type>());
+            for i in 0..features.len() {
+                let touched = features.value(i);
+                let touched = touched.as_primitive::<UInt32Type>();
+                self.observations.systems.extend(touched.values().iter().map(|&s| numbers[s as usize]));
+                self.observations.end_feature(
+                    estimated.is_valid(i).then(|| estimated.value(i)),
+                    actual.is_valid(i).then(|| actual.value(i)),
+                );
+            }
         }
         Ok(())
     }
