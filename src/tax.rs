@@ -46,28 +46,14 @@ pub struct Observation {
 /// The window's features as the fit reads them, in flat buffers, the system names numbered
 /// as they are first seen. Appending a batch allocates nothing per feature, only for a name not
 /// seen before.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Observations {
     names: Vec<String>,
     numbers: HashMap<String, u32, BuildHasherDefault<Fnv>>,
-    /// Feature i's systems are systems[system_offsets[i]..system_offsets[i + 1]].
-    systems: Vec<u32>,
-    system_offsets: Vec<usize>,
+    /// Each feature's system numbers.
+    systems: Lists,
     estimated: Vec<Option<f64>>,
     actual: Vec<Option<f64>>,
-}
-
-impl Default for Observations {
-    fn default() -> Self {
-        Observations {
-            names: Vec::new(),
-            numbers: HashMap::default(),
-            systems: Vec::new(),
-            system_offsets: vec![0],
-            estimated: Vec::new(),
-            actual: Vec::new(),
-        }
-    }
 }
 
 impl Observations {
@@ -81,10 +67,6 @@ impl Observations {
 
     pub fn is_empty(&self) -> bool {
         self.estimated.is_empty()
-    }
-
-    fn systems_of(&self, i: usize) -> &[u32] {
-        &self.systems[self.system_offsets[i]..self.system_offsets[i + 1]]
     }
 
     fn number(&mut self, name: &str) -> u32 {
@@ -106,14 +88,14 @@ impl Observations {
     ) {
         for s in systems {
             let n = self.number(s);
-            self.systems.push(n);
+            self.systems.values.push(n);
         }
         self.end_feature(estimated, actual);
     }
 
     /// Closes the feature whose systems were just pushed.
     fn end_feature(&mut self, estimated: Option<f64>, actual: Option<f64>) {
-        self.system_offsets.push(self.systems.len());
+        self.systems.close();
         self.estimated.push(estimated);
         self.actual.push(actual);
     }
@@ -147,7 +129,9 @@ impl Observations {
         let actual = actual.as_primitive::<Float64Type>();
         for i in 0..systems.len() {
             if systems.is_valid(i) {
-                self.systems.extend(numbers[list_offsets[i] - first..list_offsets[i + 1] - first].iter().flatten());
+                self.systems
+                    .values
+                    .extend(numbers[list_offsets[i] - first..list_offsets[i + 1] - first].iter().flatten());
             }
             self.end_feature(
                 estimated.is_valid(i).then(|| estimated.value(i)),
@@ -158,8 +142,7 @@ impl Observations {
     }
 
     fn bytes(&self) -> usize {
-        self.system_offsets.capacity() * std::mem::size_of::<usize>()
-            + self.systems.capacity() * 4
+        self.systems.bytes()
             + (self.estimated.capacity() + self.actual.capacity()) * std::mem::size_of::<Option<f64>>()
             + self.names.iter().map(|n| 2 * n.capacity() + 64).sum::<usize>()
     }
@@ -280,10 +263,10 @@ impl Fit {
             rank[*first as usize] = sorted as u32;
         }
         let mut features = Features::default();
-        for i in 0..o.len() {
-            let all = &mut features.rows.systems;
+        for (i, systems) in o.systems.iter().enumerate() {
+            let all = &mut features.touched.values;
             let start = all.len();
-            all.extend(o.systems_of(i).iter().map(|&s| rank[s as usize]));
+            all.extend(systems.iter().map(|&s| rank[s as usize]));
             all[start..].sort_unstable();
             let mut kept = start;
             for j in start..all.len() {
@@ -294,8 +277,7 @@ impl Fit {
             }
             all.truncate(kept);
             if kept > start {
-                features.rows.offsets.push(kept);
-                features.rows.y.push(0.0);
+                features.touched.close();
                 features.estimated.push(o.estimated[i]);
                 features.actual.push(o.actual[i]);
             }
@@ -303,13 +285,13 @@ impl Fit {
         let systems: Vec<String> = by_name.iter().map(|&s| o.names[s as usize].clone()).collect();
         let p = systems.len();
 
-        // The fit's rows: log-ratio and the systems touched. Every sum over them is exact in
-        // fixed point (`Fixed`), so the rows' order (the files', the partitions') does not
+        // The fit's rows: log-ratio and the systems touched. Every sum over them is
+        // order-independent (`Fixed`), so the rows' order (the files', the partitions') does not
         // change a bit of the answer.
         let mut rows = Rows::default();
         let mut excluded = 0;
         let mut fitted = vec![0u64; p];
-        for (i, (touched, _)) in features.rows.iter().enumerate() {
+        for (i, touched) in features.touched.iter().enumerate() {
             match (features.estimated[i], features.actual[i]) {
                 (Some(e), Some(a)) if e > 0.0 && a > 0.0 && (a / e).is_finite() && (a / e) > 0.0 => {
                     for &s in touched {
@@ -352,7 +334,7 @@ impl Fit {
         // A feature's extra weeks are shared in proportion to each touched system's log tax
         // (systems at or below 1x take none); when no touched system is above 1x, equally.
         let weight: Vec<f64> = taxes.iter().map(|t| t.map_or(0.0, |(tax, _, _)| tax.ln().max(0.0))).collect();
-        for (i, (touched, _)) in all.rows.iter().enumerate() {
+        for (i, touched) in all.touched.iter().enumerate() {
             let (estimated, actual) = (all.estimated[i], all.actual[i]);
             for &s in touched {
                 let s = s as usize;
@@ -479,8 +461,7 @@ impl Fit {
     }
 }
 
-/// The 64-bit FNV-1a hash, for the map of system names: quick on short keys.
-#[derive(Debug, Clone)]
+/// The 64-bit FNV-1a hash, for the maps of system names and sets: quick on short keys.
 struct Fnv(u64);
 
 impl Default for Fnv {
@@ -525,41 +506,65 @@ impl Fixed {
     }
 }
 
-/// Rows of system indexes with a value each, end to end (the fit's: log-ratios).
+/// Lists of system numbers end to end: list i is values[offsets[i]..offsets[i + 1]].
 #[derive(Debug, Clone)]
-struct Rows {
-    systems: Vec<u32>,
-    /// Row i's systems are systems[offsets[i]..offsets[i + 1]].
+struct Lists {
+    values: Vec<u32>,
     offsets: Vec<usize>,
-    y: Vec<f64>,
 }
 
-impl Default for Rows {
+impl Default for Lists {
     fn default() -> Self {
-        Rows { systems: Vec::new(), offsets: vec![0], y: Vec::new() }
+        Lists { values: Vec::new(), offsets: vec![0] }
     }
+}
+
+impl Lists {
+    fn push(&mut self, list: &[u32]) {
+        self.values.extend_from_slice(list);
+        self.close();
+    }
+
+    /// Ends the list whose values were just appended.
+    fn close(&mut self) {
+        self.offsets.push(self.values.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        self.offsets.windows(2).map(|w| &self.values[w[0]..w[1]])
+    }
+
+    fn bytes(&self) -> usize {
+        self.values.capacity() * 4 + self.offsets.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
+/// The fit's rows: the systems each feature touches and its log-ratio.
+#[derive(Debug, Default)]
+struct Rows {
+    touched: Lists,
+    y: Vec<f64>,
 }
 
 impl Rows {
     fn push(&mut self, touched: &[u32], y: f64) {
-        self.systems.extend_from_slice(touched);
-        self.offsets.push(self.systems.len());
+        self.touched.push(touched);
         self.y.push(y);
     }
 
     fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.y.len()
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u32], f64)> + '_ {
-        self.offsets.windows(2).map(|w| &self.systems[w[0]..w[1]]).zip(self.y.iter().copied())
+        self.touched.iter().zip(self.y.iter().copied())
     }
 }
 
-/// The window's features in the fit's order, fitted or not.
+/// The window's features with at least one system, fitted or not.
 #[derive(Debug, Default)]
 struct Features {
-    rows: Rows,
+    touched: Lists,
     estimated: Vec<Option<f64>>,
     actual: Vec<Option<f64>>,
 }
@@ -595,7 +600,7 @@ const MIN_FEATURES_TO_CHOOSE: usize = 20;
 /// its own mean plus n · (mean − x)², with no cancellation.
 struct Groups {
     /// Each set's systems, the sets in sorted order (so sums over them are in a fixed order).
-    sets: Rows,
+    sets: Lists,
     n: Vec<f64>,
     /// Σ y of each set, in fixed point (sums of them are exact).
     sum: Vec<Fixed>,
@@ -622,10 +627,10 @@ impl Groups {
         let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
         order.sort_unstable_by(|a, b| first_seen[*a as usize].cmp(first_seen[*b as usize]));
         let mut rank = vec![0u32; order.len()];
-        let mut sets = Rows::default();
+        let mut sets = Lists::default();
         for (sorted, &g) in order.iter().enumerate() {
             rank[g as usize] = sorted as u32;
-            sets.push(first_seen[g as usize], 0.0);
+            sets.push(first_seen[g as usize]);
         }
         let k = order.len();
         let (mut n, mut sum) = (vec![0.0; k], vec![Fixed::default(); k]);
@@ -663,7 +668,7 @@ impl Model {
         let multiply = Model::multiply(rows, &groups, p);
         // Only features that touch several systems tell the rules apart; on a handful of them
         // the choice would follow chance, so the default rule stands.
-        let several: f64 = groups.sets.iter().zip(&groups.n).filter(|((t, _), _)| t.len() > 1).map(|(_, n)| n).sum();
+        let several: f64 = groups.sets.iter().zip(&groups.n).filter(|(t, _)| t.len() > 1).map(|(_, n)| n).sum();
         let mut chosen = if several < MIN_FEATURES_TO_CHOOSE as f64 {
             multiply
         } else {
@@ -687,18 +692,7 @@ impl Model {
 
     fn empty(p: usize, combine: Combine) -> Model {
         let q = p + 1;
-        Model {
-            combine,
-            theta: vec![0.0; q],
-            cov: vec![0.0; q * q],
-            prior_mean: 0.0,
-            tau2: 0.0,
-            smear: 1.0,
-            prediction: vec![],
-            residuals: vec![],
-            rss: 0.0,
-            df: 1.0,
-        }
+        Model { combine, ..Model::unsmeared(vec![0.0; q], vec![0.0; q * q], 0.0, vec![], 0.0, 1.0) }
     }
 
     /// The ridge fit of ln ratio = c + Σ β_s with its weight chosen by MacKay's fixed point.
@@ -711,7 +705,7 @@ impl Model {
         // XᵀX and Xᵀy, the intercept first.
         let mut xtx = vec![0.0; q * q];
         let mut xty = vec![Fixed::default(); q];
-        for (g, (touched, _)) in groups.sets.iter().enumerate() {
+        for (g, touched) in groups.sets.iter().enumerate() {
             let (count, sum) = (groups.n[g], groups.sum[g]);
             xtx[0] += count;
             xty[0].merge(sum);
@@ -730,7 +724,7 @@ impl Model {
         let var_y = groups.rss(&vec![mean_y; groups.n.len()]) / n as f64;
         let scale = if var_y > 0.0 { var_y } else { 1.0 };
         let (mut sigma2, mut tau2) = (scale, scale);
-        let predictions = |theta: &[f64]| -> Vec<f64> { groups.sets.iter().map(|(t, _)| predict(theta, t)).collect() };
+        let predictions = |theta: &[f64]| -> Vec<f64> { groups.sets.iter().map(|t| predict(theta, t)).collect() };
         let mut last = None;
         for _ in 0..200 {
             let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
@@ -753,12 +747,12 @@ impl Model {
         let prediction = predictions(&theta);
         // The interval: the noise with its weak prior, and the posterior under the prior weight
         // that noise implies (the estimate keeps the data's own weight).
-        let (sigma2, df) = noise(groups.rss(&prediction), n as f64 - 1.0 - gamma);
+        let rss = groups.rss(&prediction);
+        let (sigma2, df) = noise(rss, n as f64 - 1.0 - gamma);
         let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
         let (_, inv) = solve(&xtx, &xty, q, lambda);
         let cov = inv.iter().map(|v| v * sigma2).collect();
-        let rss = groups.rss(&prediction);
-        Model::finish(Combine::Multiply, theta, cov, 0.0, tau2, prediction, rss, df)
+        Model { combine: Combine::Multiply, prior_mean: 0.0, ..Model::unsmeared(theta, cov, tau2, prediction, rss, df) }
     }
 
     /// ln ratio = max over the touched systems of β_s, each β_s shrunk towards a common level m
@@ -780,7 +774,7 @@ impl Model {
         // equal: stop once fewer than one feature in a thousand moves (or after 30 passes).
         for pass in 0..30 {
             let mut changed = 0.0;
-            for (g, (touched, _)) in groups.sets.iter().enumerate() {
+            for (g, touched) in groups.sets.iter().enumerate() {
                 let a = slowest_of(&beta, touched);
                 if assigned[g] != a {
                     changed += groups.n[g];
@@ -824,9 +818,10 @@ impl Model {
             }
         }
         // The assignment the last β imply.
-        let prediction: Vec<f64> = groups.sets.iter().map(|(touched, _)| beta[slowest_of(&beta, touched)]).collect();
+        let prediction: Vec<f64> = groups.sets.iter().map(|touched| beta[slowest_of(&beta, touched)]).collect();
         let gamma: f64 = count.iter().map(|c| c / (c + lambda)).sum();
-        let (sigma2, df) = noise(groups.rss(&prediction), n as f64 - gamma);
+        let rss = groups.rss(&prediction);
+        let (sigma2, df) = noise(rss, n as f64 - gamma);
         let lambda = (sigma2 / tau2).clamp(1e-9, 1e9);
         let mut theta = vec![0.0; q];
         let mut cov = vec![0.0; q * q];
@@ -834,24 +829,23 @@ impl Model {
             theta[s + 1] = beta[s];
             cov[(s + 1) * q + s + 1] = sigma2 / (count[s] + lambda);
         }
-        let rss = groups.rss(&prediction);
-        Model::finish(Combine::Slowest, theta, cov, m, tau2, prediction, rss, df)
+        Model { combine: Combine::Slowest, prior_mean: m, ..Model::unsmeared(theta, cov, tau2, prediction, rss, df) }
     }
 
-    /// The model with the prediction of each set of systems; `fit` adds the chosen model's
-    /// residuals and smearing factor.
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        combine: Combine,
-        theta: Vec<f64>,
-        cov: Vec<f64>,
-        prior_mean: f64,
-        tau2: f64,
-        prediction: Vec<f64>,
-        rss: f64,
-        df: f64,
-    ) -> Model {
-        Model { combine, theta, cov, prior_mean, tau2, smear: 1.0, prediction, residuals: vec![], rss, df }
+    /// A fitted rule before `fit` adds the chosen one's residuals and smearing factor.
+    fn unsmeared(theta: Vec<f64>, cov: Vec<f64>, tau2: f64, prediction: Vec<f64>, rss: f64, df: f64) -> Model {
+        Model {
+            combine: Combine::Multiply,
+            theta,
+            cov,
+            prior_mean: 0.0,
+            tau2,
+            smear: 1.0,
+            prediction,
+            residuals: vec![],
+            rss,
+            df,
+        }
     }
 }
 
@@ -998,8 +992,8 @@ impl Accumulator for TaxAccumulator {
         };
         let systems = ListArray::try_new(
             Arc::new(Field::new_list_field(DataType::UInt32, true)),
-            offsets(&o.system_offsets)?,
-            Arc::new(UInt32Array::from(o.systems)),
+            offsets(&o.systems.offsets)?,
+            Arc::new(UInt32Array::from(o.systems.values)),
             None,
         )?;
         let names: StringArray = o.names.iter().map(|n| Some(n.as_str())).collect();
@@ -1035,7 +1029,7 @@ impl Accumulator for TaxAccumulator {
             for i in 0..features.len() {
                 let touched = features.value(i);
                 let touched = touched.as_primitive::<UInt32Type>();
-                self.observations.systems.extend(touched.values().iter().map(|&s| numbers[s as usize]));
+                self.observations.systems.values.extend(touched.values().iter().map(|&s| numbers[s as usize]));
                 self.observations.end_feature(
                     estimated.is_valid(i).then(|| estimated.value(i)),
                     actual.is_valid(i).then(|| actual.value(i)),
