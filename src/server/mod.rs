@@ -472,7 +472,12 @@ impl ExtendedQueryHandler for Service {
             return ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await;
         }
         let params = self.parameters(portal, plan)?;
-        let plan = plan.clone().replace_params_with_values(&params).map_err(|e| guard::pg_error(&e.into()))?;
+        // The plan made at Parse reads the snapshot of that moment, and drivers keep a prepared
+        // statement for the connection's life (pgjdbc and psycopg prepare a query after its
+        // fifth run): planned again here, every execution reads the newest committed data, as a
+        // simple query does. The Parse-time plan still types the parameters and describes the rows.
+        let fresh = self.guard.plan(statement, &*client).await?;
+        let plan = fresh.replace_params_with_values(&params).map_err(|e| guard::pg_error(&e.into()))?;
         self.guard.run(statement, plan, &portal.result_column_format, client, started).await
     }
 }

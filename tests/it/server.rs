@@ -653,6 +653,41 @@ print('\\n'.join(sorted(set(errors))[:5]))\n"
     assert_eq!(fields[9], "2020", "every client saw the last ingest: {stdout}");
 }
 
+/// A prepared statement is planned again at each execution: drivers prepare a query after a few
+/// runs (psycopg and pgjdbc after the fifth) and keep it for the connection's life, and the plan
+/// made at Parse read the snapshot of that moment, so a dashboard's connection never saw another
+/// ingest (found as the flaky final count of the twenty-clients test).
+#[test]
+fn a_prepared_statement_sees_what_was_ingested_after_it_was_prepared() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::write(
+        env.path("late.csv"),
+        "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at\n\
+         LATE-1,Late,checkout,auth-service,1,2,2026-11-01,2026-11-02\n",
+    )
+    .unwrap();
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = format!(
+        "{PSYCOPG}\
+import subprocess\n\
+with connect(autocommit=True) as c:\n    \
+    sql = 'SELECT count(*) FROM features WHERE team = %s'\n    \
+    before = c.execute(sql, ('checkout',), prepare=True).fetchone()[0]\n    \
+    plain_before = c.execute('SELECT count(*) FROM features', prepare=True).fetchone()[0]\n    \
+    subprocess.run([os.environ['DEBTLENS'], '-q', '--data', os.environ['STORE'], 'ingest', 'features', 'late.csv'], check=True, capture_output=True)\n    \
+    after = c.execute(sql, ('checkout',), prepare=True).fetchone()[0]\n    \
+    plain_after = c.execute('SELECT count(*) FROM features', prepare=True).fetchone()[0]\n    \
+    print(before, after, plain_before, plain_after)\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    let counts: Vec<u64> = run.stdout().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(counts.len(), 4, "{}", run.stdout());
+    assert_eq!(counts[1], counts[0] + 1, "the prepared, parameterised query saw the ingest: {}", run.stdout());
+    assert_eq!((counts[2], counts[3]), (2000, 2001), "{}", run.stdout());
+}
+
 /// Two dashboards with different windows on one server: each connection's
 /// `SET debtlens.as_of` / `window_days` is its own, over both protocols, and `RESET` goes back
 /// to the server's default.
