@@ -72,7 +72,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create an empty store with the three tables.
+    /// Create an empty store with the four tables.
     Init(cmd::init::InitArgs),
     /// Load CSV, JSON, NDJSON or Parquet files into a table (upsert by key).
     Ingest(cmd::ingest::IngestArgs),
@@ -90,6 +90,9 @@ pub enum Command {
     Estimate(cmd::estimate::EstimateArgs),
     /// What paying debt down returns: capacity regained, net return, payback.
     Paydown(cmd::paydown::PaydownArgs),
+    /// The roadmap forecast: when each team's backlog is done (P50, P85), and what paying a
+    /// system's debt down moves.
+    Plan(cmd::plan::PlanArgs),
     /// The monthly technical-health review, as Markdown or a self-contained HTML page.
     Report,
     /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
@@ -150,6 +153,7 @@ pub fn run() -> Result<u8> {
             Command::Shell(args) => cmd::shell::run(&config, args).await,
             Command::Estimate(args) => cmd::estimate::run(&config, args).await,
             Command::Paydown(args) => cmd::paydown::run(&config, args).await,
+            Command::Plan(args) => cmd::plan::run(&config, args).await,
             Command::Report => cmd::report::run(&config).await,
             Command::Batch(args) => cmd::batch::run(&config, args).await,
             Command::Serve(args) => cmd::serve::run(&config, args).await,

@@ -219,8 +219,12 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
     for f in crate::exact::functions() {
         ctx.register_udaf(f);
     }
-    // The attributed velocity tax (the system_tax view).
-    ctx.register_udaf(crate::tax::function());
+    // The attributed velocity tax (the system_tax view) and the forecast of planned items
+    // (backlog_forecast).
+    for f in crate::tax::functions() {
+        ctx.register_udaf(f);
+    }
+    ctx.register_udf(crate::forecast::function());
     ctx.register_udf(crate::stats::quantile_function());
     let opened = store.open_tables(&ctx.state()).await?;
     for (name, provider) in opened.tables {

@@ -26,13 +26,15 @@ const BATCH_ROWS: usize = 64 * 1024;
 pub struct SampleSpec {
     pub features: usize,
     pub incidents: usize,
+    /// Planned items in the backlog.
+    pub backlog: usize,
     pub seed: u64,
 }
 
 impl Default for SampleSpec {
     /// The size of the sample built into the binary.
     fn default() -> Self {
-        Self { features: 2000, incidents: 3000, seed: 42 }
+        Self { features: 2000, incidents: 3000, backlog: 48, seed: 42 }
     }
 }
 
@@ -116,11 +118,11 @@ fn history() -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// SplitMix64: small, fast, and the same on every platform and every version of debtlens, which
-/// a crate's generator does not promise.
-struct Rng(u64);
+/// a crate's generator does not promise. The roadmap's Monte Carlo draws from it too.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -128,26 +130,26 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn f64(&mut self) -> f64 {
+    pub(crate) fn f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.f64() < p
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.f64() * n as f64) as usize % n.max(1)
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
     /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         let u = self.f64().max(f64::MIN_POSITIVE);
         let v = self.f64();
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
     /// Log-normal with mean 1.
-    fn noise(&mut self, sigma: f64) -> f64 {
+    pub(crate) fn noise(&mut self, sigma: f64) -> f64 {
         (sigma * self.normal() - sigma * sigma / 2.0).exp()
     }
 }
@@ -157,6 +159,7 @@ pub struct SampleStore {
     pub features: Vec<RecordBatch>,
     pub incidents: Vec<RecordBatch>,
     pub capacity: Vec<RecordBatch>,
+    pub backlog: Vec<RecordBatch>,
 }
 
 impl SampleStore {
@@ -165,6 +168,7 @@ impl SampleStore {
             Table::Features => &self.features,
             Table::Incidents => &self.incidents,
             Table::Capacity => &self.capacity,
+            Table::Backlog => &self.backlog,
         }
     }
 }
@@ -175,7 +179,9 @@ pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
     let (features, shipped_by_system) = features(&mut rng, spec.features)?;
     let incidents = incidents(&mut rng, spec.incidents, &shipped_by_system)?;
     let capacity = capacity()?;
-    Ok(SampleStore { features, incidents, capacity })
+    // The backlog draws from its own stream, so its size does not change the other tables.
+    let backlog = backlog(&mut Rng(spec.seed ^ 0xBAC1_0600_0000_0000), spec.backlog)?;
+    Ok(SampleStore { features, incidents, capacity, backlog })
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -514,28 +520,97 @@ fn capacity() -> Result<Vec<RecordBatch>> {
     Ok(vec![RecordBatch::try_new(Table::Capacity.schema(), columns)?])
 }
 
+/// The planned work of each team after the history ends: items on one to three of the team's
+/// systems, prioritised per team (a few not yet), some with a planned start, a sixth of them
+/// quality work.
+fn backlog(rng: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
+    const WEEKS: &[f64] = &[0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 3.0, 4.0, 6.0, 8.0];
+    let (_, end) = history();
+    let first_day = end.date_naive() + Duration::days(1);
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let mut item_id = StringBuilder::new();
+    let mut title = StringBuilder::new();
+    let mut team = StringBuilder::new();
+    let mut systems = ListBuilder::new(StringBuilder::new());
+    let mut estimated = Float64Builder::new();
+    let mut priority = Int64Builder::new();
+    let mut planned_start = Date32Builder::new();
+    let mut work_type = StringBuilder::new();
+    let mut next_priority = vec![1i64; TEAMS.len()];
+    for i in 0..n {
+        let t = rng.below(TEAMS.len());
+        let home = &TEAMS[t];
+        item_id.append_value(format!("PLAN-{:03}", i + 1));
+        let quality = rng.chance(1.0 / 6.0);
+        let verb = if quality { "Pay down" } else { rng.pick(VERBS) };
+        title.append_value(format!("{verb} {}", rng.pick(OBJECTS)));
+        // A few items are not assigned to a team yet.
+        if rng.chance(0.04) {
+            team.append_null();
+        } else {
+            team.append_value(home.name);
+        }
+        let mut touched = vec![SYSTEMS[*rng.pick(home.systems)].name];
+        let extra = if rng.chance(0.3) { 1 + usize::from(rng.chance(0.3)) } else { 0 };
+        for _ in 0..extra {
+            let s = SYSTEMS[*rng.pick(home.systems)].name;
+            if !touched.contains(&s) {
+                touched.push(s);
+            }
+        }
+        systems.append_value(touched.into_iter().map(Some));
+        estimated.append_value(*rng.pick(WEEKS));
+        if rng.chance(0.1) {
+            priority.append_null();
+        } else {
+            priority.append_value(next_priority[t]);
+            next_priority[t] += 1;
+        }
+        if rng.chance(0.25) {
+            let day = first_day + Duration::days(7 * rng.below(10) as i64);
+            planned_start.append_value((day - epoch).num_days() as i32);
+        } else {
+            planned_start.append_null();
+        }
+        work_type.append_value(if quality { "quality" } else { "product" });
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(item_id.finish()),
+        Arc::new(title.finish()),
+        Arc::new(team.finish()),
+        Arc::new(systems.finish()),
+        Arc::new(estimated.finish()),
+        Arc::new(priority.finish()),
+        Arc::new(planned_start.finish()),
+        Arc::new(work_type.finish()),
+    ];
+    Ok(vec![RecordBatch::try_new(Table::Backlog.schema(), columns)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_same_seed_gives_the_same_rows() {
-        let spec = SampleSpec { features: 300, incidents: 200, seed: 7 };
+        let spec = SampleSpec { features: 300, incidents: 200, backlog: 40, seed: 7 };
         let a = generate(spec).unwrap();
         let b = generate(spec).unwrap();
         assert_eq!(a.features, b.features);
         assert_eq!(a.incidents, b.incidents);
+        assert_eq!(a.backlog, b.backlog);
         let c = generate(SampleSpec { seed: 8, ..spec }).unwrap();
         assert_ne!(a.features, c.features);
     }
 
     #[test]
     fn sizes_are_as_asked_across_batches() {
-        let spec = SampleSpec { features: BATCH_ROWS + 10, incidents: 5, seed: 1 };
+        let spec = SampleSpec { features: BATCH_ROWS + 10, incidents: 5, backlog: 7, seed: 1 };
         let s = generate(spec).unwrap();
         assert_eq!(s.features.iter().map(|b| b.num_rows()).sum::<usize>(), BATCH_ROWS + 10);
         assert_eq!(s.incidents.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
         assert_eq!(s.capacity[0].num_rows(), 8 * (TEAMS.len() + 1));
+        assert_eq!(s.backlog[0].num_rows(), 7);
     }
 
     #[test]

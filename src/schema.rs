@@ -1,4 +1,4 @@
-//! The three tables of the store as Arrow schemas (data-model.md, "Tables"), and the check that a
+//! The four tables of the store as Arrow schemas (data-model.md, "Tables"), and the check that a
 //! table found on disk has the columns and types debtlens relies on.
 
 use std::sync::Arc;
@@ -13,10 +13,11 @@ pub enum Table {
     Features,
     Incidents,
     Capacity,
+    Backlog,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Features, Table::Incidents, Table::Capacity];
+    pub const ALL: [Table; 4] = [Table::Features, Table::Incidents, Table::Capacity, Table::Backlog];
 
     /// What one row is (data-model.md).
     pub fn description(self) -> &'static str {
@@ -24,6 +25,7 @@ impl Table {
             Table::Features => "one row per feature or epic, shipped or in progress",
             Table::Incidents => "one row per incident",
             Table::Capacity => "engineering capacity per period: budget, engineer-weeks, quality target",
+            Table::Backlog => "one row per planned item not started or not shipped yet",
         }
     }
 
@@ -33,6 +35,7 @@ impl Table {
             Table::Features => "features",
             Table::Incidents => "incidents",
             Table::Capacity => "capacity",
+            Table::Backlog => "backlog",
         }
     }
 
@@ -42,6 +45,7 @@ impl Table {
             Table::Features => &["feature_id"],
             Table::Incidents => &["incident_id"],
             Table::Capacity => &["period_start", "team"],
+            Table::Backlog => &["item_id"],
         }
     }
 
@@ -69,6 +73,16 @@ impl Table {
                 Field::new("engineer_weeks", DataType::Float64, true),
                 Field::new("quality_share_target", DataType::Float64, false),
             ],
+            Table::Backlog => vec![
+                Field::new("item_id", DataType::Utf8, false),
+                Field::new("title", DataType::Utf8, false),
+                Field::new("team", DataType::Utf8, true),
+                Field::new("systems", string_list(), false),
+                Field::new("estimated_weeks", DataType::Float64, false),
+                Field::new("priority", DataType::Int64, true),
+                Field::new("planned_start", DataType::Date32, true),
+                Field::new("work_type", DataType::Utf8, false),
+            ],
         }))
     }
 }
@@ -77,10 +91,9 @@ impl std::str::FromStr for Table {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Table::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| Error::Usage(format!("unknown table `{s}`: expected features, incidents or capacity")))
+        Table::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
+            Error::Usage(format!("unknown table `{s}`: expected features, incidents, capacity or backlog"))
+        })
     }
 }
 

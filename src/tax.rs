@@ -33,6 +33,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 
 use crate::exact::{ExactSum, percentile_cont};
+use crate::forecast::Forecaster;
 use crate::stats::{cholesky, cholesky_inverse, cholesky_solve, student_t_quantile};
 
 /// One shipped feature as the fit reads it.
@@ -229,7 +230,7 @@ pub struct Fit {
 }
 
 /// How a feature's systems combine into its slowdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Combine {
     /// The taxes multiply: ln ratio = c + Σ β_s.
@@ -390,6 +391,22 @@ impl Fit {
         let z = student_t_quantile(0.95, m.df).unwrap_or(f64::INFINITY);
         let sd = var.max(0.0).sqrt();
         Some((mean.exp() * m.smear, (mean - z * sd).exp() * m.smear, (mean + z * sd).exp() * m.smear))
+    }
+
+    /// The model as the forecasts of planned items read it (`backlog_forecast`, `plan`).
+    pub fn forecaster(&self) -> Forecaster {
+        let m = &self.model;
+        Forecaster::new(
+            self.systems.clone(),
+            self.fitted.iter().map(|&n| n > 0).collect(),
+            self.rows.iter().map(|r| r.tax).collect(),
+            m.combine,
+            m.theta.clone(),
+            m.cov.clone(),
+            (m.prior_mean, m.tau2, m.smear),
+            &m.residuals,
+            m.df,
+        )
     }
 
     /// The system's row, `None` for a system the window does not have.
@@ -910,6 +927,15 @@ fn solve(xtx: &[f64], xty: &[f64], q: usize, lambda: f64) -> (Vec<f64>, Vec<f64>
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct VelocityTax {
     signature: Signature,
+    output: Output,
+}
+
+/// What the aggregate returns: `velocity_tax`, system_tax's rows; `tax_model`, the fitted model
+/// (as JSON text) that `item_forecast` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Output {
+    Rows,
+    Model,
 }
 
 /// The struct of one `system_tax` row.
@@ -933,16 +959,22 @@ fn list_of(t: DataType) -> DataType {
 
 impl AggregateUDFImpl for VelocityTax {
     fn name(&self) -> &str {
-        "velocity_tax"
+        match self.output {
+            Output::Rows => "velocity_tax",
+            Output::Model => "tax_model",
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(list_of(DataType::Struct(row_fields())))
+        Ok(match self.output {
+            Output::Rows => list_of(DataType::Struct(row_fields())),
+            Output::Model => DataType::Utf8,
+        })
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(TaxAccumulator { observations: Observations::new() }))
+        Ok(Box::new(TaxAccumulator { observations: Observations::new(), output: self.output }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         let name = |part: &str| format!("{}[{part}]", args.name);
@@ -955,14 +987,18 @@ impl AggregateUDFImpl for VelocityTax {
     }
 }
 
-/// The registered function.
-pub fn function() -> AggregateUDF {
-    AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(3, Volatility::Immutable) })
+/// The registered functions: `velocity_tax` (the system_tax view) and `tax_model` (the model
+/// backlog_forecast applies), over the same three arguments.
+pub fn functions() -> [AggregateUDF; 2] {
+    [Output::Rows, Output::Model].map(|output| {
+        AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(3, Volatility::Immutable), output })
+    })
 }
 
 #[derive(Debug)]
 struct TaxAccumulator {
     observations: Observations,
+    output: Output,
 }
 
 impl Accumulator for TaxAccumulator {
@@ -972,7 +1008,12 @@ impl Accumulator for TaxAccumulator {
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
         let fit = Fit::new(std::mem::take(&mut self.observations));
-        Ok(ScalarValue::List(Arc::new(rows_array(fit.rows()))))
+        match self.output {
+            Output::Rows => Ok(ScalarValue::List(Arc::new(rows_array(fit.rows())))),
+            Output::Model => serde_json::to_string(&fit.forecaster())
+                .map(|json| ScalarValue::Utf8(Some(json)))
+                .map_err(|e| datafusion::common::DataFusionError::Internal(format!("tax_model: {e}"))),
+        }
     }
 
     fn size(&self) -> usize {

@@ -6,6 +6,7 @@ pub mod estimate;
 pub mod ingest;
 pub mod init;
 pub mod paydown;
+pub mod plan;
 pub mod query;
 pub mod report;
 pub mod sample;

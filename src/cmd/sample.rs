@@ -25,6 +25,9 @@ pub struct SampleArgs {
     /// How many incidents.
     #[arg(long, default_value_t = SampleSpec::default().incidents)]
     pub incidents: usize,
+    /// How many planned items in the backlog.
+    #[arg(long, default_value_t = SampleSpec::default().backlog)]
+    pub backlog: usize,
     /// The seed: the same seed and sizes give the same rows.
     #[arg(long, default_value_t = SampleSpec::default().seed)]
     pub seed: u64,
@@ -35,7 +38,8 @@ pub struct SampleArgs {
 
 pub async fn run(config: &Config, args: SampleArgs) -> Result<u8> {
     let started = Instant::now();
-    let spec = SampleSpec { features: args.features, incidents: args.incidents, seed: args.seed };
+    let spec =
+        SampleSpec { features: args.features, incidents: args.incidents, backlog: args.backlog, seed: args.seed };
     let sample = generate(spec)?;
     let generated = started.elapsed();
     let store = Store::at(&args.out)?;
@@ -54,9 +58,10 @@ pub async fn run(config: &Config, args: SampleArgs) -> Result<u8> {
         }
     }
     config.note(format_args!(
-        "wrote a sample store to {store}: {} features, {} incidents, seed {} (generated in {:.1?}, {:.1?} in all)",
+        "wrote a sample store to {store}: {} features, {} incidents, {} backlog items, seed {} (generated in {:.1?}, {:.1?} in all)",
         spec.features,
         spec.incidents,
+        spec.backlog,
         spec.seed,
         generated,
         started.elapsed()

@@ -15,6 +15,7 @@ use crate::schema::Table;
 /// The built-in presets: (name, table, TOML).
 const PRESETS: &[(&str, Table, &str)] = &[
     ("jira", Table::Features, include_str!("presets/jira-features.toml")),
+    ("jira", Table::Backlog, include_str!("presets/jira-backlog.toml")),
     ("devlake", Table::Features, include_str!("presets/devlake-features.toml")),
     ("devlake", Table::Incidents, include_str!("presets/devlake-incidents.toml")),
 ];
@@ -198,7 +199,7 @@ mod tests {
         for (name, table, _) in PRESETS {
             Mapping::load(name, *table).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
-        assert!(Mapping::load("jira", Table::Capacity).unwrap_err().to_string().contains("for features"));
+        assert!(Mapping::load("jira", Table::Capacity).unwrap_err().to_string().contains("for features and backlog"));
     }
 
     #[test]

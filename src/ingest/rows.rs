@@ -136,10 +136,21 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
         opt("engineer_weeks", Rule::Positive),
         def("quality_share_target", Rule::Share, "0.2"),
     ];
+    const BACKLOG: &[ColumnSpec] = &[
+        req("item_id", Rule::Any),
+        req("title", Rule::Any),
+        opt("team", Rule::Any),
+        req("systems", Rule::NonEmptyList),
+        req("estimated_weeks", Rule::Positive),
+        opt("priority", Rule::Any),
+        opt("planned_start", Rule::Any),
+        def("work_type", Rule::OneOf(WORK_TYPES), "product"),
+    ];
     match table {
         Table::Features => FEATURES,
         Table::Incidents => INCIDENTS,
         Table::Capacity => CAPACITY,
+        Table::Backlog => BACKLOG,
     }
 }
 
@@ -183,8 +194,8 @@ pub struct RowBuilder {
     builders: Vec<Column>,
     now_micros: i64,
     /// The two columns that must be in order (start, end), and whether they may be equal:
-    /// resolved once, not per row.
-    order: (usize, usize, bool),
+    /// resolved once, not per row. `None` for a table without such a pair (backlog).
+    order: Option<(usize, usize, bool)>,
     /// Rows with a date after now: loaded, with a warning.
     pub future_dates: usize,
     /// The key columns, and a hash of every key seen: when no two rows share a hash, the rows
@@ -247,7 +258,7 @@ impl RowBuilder {
 
     /// Rules across columns: date order.
     fn check_row(&self, row: &[Raw], values: &[Value]) -> Result<(), Refusal> {
-        let (a, b, strict) = self.order;
+        let Some((a, b, strict)) = self.order else { return Ok(()) };
         let specs = columns(self.table);
         let (first, second) = (specs[a].name, specs[b].name);
         let order = match (&values[a], &values[b]) {
@@ -280,13 +291,14 @@ impl RowBuilder {
 }
 
 /// The columns of `table` whose dates must be in order, and whether they may be equal.
-fn date_order(table: Table) -> (usize, usize, bool) {
+fn date_order(table: Table) -> Option<(usize, usize, bool)> {
     let specs = columns(table);
     let index = |name: &str| specs.iter().position(|c| c.name == name).expect("column of the table");
     match table {
-        Table::Features => (index("started_at"), index("shipped_at"), false),
-        Table::Incidents => (index("started_at"), index("resolved_at"), false),
-        Table::Capacity => (index("period_start"), index("period_end"), true),
+        Table::Features => Some((index("started_at"), index("shipped_at"), false)),
+        Table::Incidents => Some((index("started_at"), index("resolved_at"), false)),
+        Table::Capacity => Some((index("period_start"), index("period_end"), true)),
+        Table::Backlog => None,
     }
 }
 

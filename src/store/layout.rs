@@ -67,6 +67,7 @@ pub fn sort_columns(table: Table) -> &'static [&'static str] {
         Table::Features => &["shipped_at", "started_at"],
         Table::Incidents => &["started_at"],
         Table::Capacity => &["period_start"],
+        Table::Backlog => &["priority", "item_id"],
     }
 }
 
@@ -120,7 +121,7 @@ mod tests {
 
     #[test]
     fn features_come_out_by_shipped_at_with_the_unshipped_last() {
-        let sample = generate(SampleSpec { features: 3000, incidents: 10, seed: 3 }).unwrap();
+        let sample = generate(SampleSpec { features: 3000, incidents: 10, backlog: 0, seed: 3 }).unwrap();
         let batches = sorted(Table::Features, sample.table(Table::Features)).unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3000);
         let mut previous: Option<Option<i64>> = None;

@@ -441,13 +441,13 @@ fn partitions_merged_give_the_rows_of_one() {
         let actual: Float64Array = rows.iter().map(|o| o.actual).collect();
         vec![Arc::new(systems.finish()), Arc::new(estimated), Arc::new(actual)]
     };
-    let mut one = TaxAccumulator { observations: Observations::new() };
+    let mut one = TaxAccumulator { observations: Observations::new(), output: Output::Rows };
     one.update_batch(&columns(&features)).unwrap();
     let whole = one.evaluate().unwrap();
 
     let mut parts = Vec::new();
     for chunk in features.chunks(700) {
-        let mut part = TaxAccumulator { observations: Observations::new() };
+        let mut part = TaxAccumulator { observations: Observations::new(), output: Output::Rows };
         // Each chunk arrives inside a larger batch, sliced: the rows around it are not its own.
         let padded: Vec<Observation> = [feature(&["elsewhere"], Some(1.0), Some(9.0))]
             .into_iter()
@@ -460,7 +460,7 @@ fn partitions_merged_give_the_rows_of_one() {
     }
     let states: Vec<ArrayRef> =
         (0..parts[0].len()).map(|k| ScalarValue::iter_to_array(parts.iter().map(|p| p[k].clone())).unwrap()).collect();
-    let mut merged = TaxAccumulator { observations: Observations::new() };
+    let mut merged = TaxAccumulator { observations: Observations::new(), output: Output::Rows };
     merged.merge_batch(&states).unwrap();
     assert_eq!(merged.evaluate().unwrap(), whole);
     let ScalarValue::List(rows) = whole else { panic!("{whole:?}") };

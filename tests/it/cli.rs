@@ -431,6 +431,11 @@ fn the_sample_is_deterministic_and_matches_sample_data() {
         fresh.success().stdout(),
         "sample-data/ is not what `debtlens sample` makes"
     );
+    let backlog = "SELECT * FROM backlog ORDER BY item_id";
+    let built_in = env.run(&["query", backlog, "--format", "csv"]);
+    let fresh = env.run(&["--data", regenerated.to_str().unwrap(), "query", backlog, "--format", "csv"]);
+    assert_eq!(built_in.success().stdout(), fresh.success().stdout(), "sample-data/backlog/");
+    assert_eq!(built_in.stdout().lines().count(), 49, "48 items and the header");
 }
 
 /// Rewrites every Parquet file of a plain store with the physical types another tool might
