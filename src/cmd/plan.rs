@@ -157,6 +157,10 @@ pub fn team_sentence(r: &Roadmap, t: &TeamPlan) -> String {
             })
             .collect();
         let days = (t.done_p85 - p.done_p85).num_days();
+        if days == 0 && p.weeks_returned.abs() < 0.05 {
+            s.push_str(&format!("; paying down {} changes nothing here", systems.join(" and ")));
+            return s;
+        }
         let moved = match days {
             0 => "does not move P85".to_string(),
             d if d > 0 => {

@@ -466,3 +466,37 @@ fn partitions_merged_give_the_rows_of_one() {
     let ScalarValue::List(rows) = whole else { panic!("{whole:?}") };
     assert_eq!(rows.value(0).len(), Fit::new(features).rows().len());
 }
+
+/// Issue 19's targets for backlog_forecast: items drawn from a multiplicative world with known
+/// taxes and noise get P50 within 10% of their true median for 95% of them, and P85 within 15%
+/// of the true 85th percentile.
+#[test]
+fn planned_items_get_their_true_median_and_85th_percentile() {
+    let z85 = 1.036_433_389_493_790;
+    for (n, sigma) in [(3000, 0.3), (12_000, 0.3), (12_000, 0.6)] {
+        for seed in SEEDS {
+            let mut rng = Rng(seed);
+            let world = World { sigma, ..World::new(&mut rng, Rule::Multiply) };
+            let forecaster = Fit::new(world.features(&mut rng, n)).forecaster();
+            let items = 2000;
+            let (mut p50_close, mut p85_close) = (0, 0);
+            for _ in 0..items {
+                let (o, _) = world.feature(&mut rng);
+                let slowdown: f64 = o
+                    .systems
+                    .iter()
+                    .map(|s| world.taxes[s.trim_start_matches("system-").parse::<usize>().unwrap()])
+                    .product();
+                let s = world.sigma;
+                let (median, p85) = (slowdown * (-s * s / 2.0).exp(), slowdown * (-s * s / 2.0 + s * z85).exp());
+                let f = forecaster.item(&o.systems).unwrap();
+                p50_close += usize::from((f.p50() / median - 1.0).abs() <= 0.10);
+                p85_close += usize::from((f.p85() / p85 - 1.0).abs() <= 0.15);
+            }
+            let (a, b) = (p50_close as f64 / items as f64, p85_close as f64 / items as f64);
+            eprintln!("forecast n {n} sigma {sigma} seed {seed}: p50 within 10% {a:.3}, p85 within 15% {b:.3}");
+            assert!(a >= 0.95, "n {n} seed {seed}: {a} of items have P50 within 10% of the true median");
+            assert!(b >= 0.95, "n {n} seed {seed}: {b} of items have P85 within 15% of the true P85");
+        }
+    }
+}

@@ -809,3 +809,85 @@ fn a_data_file_deleted_from_under_a_table_is_reported_at_open() {
     assert!(run.stderr.contains("table `features`") && run.stderr.contains(name), "{}", run.stderr);
     assert!(run.stderr.contains("removed from outside debtlens"), "{}", run.stderr);
 }
+
+/// The backlog's rows are checked like the other tables': no systems, a zero or negative
+/// estimate, an unknown work type, a priority or planned start that is not one are refused with
+/// their line; a key repeated in the input keeps its last row; the Jira preset maps an export of
+/// unresolved issues.
+#[test]
+fn backlog_rows_are_validated_and_upserted_by_item_id() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::write(
+        env.path("backlog.csv"),
+        "item_id,title,team,systems,estimated_weeks,priority,planned_start,work_type\n\
+         P1,Login rework,identity,auth-service;api-gateway,2,1,2027-01-04,product\n\
+         P2,No systems,identity, ; ,1,2,,product\n\
+         P3,Zero estimate,identity,auth-service,0,3,,product\n\
+         P4,Unknown type,identity,auth-service,1,4,,chore\n\
+         P5,Bad priority,identity,auth-service,1,first,,product\n\
+         P6,Bad start,identity,auth-service,1,6,next week,\n\
+         P1,Login rework (re-estimated),identity,auth-service,3,1,,QUALITY\n\
+         P7,Ünïcode ✓,,légacy-crm,0.5,,,\n",
+    )
+    .unwrap();
+    let run = env.run(&["--data", &store, "ingest", "backlog", "backlog.csv"]);
+    run.fails_with(3);
+    assert_eq!(run.stdout(), "backlog: read 8, loaded 2, replaced 1, rejected 5\n");
+    let loaded = csv_query(
+        &env,
+        &store,
+        "SELECT item_id, title, team, systems, estimated_weeks, priority, planned_start, work_type FROM backlog ORDER BY item_id",
+    );
+    assert_eq!(
+        loaded,
+        "item_id,title,team,systems,estimated_weeks,priority,planned_start,work_type\n\
+         P1,Login rework (re-estimated),identity,auth-service,3.0,1,,quality\n\
+         P7,Ünïcode ✓,,légacy-crm,0.5,,,product\n"
+    );
+    let rejected = csv_query(
+        &env,
+        &store,
+        "SELECT line, column_name, raw_value, reason FROM rejected_rows WHERE table_name = 'backlog' ORDER BY line",
+    );
+    assert_eq!(
+        rejected,
+        "line,column_name,raw_value,reason\n\
+         3,systems, ; ,systems needs at least one value\n\
+         4,estimated_weeks,0,estimated_weeks must be greater than 0\n\
+         5,work_type,chore,\"work_type must be one of product, quality\"\n\
+         6,priority,first,priority is not a whole number\n\
+         7,planned_start,next week,planned_start is not a date (YYYY-MM-DD)\n"
+    );
+
+    // A Jira export of unresolved issues through the preset.
+    std::fs::write(
+        env.path("jira.csv"),
+        "Issue key,Summary,Team,Component/s,Component/s,Original Estimate,Priority,Issue Type\n\
+         AUTH-9,SSO for partners,identity,auth-service,api-gateway,288000,Highest,Story\n\
+         AUTH-10,Token cleanup,identity,auth-service,,144000,Low,Tech Debt\n",
+    )
+    .unwrap();
+    env.run(&["--data", &store, "ingest", "backlog", "jira.csv", "--map", "jira"]).success();
+    let jira = csv_query(
+        &env,
+        &store,
+        "SELECT item_id, systems, estimated_weeks, priority, work_type FROM backlog WHERE item_id LIKE 'AUTH%' ORDER BY item_id",
+    );
+    assert_eq!(
+        jira,
+        "item_id,systems,estimated_weeks,priority,work_type\n\
+         AUTH-10,auth-service,1.0,4,quality\n\
+         AUTH-9,auth-service;api-gateway,2.0,1,product\n"
+    );
+}
+
+/// A store made before the backlog existed (no `backlog` folder) opens with an empty backlog.
+#[test]
+fn a_store_without_a_backlog_folder_has_an_empty_backlog() {
+    let env = Env::new();
+    let store = store(&env);
+    std::fs::remove_dir_all(env.path("store").join("backlog")).unwrap();
+    assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM backlog"), "n\n0\n");
+    assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM backlog_forecast"), "n\n0\n");
+}

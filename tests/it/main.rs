@@ -2,6 +2,7 @@ mod batch;
 mod cli;
 mod determinism;
 mod ingest;
+mod plan;
 mod report;
 mod s3;
 mod server;
