@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::schema::{self, Table};
 
 impl Store {
-    /// Opens the three tables and the rejected rows, checking each against the spec's schema,
+    /// Opens the four tables and the rejected rows, checking each against the spec's schema,
     /// with the Delta version each was read at (`None` for plain Parquet and the built-in
     /// stores). `state` is the session the providers will be read in (object stores are
     /// registered with its runtime).

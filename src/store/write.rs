@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::schema::Table;
 
 impl Store {
-    /// Creates the three tables, empty. Refuses to touch a folder that already holds a table.
+    /// Creates the four tables, empty. Refuses to touch a folder that already holds a table.
     pub async fn create(&self) -> Result<()> {
         if let Some(dir) = self.local_dir() {
             for table in Table::ALL {
