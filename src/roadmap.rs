@@ -10,7 +10,8 @@
 //! same seed gives the same dates, and a paid-down forecast uses the same draws as today's: the
 //! difference between the two is the paydown's, not the dice's.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray};
@@ -40,12 +41,13 @@ pub struct Spread {
     pub mean: f64,
 }
 
-/// What the simulation found: per job, its finish (days after the start) and its duration
+/// What the simulation found: per job, its finish (days after the start) and its mean duration
 /// (weeks); the whole roadmap's finish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub finish: Vec<Spread>,
-    pub weeks: Vec<Spread>,
+    /// Each job's mean duration in weeks.
+    pub weeks: Vec<f64>,
     pub done: Spread,
 }
 
@@ -68,50 +70,53 @@ pub fn simulate(jobs: &[Job], slots: usize, trials: usize, seed: u64) -> Outcome
     }
     let mut finish: Vec<Vec<f64>> = vec![Vec::with_capacity(trials); jobs.len()];
     let mut done = Vec::with_capacity(trials);
-    let mut free = vec![0.0f64; slots];
+    // The slots as a min-heap of (time it comes free, slot): times are never negative, so their
+    // bits order as the times do; equal times take the lowest-numbered slot.
+    let mut free: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(slots);
     for t in 0..trials {
-        free.iter_mut().for_each(|f| *f = 0.0);
+        free.clear();
+        free.extend((0..slots).map(|s| Reverse((0f64.to_bits(), s))));
         let mut last = 0.0f64;
-        for (j, job) in jobs.iter().enumerate() {
-            // The first slot to come free (the lowest-numbered of equals).
-            let (slot, at) = free
-                .iter()
-                .copied()
-                .enumerate()
-                .fold((0, f64::INFINITY), |best, (i, f)| if f < best.1 { (i, f) } else { best });
-            let end = at.max(job.not_before) + durations[j][t];
-            free[slot] = end;
-            finish[j].push(end);
+        for ((job, drawn), finished) in jobs.iter().zip(&durations).zip(finish.iter_mut()) {
+            let Some(Reverse((bits, slot))) = free.pop() else { break };
+            let end = f64::from_bits(bits).max(job.not_before) + drawn[t];
+            free.push(Reverse((end.to_bits(), slot)));
+            finished.push(end);
             last = last.max(end);
         }
         done.push(last);
     }
-    let weeks: Vec<Spread> = durations
-        .iter_mut()
-        .map(|d| {
-            d.iter_mut().for_each(|x| *x /= 7.0);
-            spread(d)
-        })
-        .collect();
+    let weeks: Vec<f64> = durations.iter().map(|d| mean(d) / 7.0).collect();
     Outcome { finish: finish.iter_mut().map(|f| spread(f)).collect(), weeks, done: spread(&mut done) }
 }
 
-/// P50, P85 (interpolated as `percentile_cont`) and the mean of some values.
+/// The mean, summed in the trials' order (the same order every run).
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+}
+
+/// P50, P85 (interpolated as `percentile_cont`) and the mean of some values; reorders them.
 fn spread(values: &mut [f64]) -> Spread {
     if values.is_empty() {
         return Spread { p50: 0.0, p85: 0.0, mean: 0.0 };
     }
-    let mut sum = crate::exact::ExactSum::new();
-    for v in values.iter() {
-        sum.add(*v);
+    let mean = mean(values);
+    Spread { p50: select_quantile(values, 0.5), p85: select_quantile(values, 0.85), mean }
+}
+
+/// The value at probability p, as `percentile_cont` interpolates it, by selection rather than a
+/// sort (the two order statistics around p · (n − 1)).
+fn select_quantile(values: &mut [f64], p: f64) -> f64 {
+    let position = p * (values.len() - 1) as f64;
+    let first = position.floor() as usize;
+    let (_, lo, above) = values.select_nth_unstable_by(first, f64::total_cmp);
+    let lo = *lo;
+    let fraction = position - first as f64;
+    if fraction == 0.0 || above.is_empty() {
+        return lo;
     }
-    let mean = sum.mean().unwrap_or(0.0);
-    values.sort_unstable_by(f64::total_cmp);
-    Spread {
-        p50: crate::forecast::sorted_quantile(values, 0.5),
-        p85: crate::forecast::sorted_quantile(values, 0.85),
-        mean,
-    }
+    let hi = above.iter().copied().fold(f64::INFINITY, f64::min);
+    lo + (hi - lo) * fraction
 }
 
 /// What to plan.
@@ -329,7 +334,7 @@ pub async fn plan(session: &Session, options: &PlanOptions) -> Result<Roadmap> {
             })
             .collect();
         let paid_team = paid_outcome.map(|o| {
-            let weeks_returned: f64 = outcome.weeks.iter().zip(&o.weeks).map(|(a, b)| a.mean - b.mean).sum();
+            let weeks_returned: f64 = outcome.weeks.iter().zip(&o.weeks).map(|(a, b)| a - b).sum();
             PaidTeam {
                 done_p50: date(o.done.p50),
                 done_p85: date(o.done.p85),
