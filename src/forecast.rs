@@ -107,6 +107,43 @@ impl ItemForecast {
     }
 }
 
+/// An item's log-slowdown under the fitted rule: its mean and variance, and the mean of an item
+/// whose systems are all at the common level. `known`: the parameters (1 + system index) of its
+/// systems with data; `unknown`: how many have none (each counts at the prior). Shared by
+/// `Fit::predict` (estimate) and the forecasts.
+pub(crate) fn combination(
+    combine: Combine,
+    theta: &[f64],
+    cov: &[f64],
+    (prior_mean, tau2): (f64, f64),
+    known: &[usize],
+    unknown: usize,
+) -> (f64, f64, f64) {
+    let q = theta.len();
+    match combine {
+        Combine::Multiply => {
+            let touched: Vec<usize> = std::iter::once(0).chain(known.iter().copied()).collect();
+            let mean = touched.iter().map(|&j| theta[j]).sum::<f64>() + unknown as f64 * prior_mean;
+            let mut var = unknown as f64 * tau2;
+            for &i in &touched {
+                for &j in &touched {
+                    var += cov[i * q + j];
+                }
+            }
+            (mean, var, theta[0] + (known.len() + unknown) as f64 * prior_mean)
+        }
+        Combine::Slowest => {
+            // The slowest known system, or the common level when an unknown one may be.
+            let slowest = known.iter().map(|&j| (theta[j], cov[j * q + j])).max_by(|a, b| a.0.total_cmp(&b.0));
+            let (mean, var) = match slowest {
+                Some((b, v)) if unknown == 0 || b >= prior_mean => (b, v),
+                _ => (prior_mean, tau2),
+            };
+            (mean, var, prior_mean)
+        }
+    }
+}
+
 /// The value at probability p of sorted values, interpolated as `percentile_cont`.
 pub(crate) fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -163,7 +200,6 @@ impl Forecaster {
         if self.features == 0 {
             return None;
         }
-        let q = self.systems.len() + 1;
         let mut names: Vec<&str> = systems.iter().map(AsRef::as_ref).collect();
         names.sort_unstable();
         names.dedup();
@@ -183,28 +219,8 @@ impl Forecaster {
                 _ => Some((j, b)),
             })
             .and_then(|(j, _)| self.taxes[j - 1].map(|tax| (self.systems[j - 1].clone(), tax)));
-        let (mean, var, common) = match self.combine {
-            Combine::Multiply => {
-                let touched: Vec<usize> = std::iter::once(0).chain(known.iter().copied()).collect();
-                let mean = touched.iter().map(|&j| self.theta[j]).sum::<f64>() + unknown as f64 * self.prior_mean;
-                let mut var = unknown as f64 * self.tau2;
-                for &i in &touched {
-                    for &j in &touched {
-                        var += self.cov[i * q + j];
-                    }
-                }
-                (mean, var, self.theta[0] + (known.len() + unknown) as f64 * self.prior_mean)
-            }
-            Combine::Slowest => {
-                let slowest =
-                    known.iter().map(|&j| (self.theta[j], self.cov[j * q + j])).max_by(|a, b| a.0.total_cmp(&b.0));
-                let (mean, var) = match slowest {
-                    Some((b, v)) if unknown == 0 || b >= self.prior_mean => (b, v),
-                    _ => (self.prior_mean, self.tau2),
-                };
-                (mean, var, self.prior_mean)
-            }
-        };
+        let (mean, var, common) =
+            combination(self.combine, &self.theta, &self.cov, (self.prior_mean, self.tau2), &known, unknown);
         let centre = mean + self.median;
         let ratios = self
             .spread

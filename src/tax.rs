@@ -429,7 +429,6 @@ impl Fit {
         if m.residuals.is_empty() {
             return None;
         }
-        let q = self.systems.len() + 1;
         let mut known: Vec<usize> = Vec::new();
         let mut unknown = 0usize;
         let mut names: Vec<&String> = systems.iter().collect();
@@ -441,27 +440,8 @@ impl Fit {
                 _ => unknown += 1,
             }
         }
-        let (mean, var) = match m.combine {
-            Combine::Multiply => {
-                let touched: Vec<usize> = std::iter::once(0).chain(known.iter().copied()).collect();
-                let mean = touched.iter().map(|&j| m.theta[j]).sum::<f64>() + unknown as f64 * m.prior_mean;
-                let mut var = unknown as f64 * m.tau2;
-                for &i in &touched {
-                    for &j in &touched {
-                        var += m.cov[i * q + j];
-                    }
-                }
-                (mean, var)
-            }
-            Combine::Slowest => {
-                // The slowest known system, or the common level when an unknown one may be.
-                let slowest = known.iter().map(|&j| (m.theta[j], m.cov[j * q + j])).max_by(|a, b| a.0.total_cmp(&b.0));
-                match slowest {
-                    Some((b, v)) if unknown == 0 || b >= m.prior_mean => (b, v),
-                    _ => (m.prior_mean, m.tau2),
-                }
-            }
-        };
+        let (mean, var, _) =
+            crate::forecast::combination(m.combine, &m.theta, &m.cov, (m.prior_mean, m.tau2), &known, unknown);
         let mut r = m.residuals.clone();
         let n = r.len() as f64;
         let median = percentile_cont(&mut r, 0.5, false).unwrap_or(0.0);
