@@ -1,5 +1,5 @@
-//! Scheduled batch runs: a jobs file (TOML) lists outputs, each a view or a query with a format
-//! and a path. Every job runs even when another fails; each output is written atomically, so a
+//! Scheduled batch runs: a jobs file (TOML) lists outputs, each a view, a query or the roadmap
+//! forecast (`plan = { ... }`, `debtlens plan`'s flags as keys) with a format and a path. Every job runs even when another fails; each output is written atomically, so a
 //! dashboard never reads a half-written file; a manifest records what each job did.
 //!
 //! The jobs file is checked as a whole before anything runs (unknown keys, missing paths,
@@ -19,6 +19,7 @@ use toml::Spanned;
 use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
 use crate::output::{self, Destination, Format, WriteOptions};
+use crate::roadmap::{self, PlanOptions};
 use crate::sql::split_statements;
 use crate::time::parse_as_of;
 use crate::views;
@@ -44,10 +45,45 @@ struct JobEntry {
     view: Option<Spanned<String>>,
     sql: Option<Spanned<String>>,
     sql_file: Option<Spanned<String>>,
+    plan: Option<Spanned<PlanJob>>,
     format: Option<Spanned<String>>,
     path: Spanned<String>,
     as_of: Option<Spanned<String>>,
     window_days: Option<Spanned<u32>>,
+}
+
+/// A `plan = { ... }` job: `debtlens plan`'s flags as keys (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanJob {
+    team: Option<String>,
+    start: Option<String>,
+    trials: Option<usize>,
+    seed: Option<u64>,
+    #[serde(default)]
+    paydown: Vec<String>,
+    slots: Option<usize>,
+    debt_share: Option<f64>,
+    architecture_ratio: Option<f64>,
+}
+
+impl PlanJob {
+    /// The options it gives, checked as the command line checks them.
+    fn options(&self) -> std::result::Result<PlanOptions, String> {
+        let defaults = PlanOptions::default();
+        let options = PlanOptions {
+            team: self.team.clone(),
+            start: self.start.as_deref().map(roadmap::parse_day).transpose()?,
+            trials: self.trials.unwrap_or(defaults.trials),
+            seed: self.seed.unwrap_or(defaults.seed),
+            paydown: self.paydown.iter().map(|p| roadmap::parse_paydown(p)).collect::<std::result::Result<_, _>>()?,
+            slots: self.slots,
+            debt_share: self.debt_share.unwrap_or(defaults.debt_share),
+            architecture_ratio: self.architecture_ratio.unwrap_or(defaults.architecture_ratio),
+        };
+        options.check().map_err(|e| e.to_string())?;
+        Ok(options)
+    }
 }
 
 /// A checked jobs file, ready to run.
@@ -85,13 +121,19 @@ impl Job {
 pub enum JobQuery {
     View(String),
     Sql(String),
+    /// The roadmap forecast (`debtlens plan`): one row per backlog item, or the nested JSON.
+    Plan(PlanOptions),
 }
 
 impl JobQuery {
-    fn sql(&self) -> String {
+    /// The statement the job runs; `None` for a plan.
+    fn sql(&self) -> Option<String> {
         match self {
-            JobQuery::View(name) => views::find(name).map_or_else(|| format!("SELECT * FROM {name}"), |v| v.query()),
-            JobQuery::Sql(sql) => sql.clone(),
+            JobQuery::View(name) => {
+                Some(views::find(name).map_or_else(|| format!("SELECT * FROM {name}"), |v| v.query()))
+            }
+            JobQuery::Sql(sql) => Some(sql.clone()),
+            JobQuery::Plan(_) => None,
         }
     }
 }
@@ -158,8 +200,8 @@ impl Jobs {
                     format!("two jobs are named `{name}`: names identify jobs in the manifest"),
                 ));
             }
-            let (query, query_span) = match (&job.view, &job.sql, &job.sql_file) {
-                (Some(view), None, None) => {
+            let (query, query_span) = match (&job.view, &job.sql, &job.sql_file, &job.plan) {
+                (Some(view), None, None, None) => {
                     let Some(def) = views::find(view.get_ref()) else {
                         let unknown = Error::UnknownView {
                             name: view.get_ref().clone(),
@@ -169,15 +211,23 @@ impl Jobs {
                     };
                     (JobQuery::View(def.name.to_string()), view.span())
                 }
-                (None, Some(sql), None) => (JobQuery::Sql(sql.get_ref().clone()), sql.span()),
-                (None, None, Some(sql_file)) => {
+                (None, Some(sql), None, None) => (JobQuery::Sql(sql.get_ref().clone()), sql.span()),
+                (None, None, None, Some(plan)) => {
+                    let options =
+                        plan.get_ref().options().map_err(|m| at(plan.span(), format!("job `{name}`: plan: {m}")))?;
+                    (JobQuery::Plan(options), plan.span())
+                }
+                (None, None, Some(sql_file), None) => {
                     let path = resolve(sql_file.get_ref());
                     let sql = std::fs::read_to_string(&path)
                         .map_err(|e| at(sql_file.span(), format!("job `{name}`: {}: {e}", path.display())))?;
                     (JobQuery::Sql(sql), sql_file.span())
                 }
                 _ => {
-                    return Err(at(span, format!("job `{name}`: give exactly one of `view`, `sql` and `sql_file`")));
+                    return Err(at(
+                        span,
+                        format!("job `{name}`: give exactly one of `view`, `sql`, `sql_file` and `plan`"),
+                    ));
                 }
             };
             if let JobQuery::Sql(sql) = &query {
@@ -377,7 +427,10 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
 }
 
 async fn run_job(session: &Session, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
-    let result = session.execute_stream(&job.query.sql()).await?;
+    let Some(sql) = job.query.sql() else {
+        return run_plan(session, job, today, report).await;
+    };
+    let result = session.execute_stream(&sql).await?;
     report.window = result.window.map(WindowReport::from);
     let as_of = if job.path.contains("{as_of}") {
         Some(session.window().await?.as_of.format("%Y-%m-%d").to_string())
@@ -395,6 +448,31 @@ async fn run_job(session: &Session, job: &Job, today: &str, report: &mut JobRepo
     Ok(())
 }
 
+/// A plan job: the forecast with the job's options, its rows in the job's format (JSON nested
+/// per team, as `debtlens plan --format json` writes it).
+async fn run_plan(session: &Session, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
+    let JobQuery::Plan(options) = &job.query else { unreachable!("run_plan is called for plan jobs") };
+    let roadmap = roadmap::plan(session, options).await?;
+    report.window = roadmap.window.map(WindowReport::from);
+    let as_of = roadmap.window.map(|w| w.as_of.format("%Y-%m-%d").to_string());
+    let path = PathBuf::from(expand(&job.path, today, as_of.as_deref()));
+    report.path = path.display().to_string();
+    create_parent(&path)?;
+    let destination = Destination::File(path.clone());
+    report.rows = Some(roadmap.teams.iter().map(|t| t.items.len()).sum());
+    if job.format == Format::Json {
+        let mut text = serde_json::to_string_pretty(&roadmap).map_err(|e| Error::Internal(format!("JSON: {e}")))?;
+        text.push('\n');
+        destination.write_text(&text)?;
+        report.bytes = Some(text.len() as u64);
+    } else {
+        let rows = roadmap.rows()?.into_stream();
+        let delivered = destination.write_stream(job.format, rows.schema, rows.stream, WriteOptions::default()).await?;
+        report.bytes = delivered.bytes;
+    }
+    Ok(())
+}
+
 fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e)),
@@ -407,7 +485,9 @@ fn create_parent(path: &Path) -> Result<()> {
 pub async fn check(engine: &Engine, jobs: &Jobs) -> Result<()> {
     let defaults = engine.default_window();
     for job in &jobs.jobs {
-        engine.session_with(job.window(defaults)).plan(&job.query.sql()).await.map_err(|e| Error::Located {
+        // A plan job's options were checked with the file; it has no statement to plan.
+        let Some(sql) = job.query.sql() else { continue };
+        engine.session_with(job.window(defaults)).plan(&sql).await.map_err(|e| Error::Located {
             file: jobs.file.display().to_string(),
             line: job.at.0,
             column: job.at.1,
@@ -482,7 +562,7 @@ window_days = 30
 
         let (line, _, message) = located(parse("[[job]]\nname = \"a\"\npath = \"a.csv\"\n").unwrap_err());
         assert_eq!(line, 1);
-        assert!(message.contains("exactly one of `view`, `sql` and `sql_file`"), "{message}");
+        assert!(message.contains("exactly one of `view`, `sql`, `sql_file` and `plan`"), "{message}");
 
         let (_, _, message) =
             located(parse("[[job]]\nname = \"a\"\nview = \"delay_by_reason\"\npath = \"a.txt\"\n").unwrap_err());

@@ -13,15 +13,21 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+use std::sync::Arc;
+
 use chrono::{Duration, NaiveDate, Utc};
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 
 use crate::decisions::tax_fit;
-use crate::engine::Session;
+use crate::engine::{QueryResult, Session};
 use crate::error::{Error, Result};
 use crate::forecast::{ARCHITECTURE_RATIO, DEBT_SHARE, Forecaster, ItemForecast};
 use crate::sample::Rng;
+use crate::tax::Fit;
 use crate::window::Window;
 
 /// One item to schedule.
@@ -134,6 +140,57 @@ pub struct PlanOptions {
     pub architecture_ratio: f64,
 }
 
+impl PlanOptions {
+    /// Refuses what no forecast can use, in the flags' words.
+    pub fn check(&self) -> Result<()> {
+        if self.trials == 0 {
+            return Err(Error::Usage("--trials must be at least 1".into()));
+        }
+        if self.slots == Some(0) {
+            return Err(Error::Usage("--slots must be at least 1".into()));
+        }
+        for (system, tax) in &self.paydown {
+            if tax.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+                return Err(Error::Usage(format!("--paydown {system}=TAX: the tax must be a number above 0")));
+            }
+        }
+        if !(self.debt_share.is_finite() && self.debt_share >= 0.0) {
+            return Err(Error::Usage(format!("--debt-share must be a number of at least 0, not {}", self.debt_share)));
+        }
+        if !(self.architecture_ratio.is_finite() && self.architecture_ratio > 0.0) {
+            return Err(Error::Usage(format!(
+                "--architecture-ratio must be a number above 0, not {}",
+                self.architecture_ratio
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `--start`'s value: a day, YYYY-MM-DD.
+pub fn parse_day(s: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD): {e}"))
+}
+
+/// `--paydown`'s value: `SYSTEM` (to the common level) or `SYSTEM=TAX`.
+pub fn parse_paydown(s: &str) -> std::result::Result<(String, Option<f64>), String> {
+    let (system, tax) = match s.split_once('=') {
+        Some((system, tax)) => {
+            let t: f64 = tax.trim().parse().map_err(|_| format!("`{tax}` is not a tax (a number such as 1.2)"))?;
+            if !(t.is_finite() && t > 0.0) {
+                return Err(format!("the tax of {system} must be above 0, not {tax}"));
+            }
+            (system, Some(t))
+        }
+        None => (s, None),
+    };
+    let system = system.trim();
+    if system.is_empty() {
+        return Err("--paydown needs a system name".into());
+    }
+    Ok((system.to_string(), tax))
+}
+
 impl Default for PlanOptions {
     fn default() -> Self {
         Self {
@@ -241,127 +298,181 @@ struct BacklogRow {
 
 /// The forecast of the store's backlog, per team.
 pub async fn plan(session: &Session, options: &PlanOptions) -> Result<Roadmap> {
-    if options.trials == 0 {
-        return Err(Error::Usage("--trials must be at least 1".into()));
-    }
-    if options.slots == Some(0) {
-        return Err(Error::Usage("--slots must be at least 1".into()));
-    }
-    for (system, tax) in &options.paydown {
-        if tax.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-            return Err(Error::Usage(format!("--paydown {system}=TAX: the tax must be a number above 0")));
+    Ok(Planner::prepare(session, options).await?.run(&options.paydown))
+}
+
+/// Everything a forecast reads from the store, read once: the window's fitted model, the
+/// backlog by team, each team's parallelism and the cost of an engineer-week. `run` then
+/// simulates today's world beside a paid-down one, as often as asked (the report tries every
+/// system for the best paydown) without reading or fitting again.
+pub struct Planner {
+    options: PlanOptions,
+    fit: Fit,
+    today: Forecaster,
+    window: Option<Window>,
+    start: NaiveDate,
+    by_team: BTreeMap<Option<String>, Vec<BacklogRow>>,
+    history: BTreeMap<Option<String>, (usize, usize)>,
+    cost: Option<f64>,
+}
+
+impl Planner {
+    /// Checks the options and reads what the forecast needs.
+    pub async fn prepare(session: &Session, options: &PlanOptions) -> Result<Self> {
+        options.check()?;
+        let (fit, window) = tax_fit(session).await?;
+        if fit.fitted_features() == 0 {
+            return Err(Error::Usage(
+                "the window has no shipped feature with estimated and actual weeks: nothing to forecast from".into(),
+            ));
         }
-    }
-    let (fit, window) = tax_fit(session).await?;
-    if fit.fitted_features() == 0 {
-        return Err(Error::Usage(
-            "the window has no shipped feature with estimated and actual weeks: nothing to forecast from".into(),
-        ));
-    }
-    let today = fit.forecaster();
-    let mut paid = today.clone();
-    let mut paydown = Vec::new();
-    let mut unknown_paydown = Vec::new();
-    for (system, tax) in &options.paydown {
-        if !today.knows(system) {
-            unknown_paydown.push(system.clone());
-            continue;
+        let today = fit.forecaster();
+        let start = match options.start {
+            Some(d) => d,
+            None => window.map_or_else(|| Utc::now().date_naive(), |w| w.as_of.date_naive()) + Duration::days(1),
+        };
+        let mut by_team: BTreeMap<Option<String>, Vec<BacklogRow>> = BTreeMap::new();
+        for row in backlog_rows(session).await? {
+            by_team.entry(row.team.clone()).or_default().push(row);
         }
-        paid = paid.paid_down(system, *tax);
-        paydown.push(PaidSystem {
-            system: system.clone(),
-            tax_today: fit.system(system).and_then(|r| r.tax),
-            tax_after: tax.unwrap_or_else(|| today.common_tax()),
-        });
-    }
-    let start = match options.start {
-        Some(d) => d,
-        None => window.map_or_else(|| Utc::now().date_naive(), |w| w.as_of.date_naive()) + Duration::days(1),
-    };
-    let rows = backlog_rows(session).await?;
-    let mut by_team: BTreeMap<Option<String>, Vec<BacklogRow>> = BTreeMap::new();
-    for row in rows {
-        by_team.entry(row.team.clone()).or_default().push(row);
-    }
-    if let Some(team) = &options.team
-        && !by_team.contains_key(&Some(team.clone()))
-    {
-        let names: Vec<&str> = by_team.keys().flatten().map(String::as_str).collect();
-        let hint = match crate::views::closest_names(team, names.iter().copied()).as_slice() {
-            [] => {
-                format!("the backlog's teams are {}", if names.is_empty() { "none".into() } else { names.join(", ") })
+        if let Some(team) = &options.team {
+            if !by_team.contains_key(&Some(team.clone())) {
+                let names: Vec<&str> = by_team.keys().flatten().map(String::as_str).collect();
+                let hint = match crate::views::closest_names(team, names.iter().copied()).as_slice() {
+                    [] => format!(
+                        "the backlog's teams are {}",
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    ),
+                    close => format!("did you mean {}?", close.join(" or ")),
+                };
+                return Err(Error::Usage(format!("no backlog item of team `{team}`: {hint}")));
             }
-            close => format!("did you mean {}?", close.join(" or ")),
-        };
-        return Err(Error::Usage(format!("no backlog item of team `{team}`: {hint}")));
-    }
-    let history = concurrency(session).await?;
-    let cost = cost_per_engineer_week(session).await?;
-    let date = |days: f64| start + Duration::days(days.round() as i64);
-    let mut teams = Vec::new();
-    for (team, items) in by_team {
-        if options.team.is_some() && team != options.team {
-            continue;
+            by_team.retain(|t, _| t.as_ref() == Some(team));
         }
-        let (slots, measured) = match options.slots {
-            Some(n) => (n, 0),
-            None => history.get(&team).copied().unwrap_or((1, 0)),
-        };
-        let forecasts = |model: &Forecaster| -> Vec<ItemForecast> {
-            items.iter().map(|i| model.item(&i.systems).expect("the window has fitted features")).collect()
-        };
-        let (now, after) = (forecasts(&today), forecasts(&paid));
-        let now_jobs = jobs_of(&items, &now, start);
-        let after_jobs = jobs_of(&items, &after, start);
-        let outcome = simulate(&now_jobs, slots, options.trials, options.seed);
-        let paid_outcome = (!paydown.is_empty()).then(|| simulate(&after_jobs, slots, options.trials, options.seed));
-        let planned = items
-            .iter()
-            .enumerate()
-            .map(|(j, i)| PlannedItem {
-                item_id: i.item_id.clone(),
-                title: i.title.clone(),
-                priority: i.priority,
-                systems: i.systems.clone(),
-                estimated_weeks: i.estimated_weeks,
-                p50_weeks: i.estimated_weeks * now[j].p50(),
-                p85_weeks: i.estimated_weeks * now[j].p85(),
-                p50_finish: date(outcome.finish[j].p50),
-                p85_finish: date(outcome.finish[j].p85),
-                flag: now[j].flag(options.debt_share, options.architecture_ratio),
-                paid_p50_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p50)),
-                paid_p85_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p85)),
-            })
+        let history = concurrency(session).await?;
+        let cost = cost_per_engineer_week(session).await?;
+        Ok(Self { options: options.clone(), fit, today, window, start, by_team, history, cost })
+    }
+
+    /// Whether there is anything to plan (the backlog, or the team's part of it, has items).
+    pub fn has_items(&self) -> bool {
+        self.by_team.values().any(|items| !items.is_empty())
+    }
+
+    /// The systems worth trying to pay down: touched by a backlog item, rated by the window's
+    /// fit, with a tax above the common level; sorted by name.
+    pub fn paydown_candidates(&self) -> Vec<String> {
+        let common = self.today.common_tax();
+        let mut systems: Vec<String> = self
+            .by_team
+            .values()
+            .flatten()
+            .flat_map(|i| i.systems.iter())
+            .filter(|s| self.today.knows(s))
+            .filter(|s| self.fit.system(s).and_then(|r| r.tax).is_some_and(|t| t > common))
+            .cloned()
             .collect();
-        let paid_team = paid_outcome.map(|o| {
-            let weeks_returned: f64 = outcome.weeks.iter().zip(&o.weeks).map(|(a, b)| a - b).sum();
-            PaidTeam {
-                done_p50: date(o.done.p50),
-                done_p85: date(o.done.p85),
-                weeks_returned,
-                money_returned: cost.map(|c| weeks_returned * c),
-            }
-        });
-        teams.push(TeamPlan {
-            team,
-            slots,
-            slots_from_features: measured,
-            done_p50: date(outcome.done.p50),
-            done_p85: date(outcome.done.p85),
-            paid: paid_team,
-            items: planned,
-        });
+        systems.sort();
+        systems.dedup();
+        systems
     }
-    Ok(Roadmap {
-        start,
-        trials: options.trials,
-        seed: options.seed,
-        paydown,
-        cost_per_engineer_week: cost,
-        teams,
-        window,
-        unknown_paydown,
-    })
+
+    /// The forecast, today and (when `paydown` names systems) with their debt paid down.
+    pub fn run(&self, paydown: &[(String, Option<f64>)]) -> Roadmap {
+        let options = &self.options;
+        let today = &self.today;
+        let mut paid = today.clone();
+        let mut paid_systems = Vec::new();
+        let mut unknown_paydown = Vec::new();
+        for (system, tax) in paydown {
+            if !today.knows(system) {
+                unknown_paydown.push(system.clone());
+                continue;
+            }
+            paid = paid.paid_down(system, *tax);
+            paid_systems.push(PaidSystem {
+                system: system.clone(),
+                tax_today: self.fit.system(system).and_then(|r| r.tax),
+                tax_after: tax.unwrap_or_else(|| today.common_tax()),
+            });
+        }
+        let start = self.start;
+        let date = |days: f64| start + Duration::days(days.round() as i64);
+        let mut teams = Vec::new();
+        for (team, items) in &self.by_team {
+            let (slots, measured) = match options.slots {
+                Some(n) => (n, 0),
+                None => self.history.get(team).copied().unwrap_or((1, 0)),
+            };
+            let forecasts = |model: &Forecaster| -> Vec<ItemForecast> {
+                items.iter().map(|i| model.item(&i.systems).expect("the window has fitted features")).collect()
+            };
+            let now = forecasts(today);
+            let outcome = simulate(&jobs_of(items, &now, start), slots, options.trials, options.seed);
+            let after = (!paid_systems.is_empty()).then(|| forecasts(&paid));
+            let paid_outcome = after
+                .as_ref()
+                .map(|after| simulate(&jobs_of(items, after, start), slots, options.trials, options.seed));
+            let planned = items
+                .iter()
+                .enumerate()
+                .map(|(j, i)| PlannedItem {
+                    item_id: i.item_id.clone(),
+                    title: i.title.clone(),
+                    priority: i.priority,
+                    systems: i.systems.clone(),
+                    estimated_weeks: i.estimated_weeks,
+                    p50_weeks: i.estimated_weeks * now[j].p50(),
+                    p85_weeks: i.estimated_weeks * now[j].p85(),
+                    p50_finish: date(outcome.finish[j].p50),
+                    p85_finish: date(outcome.finish[j].p85),
+                    flag: now[j].flag(options.debt_share, options.architecture_ratio),
+                    paid_p50_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p50)),
+                    paid_p85_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p85)),
+                })
+                .collect();
+            let paid_team = paid_outcome.map(|o| {
+                let weeks_returned: f64 = outcome.weeks.iter().zip(&o.weeks).map(|(a, b)| a - b).sum();
+                PaidTeam {
+                    done_p50: date(o.done.p50),
+                    done_p85: date(o.done.p85),
+                    weeks_returned,
+                    money_returned: self.cost.map(|c| weeks_returned * c),
+                }
+            });
+            teams.push(TeamPlan {
+                team: team.clone(),
+                slots,
+                slots_from_features: measured,
+                done_p50: date(outcome.done.p50),
+                done_p85: date(outcome.done.p85),
+                paid: paid_team,
+                items: planned,
+            });
+        }
+        Roadmap {
+            start,
+            trials: options.trials,
+            seed: options.seed,
+            paydown: paid_systems,
+            cost_per_engineer_week: self.cost,
+            teams,
+            window: self.window,
+            unknown_paydown,
+        }
+    }
+}
+
+impl Roadmap {
+    /// The engineer-weeks the paydown returns over every team (0 without a paydown).
+    pub fn weeks_returned(&self) -> f64 {
+        self.teams.iter().filter_map(|t| t.paid.as_ref()).map(|p| p.weeks_returned).sum()
+    }
+
+    /// Their money at debt_cost's rate, when the store has capacity rows.
+    pub fn money_returned(&self) -> Option<f64> {
+        self.cost_per_engineer_week.map(|c| c * self.weeks_returned())
+    }
 }
 
 /// The backlog in priority order (items without one last, then by item_id).
@@ -462,6 +573,144 @@ async fn cost_per_engineer_week(session: &Session) -> Result<Option<f64>> {
         let c = c.as_primitive::<Float64Type>();
         c.is_valid(0).then(|| c.value(0))
     }))
+}
+
+// How a roadmap reads: the sentences (plan's table output, the report) and the rows (every
+// other format, batch).
+impl Roadmap {
+    /// The sentences over the table: per team, when it is done, and what the paydown moves.
+    pub fn summary(&self) -> String {
+        let r = self;
+        let mut out =
+            format!("roadmap from {} ({} trials, seed {}): P50 and P85 finish dates\n", day(r.start), r.trials, r.seed);
+        for t in &r.teams {
+            out.push_str(&r.team_sentence(t));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// "checkout: 9 items, 2 at once (from 310 features): done P50 3 Feb 2027, P85 10 Mar 2027;
+    /// paying down auth-service (3.2x -> 1.6x) moves P85 to 20 Feb 2027 (18 days earlier) and
+    /// returns 11.2 engineer-weeks ($45K)"
+    pub fn team_sentence(&self, t: &TeamPlan) -> String {
+        let r = self;
+        let name = t.team.as_deref().unwrap_or("(no team)");
+        let at_once = if t.slots_from_features > 0 {
+            format!("{} at once (from {} features)", t.slots, t.slots_from_features)
+        } else {
+            format!("{} at once", t.slots)
+        };
+        let mut s = format!(
+            "{name}: {} item{}, {at_once}: done P50 {}, P85 {}",
+            t.items.len(),
+            if t.items.len() == 1 { "" } else { "s" },
+            day(t.done_p50),
+            day(t.done_p85)
+        );
+        if let Some(p) = &t.paid {
+            let systems: Vec<String> = r
+                .paydown
+                .iter()
+                .map(|s| match s.tax_today {
+                    Some(today) => format!("{} ({today:.1}x -> {:.1}x)", s.system, s.tax_after),
+                    None => format!("{} (-> {:.1}x)", s.system, s.tax_after),
+                })
+                .collect();
+            let days = (t.done_p85 - p.done_p85).num_days();
+            if days == 0 && p.weeks_returned.abs() < 0.05 {
+                s.push_str(&format!("; paying down {} changes nothing here", systems.join(" and ")));
+                return s;
+            }
+            let moved = match days {
+                0 => "does not move P85".to_string(),
+                d if d > 0 => {
+                    format!("moves P85 to {} ({d} day{} earlier)", day(p.done_p85), if d == 1 { "" } else { "s" })
+                }
+                d => format!("moves P85 to {} ({} days later)", day(p.done_p85), -d),
+            };
+            let money =
+                p.money_returned.map(|m| format!(" (${})", crate::numbers::count(m.max(0.0)))).unwrap_or_default();
+            s.push_str(&format!(
+                "; paying down {} {moved} and returns {:.1} engineer-weeks{money}",
+                systems.join(" and "),
+                p.weeks_returned
+            ));
+        }
+        s
+    }
+
+    /// One row per item, with its team's dates.
+    pub fn rows(&self) -> Result<QueryResult> {
+        let r = self;
+        let paid = !r.paydown.is_empty();
+        let mut fields = vec![
+            Field::new("team", DataType::Utf8, true),
+            Field::new("item_id", DataType::Utf8, false),
+            Field::new("title", DataType::Utf8, false),
+            Field::new("priority", DataType::Int64, true),
+            Field::new("estimated_weeks", DataType::Float64, false),
+            Field::new("p50_weeks", DataType::Float64, false),
+            Field::new("p85_weeks", DataType::Float64, false),
+            Field::new("p50_finish", DataType::Date32, false),
+            Field::new("p85_finish", DataType::Date32, false),
+            Field::new("flag", DataType::Utf8, true),
+            Field::new("slots", DataType::UInt64, false),
+            Field::new("team_done_p50", DataType::Date32, false),
+            Field::new("team_done_p85", DataType::Date32, false),
+        ];
+        if paid {
+            fields.extend([
+                Field::new("paid_p50_finish", DataType::Date32, true),
+                Field::new("paid_p85_finish", DataType::Date32, true),
+                Field::new("team_paid_done_p50", DataType::Date32, true),
+                Field::new("team_paid_done_p85", DataType::Date32, true),
+                Field::new("team_weeks_returned", DataType::Float64, true),
+                Field::new("team_money_returned", DataType::Float64, true),
+            ]);
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let items: Vec<(&TeamPlan, &PlannedItem)> =
+            r.teams.iter().flat_map(|t| t.items.iter().map(move |i| (t, i))).collect();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        let days = |d: NaiveDate| (d - epoch).num_days() as i32;
+        let date = |f: &dyn Fn(&(&TeamPlan, &PlannedItem)) -> Option<NaiveDate>| -> ArrayRef {
+            Arc::new(items.iter().map(|x| f(x).map(days)).collect::<Date32Array>())
+        };
+        let float = |f: &dyn Fn(&(&TeamPlan, &PlannedItem)) -> Option<f64>| -> ArrayRef {
+            Arc::new(items.iter().map(f).collect::<Float64Array>())
+        };
+        let text = |f: &dyn Fn(&(&TeamPlan, &PlannedItem)) -> Option<String>| -> ArrayRef {
+            Arc::new(items.iter().map(f).collect::<StringArray>())
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            text(&|(t, _)| t.team.clone()),
+            text(&|(_, i)| Some(i.item_id.clone())),
+            text(&|(_, i)| Some(i.title.clone())),
+            Arc::new(items.iter().map(|(_, i)| i.priority).collect::<Int64Array>()),
+            float(&|(_, i)| Some(i.estimated_weeks)),
+            float(&|(_, i)| Some(i.p50_weeks)),
+            float(&|(_, i)| Some(i.p85_weeks)),
+            date(&|(_, i)| Some(i.p50_finish)),
+            date(&|(_, i)| Some(i.p85_finish)),
+            text(&|(_, i)| i.flag.clone()),
+            Arc::new(items.iter().map(|(t, _)| Some(t.slots as u64)).collect::<UInt64Array>()),
+            date(&|(t, _)| Some(t.done_p50)),
+            date(&|(t, _)| Some(t.done_p85)),
+        ];
+        if paid {
+            columns.extend([
+                date(&|(_, i)| i.paid_p50_finish),
+                date(&|(_, i)| i.paid_p85_finish),
+                date(&|(t, _)| t.paid.as_ref().map(|p| p.done_p50)),
+                date(&|(t, _)| t.paid.as_ref().map(|p| p.done_p85)),
+                float(&|(t, _)| t.paid.as_ref().map(|p| p.weeks_returned)),
+                float(&|(t, _)| t.paid.as_ref().and_then(|p| p.money_returned)),
+            ]);
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        Ok(QueryResult { schema, batches: vec![batch], window: None })
+    }
 }
 
 /// A date as the sentences write it: `14 Apr 2027`.

@@ -1,7 +1,8 @@
 //! The monthly technical-health review (data-model.md, "Decisions built on the views"): the
 //! window, the headline findings as sentences in business terms, the system_health table, the
 //! top delay reasons, capacity efficiency and the 80/20 split over the last four periods, DoD
-//! compliance by team and the velocity trend of the slowest systems.
+//! compliance by team, the velocity trend of the slowest systems and, when the store has a
+//! backlog, the roadmap review (each team's dates, the best single paydown, the items flagged).
 //!
 //! Every number is read from a view by SQL; this module only chooses rows, words and formats.
 //! The same [`Report`] is rendered as Markdown ([`markdown`]) and as one self-contained HTML
@@ -16,8 +17,11 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 
+use std::cmp::Reverse;
+
 use crate::engine::{QueryResult, Session};
 use crate::error::Result;
+use crate::roadmap::{PlanOptions, Planner, day};
 use crate::window::Window;
 
 /// How a column's numbers read.
@@ -268,12 +272,9 @@ pub async fn build(session: &Session) -> Result<Report> {
     let capacity = review.capacity().await?;
     let dod = review.dod().await?;
     let trend = review.trend(&slowdown).await?;
-    Ok(Report {
-        store: session.engine().store().to_string(),
-        window,
-        headlines: review.headlines,
-        sections: vec![health, reasons, capacity, dod, trend],
-    })
+    let mut sections = vec![health, reasons, capacity, dod, trend];
+    sections.extend(review.roadmap().await?);
+    Ok(Report { store: session.engine().store().to_string(), window, headlines: review.headlines, sections })
 }
 
 /// What the sections share while the review is gathered: the session, its window, and the
@@ -676,6 +677,177 @@ impl Review<'_> {
             table: pivot,
             empty: "No shipped features on these systems in the last twelve months.",
         })
+    }
+}
+
+impl Review<'_> {
+    /// The roadmap review, when the store has a backlog: each team's P85 date today and with the
+    /// single paydown that returns the most engineer-weeks (every system the backlog touches with
+    /// a tax above the common level is tried, as `debtlens plan --paydown SYSTEM` would), then
+    /// the items flagged. The forecast is `debtlens plan`'s with its defaults.
+    async fn roadmap(&mut self) -> Result<Vec<Section>> {
+        let backlog = self.table("SELECT count(*) AS items FROM backlog", &[]).await?;
+        let items = backlog.rows.first().and_then(|r| backlog.get(r, "items").number()).unwrap_or(0.0);
+        if items == 0.0 {
+            return Ok(vec![]);
+        }
+        let options = PlanOptions::default();
+        let about = |tail: &str| {
+            format!(
+                "The backlog forecast (debtlens plan: {} trials, seed {}, from the day after the window), {}; {tail}",
+                count(options.trials as f64),
+                options.seed,
+                self.in_window
+            )
+        };
+        let teams_columns = vec![
+            ("team".to_string(), Kind::Text),
+            ("items".to_string(), Kind::Count),
+            ("flagged".to_string(), Kind::Count),
+            ("at_once".to_string(), Kind::Count),
+            ("done_p50".to_string(), Kind::Text),
+            ("done_p85".to_string(), Kind::Text),
+        ];
+        let planner = match Planner::prepare(self.session, &options).await {
+            Ok(planner) => planner,
+            // No shipped feature in the window to fit the taxes from: the section says so.
+            Err(crate::error::Error::Usage(why)) => {
+                return Ok(vec![Section {
+                    id: "roadmap",
+                    title: "Roadmap review",
+                    about: about(&format!("{why}.")),
+                    table: Table { columns: teams_columns, rows: vec![] },
+                    charts: vec![],
+                    empty: "No forecast: the window has no shipped feature to measure the taxes from.",
+                }]);
+            }
+            Err(e) => return Err(e),
+        };
+        let today = planner.run(&[]);
+        let mut best: Option<crate::roadmap::Roadmap> = None;
+        for system in planner.paydown_candidates() {
+            let paid = planner.run(&[(system, None)]);
+            if best.as_ref().is_none_or(|b| paid.weeks_returned() > b.weeks_returned()) {
+                best = Some(paid);
+            }
+        }
+        let best = best.filter(|b| b.weeks_returned() > 0.0);
+        let mut columns = teams_columns;
+        if best.is_some() {
+            columns.push(("paid_done_p85".to_string(), Kind::Text));
+            columns.push(("days_earlier".to_string(), Kind::Count));
+        }
+        let rows = today
+            .teams
+            .iter()
+            .map(|t| {
+                let mut row = vec![
+                    t.team.as_ref().map_or(Value::Text("(no team)".into()), |n| Value::Text(n.clone())),
+                    Value::Int(t.items.len() as i64),
+                    Value::Int(t.items.iter().filter(|i| i.flag.is_some()).count() as i64),
+                    Value::Int(t.slots as i64),
+                    Value::Text(day(t.done_p50)),
+                    Value::Text(day(t.done_p85)),
+                ];
+                if let Some(b) = &best {
+                    let paid = b.teams.iter().find(|p| p.team == t.team).and_then(|p| p.paid.as_ref());
+                    row.push(paid.map_or(Value::Null, |p| Value::Text(day(p.done_p85))));
+                    row.push(paid.map_or(Value::Null, |p| Value::Int((t.done_p85 - p.done_p85).num_days())));
+                }
+                row
+            })
+            .collect();
+        let best_text = match &best {
+            Some(b) => {
+                let paid = &b.paydown[0];
+                let moved = today
+                    .teams
+                    .iter()
+                    .zip(&b.teams)
+                    .filter_map(|(t, p)| Some((t, p.paid.as_ref()?)))
+                    .filter(|(t, p)| p.done_p85 < t.done_p85)
+                    .max_by_key(|(t, p)| ((t.done_p85 - p.done_p85).num_days(), Reverse(t.team.clone())));
+                let money = b.money_returned().map(|m| format!(" ({})", money(m.max(0.0)))).unwrap_or_default();
+                let tax = paid.tax_today.map(|t| format!(" ({t:.1}x today)")).unwrap_or_default();
+                let moves = moved.map_or_else(String::new, |(t, p)| {
+                    format!(
+                        " and moves {}'s P85 from {} to {}",
+                        t.team.as_deref().unwrap_or("(no team)"),
+                        day(t.done_p85),
+                        day(p.done_p85)
+                    )
+                });
+                self.headlines.push(format!(
+                    "Roadmap review: paying down {}{tax} returns {:.1} engineer-weeks{money} of the backlog's work{moves}; \
+                     no other single system returns more.",
+                    paid.system,
+                    b.weeks_returned()
+                ));
+                format!(
+                    "the best single paydown is {} to the common level ({:.1}x), which returns {:.1} engineer-weeks{money}.",
+                    paid.system,
+                    paid.tax_after,
+                    b.weeks_returned()
+                )
+            }
+            None => "no single paydown returns any engineer-weeks.".to_string(),
+        };
+        let flagged: Vec<(&crate::roadmap::TeamPlan, &crate::roadmap::PlannedItem)> = today
+            .teams
+            .iter()
+            .flat_map(|t| t.items.iter().map(move |i| (t, i)))
+            .filter(|(_, i)| i.flag.is_some())
+            .collect();
+        let flags = Table {
+            columns: vec![
+                ("item_id".into(), Kind::Text),
+                ("title".into(), Kind::Text),
+                ("team".into(), Kind::Text),
+                ("estimated_weeks".into(), Kind::Amount),
+                ("p50_weeks".into(), Kind::Amount),
+                ("p85_weeks".into(), Kind::Amount),
+                ("p85_finish".into(), Kind::Text),
+                ("flag".into(), Kind::Text),
+            ],
+            rows: flagged
+                .iter()
+                .map(|(t, i)| {
+                    vec![
+                        Value::Text(i.item_id.clone()),
+                        Value::Text(i.title.clone()),
+                        t.team.as_ref().map_or(Value::Null, |n| Value::Text(n.clone())),
+                        Value::Float(i.estimated_weeks),
+                        Value::Float(i.p50_weeks),
+                        Value::Float(i.p85_weeks),
+                        Value::Text(day(i.p85_finish)),
+                        i.flag.as_ref().map_or(Value::Null, |f| Value::Text(f.clone())),
+                    ]
+                })
+                .collect(),
+        };
+        Ok(vec![
+            Section {
+                id: "roadmap",
+                title: "Roadmap review",
+                about: about(&format!("each team's P50 and P85 finish of its whole backlog; {best_text}")),
+                table: Table { columns, rows },
+                charts: vec![],
+                empty: "No backlog items.",
+            },
+            Section {
+                id: "roadmap-flags",
+                title: "Backlog items slowed by debt",
+                about: format!(
+                    "Items flagged by backlog_forecast: `debt:` when the touched systems' taxes add at least {} to the \
+                     item, `architecture first` when its P85 is at least {}x its estimate; in priority order per team.",
+                    percent(options.debt_share),
+                    options.architecture_ratio
+                ),
+                table: flags,
+                charts: vec![],
+                empty: "No backlog item is flagged.",
+            },
+        ])
     }
 }
 

@@ -147,3 +147,128 @@ fn an_empty_backlog_plans_nothing_and_an_empty_window_says_there_is_nothing_to_f
     let empty = env.run(&["-q", "--data", store.to_str().unwrap(), "plan", "--format", "csv"]);
     assert_eq!(empty.success().stdout().lines().count(), 1, "a header, no rows: {}", empty.stdout());
 }
+
+/// A `plan = { ... }` job writes what `debtlens plan` writes with the same flags, byte for byte,
+/// in CSV and in the nested JSON, and re-running the jobs file gives the same bytes.
+#[test]
+fn a_batch_plan_job_writes_what_plan_writes() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("jobs.toml"),
+        r#"
+[[job]]
+name = "roadmap"
+plan = { trials = 3000, seed = 9, start = "2027-01-04", paydown = ["auth-service"] }
+path = "out/roadmap.csv"
+
+[[job]]
+name = "identity"
+plan = { team = "identity", trials = 3000, slots = 2 }
+path = "out/identity.json"
+"#,
+    )
+    .unwrap();
+    env.run(&["-q", "batch", "jobs.toml"]).success();
+    let first = std::fs::read_to_string(env.path("out/roadmap.csv")).unwrap();
+    let plan = env.run(&[
+        "-q",
+        "plan",
+        "--trials",
+        "3000",
+        "--seed",
+        "9",
+        "--start",
+        "2027-01-04",
+        "--paydown",
+        "auth-service",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(first, plan.success().stdout());
+    assert!(first.lines().count() > 40, "the sample's backlog: {first}");
+    let json = std::fs::read_to_string(env.path("out/identity.json")).unwrap();
+    let plan = env.run(&["-q", "plan", "--team", "identity", "--trials", "3000", "--slots", "2", "--format", "json"]);
+    assert_eq!(json, plan.success().stdout());
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("batch-manifest.json")).unwrap()).unwrap();
+    let job = &manifest["jobs"][0];
+    assert_eq!(job["status"], "ok");
+    assert_eq!(job["rows"].as_u64(), Some(first.lines().count() as u64 - 1));
+    assert_eq!(job["bytes"].as_u64(), Some(first.len() as u64));
+    assert_eq!(job["window"]["days"], 90);
+
+    env.run(&["-q", "batch", "jobs.toml"]).success();
+    assert_eq!(std::fs::read_to_string(env.path("out/roadmap.csv")).unwrap(), first, "a re-run is byte-identical");
+}
+
+/// A plan job's bad keys and values are found with the file, where they are, before any job runs.
+#[test]
+fn a_bad_plan_job_is_refused_with_its_position() {
+    let env = Env::new();
+    for (plan, says) in [
+        ("{ trials = 0 }", "--trials must be at least 1"),
+        ("{ paydown = [\"auth-service=free\"] }", "is not a tax"),
+        ("{ start = \"soon\" }", "is not a date"),
+        ("{ tirals = 10 }", "unknown field `tirals`"),
+        ("{ debt_share = -1.0 }", "--debt-share must be a number of at least 0"),
+    ] {
+        std::fs::write(
+            env.path("jobs.toml"),
+            format!("[[job]]\nname = \"ok\"\nview = \"delay_by_reason\"\npath = \"ok.csv\"\n\n[[job]]\nname = \"p\"\nplan = {plan}\npath = \"p.csv\"\n"),
+        )
+        .unwrap();
+        let run = env.run(&["batch", "jobs.toml"]);
+        run.fails_with(2);
+        assert!(run.stderr.contains("jobs.toml:8:"), "{plan}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{plan}: {}", run.stderr);
+        assert!(!env.path("ok.csv").exists(), "nothing ran");
+    }
+}
+
+/// The report's roadmap review: each team's P85 is `plan`'s, the best single paydown is the
+/// system that returns the most weeks (a backlog on auth-service, 3.2x, and on a healthy
+/// system: auth-service), with the weeks `plan --paydown` gives, and the flagged items listed.
+#[test]
+fn the_report_reviews_the_roadmap_with_the_best_paydown() {
+    let env = Env::new();
+    let store = store_with_backlog(
+        &env,
+        "item_id,title,team,systems,estimated_weeks,priority\n\
+         R1,Login rework,identity,auth-service,2,1\n\
+         R2,SSO for admins,identity,auth-service;admin-console,3,2\n\
+         R3,Catalog filters,shop,product-catalog,1,1\n",
+    );
+    let candidates = env.run(&["-q", "--data", &store, "query", "SELECT system, tax FROM system_tax WHERE system IN ('auth-service', 'admin-console', 'product-catalog') ORDER BY system", "--format", "csv"]);
+    println!("{}", candidates.success().stdout());
+    let report = env.run(&["-q", "--data", &store, "report"]);
+    let text = report.success().stdout();
+    let section = &text[text.find("## Roadmap review").unwrap_or_else(|| panic!("{text}"))..];
+    let plan = env.run(&["-q", "--data", &store, "plan", "--format", "csv", "--paydown", "auth-service"]);
+    let rows = csv(plan.success());
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let identity = rows.iter().find(|r| r[col("team")] == "identity").unwrap();
+    let day = |iso: &str| chrono::NaiveDate::parse_from_str(iso, "%Y-%m-%d").unwrap().format("%-d %b %Y").to_string();
+    let done = day(&identity[col("team_done_p85")]);
+    let paid = day(&identity[col("team_paid_done_p85")]);
+    let line = section.lines().find(|l| l.starts_with("| identity |")).unwrap_or_else(|| panic!("{section}"));
+    assert!(line.contains(&done) && line.contains(&paid), "{line} vs {done} -> {paid}");
+    let weeks: f64 = identity[col("team_weeks_returned")].parse().unwrap();
+    assert!(weeks > 0.5, "{weeks}");
+    let headline = text.lines().find(|l| l.contains("Roadmap review: paying down")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        headline.contains("paying down auth-service (3.2x today) returns")
+            && headline.contains(&format!("{weeks:.1} engineer-weeks")),
+        "{headline} ({weeks:.1})"
+    );
+    assert!(headline.contains(&format!("moves identity's P85 from {done} to {paid}")), "{headline}");
+    let flags = &text[text.find("## Backlog items slowed by debt").unwrap()..];
+    assert!(flags.contains("| R1 | Login rework | identity |") && flags.contains("debt: auth-service 3.2x"), "{flags}");
+    assert!(!flags.contains("| R3 |"), "a healthy item is not flagged: {flags}");
+
+    // A store without a backlog has no roadmap sections.
+    let none = env.path("none");
+    env.run(&["-q", "sample", "--out", none.to_str().unwrap(), "--backlog", "0"]).success();
+    let report = env.run(&["-q", "--data", none.to_str().unwrap(), "report"]);
+    assert!(!report.success().stdout().contains("Roadmap review"));
+}
