@@ -55,6 +55,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5min", value_name = "DURATION", value_parser = parse_timeout)]
     pub query_timeout: Duration,
 
+    /// How long a client may take to connect and log in (PostgreSQL's authentication_timeout);
+    /// a socket that has not logged in by then is closed. Until it logs in, a client does not
+    /// count against --max-connections, and one address may have at most twice
+    /// --max-connections (at least 64) such clients.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub auth_timeout: Duration,
+
     /// After SIGTERM or Ctrl-C, how long running queries may still finish.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
     pub shutdown_grace: Duration,
@@ -77,6 +84,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<u8> {
         require_tls: args.require_tls,
         max_connections: args.max_connections as usize,
         query_timeout: args.query_timeout,
+        auth_timeout: args.auth_timeout,
         shutdown_grace: args.shutdown_grace,
     };
     let store = config.store.to_string();

@@ -55,7 +55,9 @@ impl Kind {
     pub fn of(statement: &Statement) -> Self {
         match statement {
             Statement::Set(_) | Statement::Discard { .. } | Statement::Reset(_) => Kind::Session,
-            Statement::ShowVariable { variable } if is_timeout(variable) || setting_of(statement).is_some() => {
+            Statement::ShowVariable { variable }
+                if is_timeout(variable) || setting_of(statement).is_some() || shown_setting(variable).is_some() =>
+            {
                 Kind::Session
             }
             Statement::ShowVariable { .. }
@@ -214,9 +216,19 @@ impl Guard {
                 return Ok(Response::Execution(Tag::new("RESET")));
             }
             Statement::Set(set) => set,
-            Statement::ShowVariable { .. } => {
+            Statement::ShowVariable { variable } if is_timeout(variable) => {
                 let value = format!("{}ms", self.timeout(&*client).as_millis());
                 return Ok(Response::Query(show("statement_timeout", value)?));
+            }
+            Statement::ShowVariable { variable } => {
+                let Some(name) = shown_setting(variable) else { return Err(refused(statement)) };
+                // The connection's own value where it set one, else the server's.
+                let set = accept_setting(&name, "default", self.max_timeout)
+                    .ok()
+                    .and_then(|(key, _)| client.metadata().get(key).cloned())
+                    .filter(|v| !v.is_empty());
+                let value = set.or_else(|| super::settings::default_setting(&name)).unwrap_or_default();
+                return Ok(Response::Query(show(&name, value)?));
             }
             _ => return Err(refused(statement)),
         };
@@ -254,6 +266,18 @@ fn window_key(name: &str) -> PgWireResult<&'static str> {
         Ok(_) => Ok(WINDOW_SETTINGS[1]),
         Err(e) => Err(user_error("42704", e.to_string())),
     }
+}
+
+/// The PostgreSQL setting a `SHOW name` asks for, when the server knows it (`SHOW TIME ZONE`
+/// is `timezone`).
+fn shown_setting(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> Option<String> {
+    let words: Vec<String> = variable.iter().map(|v| v.value.to_lowercase()).collect();
+    let name = match words.as_slice() {
+        [one] => one.clone(),
+        [a, b] if a == "time" && b == "zone" => "timezone".into(),
+        _ => return None,
+    };
+    super::settings::default_setting(&name).map(|_| name)
 }
 
 fn is_timeout(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> bool {
@@ -353,6 +377,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "s" => n.checked_mul(1000)?,
         "min" => n.checked_mul(60_000)?,
         "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
         _ => return None,
     };
     Some(Duration::from_millis(ms))

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod guard;
+pub mod settings;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -29,18 +30,22 @@ use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
-use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::portal::{Portal, PortalExecutionState};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::Response;
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
-use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, DEFAULT_NAME, PgWireConnectionState,
+    PgWireServerHandlers, Type,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::extendedquery::{Execute, PortalSuspended};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket};
 use datafusion_postgres::{DfSessionService, Parser, QueryHook, arrow_pg};
-use futures::Sink;
+use futures::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -61,6 +66,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// The longest any statement may run, and the default statement_timeout.
     pub query_timeout: Duration,
+    /// How long a client may take from connecting to being logged in.
+    pub auth_timeout: Duration,
     /// How long running queries may go on after SIGTERM or Ctrl-C.
     pub shutdown_grace: Duration,
 }
@@ -116,6 +123,7 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     on_listening(Listening { addr, tls: tls.is_some(), users: options.users.len() });
 
     let limiter = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let pending = Arc::new(Pending::new(options.max_connections));
     let mut connections = tokio::task::JoinSet::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -123,20 +131,41 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
-                let Ok((socket, _peer)) = accepted else { continue };
+                let Ok((socket, peer)) = accepted else { continue };
+                // A client that has not logged in holds no connection slot (a slot is taken when
+                // its startup message arrives, see `Startup`), but one address may only have a
+                // few of them: silent sockets cannot lock real users out.
+                let Some(login) = pending.enter(peer.ip()) else {
+                    eprintln!(
+                        "debtlens: refused a connection from {}: {} connections from it have not logged in yet",
+                        peer.ip(),
+                        pending.per_address
+                    );
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
-                let permit = limiter.clone().try_acquire_owned().ok();
-                let refusal = permit.is_none().then(|| {
-                    ("53300", format!(
-                        "sorry, too many clients already: this server allows {} connections (--max-connections)",
-                        options.max_connections
-                    ))
-                });
-                let handlers = Handlers::new(&shared, refusal);
+                let max_connections = options.max_connections;
+                let handlers = Handlers::new(&shared, Slots { limiter: limiter.clone(), max_connections });
+                let logged_in = handlers.startup.logged_in.clone();
                 let tls = tls.clone();
+                let auth_timeout = options.auth_timeout;
                 connections.spawn(async move {
-                    let _permit = permit;
-                    let _ = process_socket(socket, tls, handlers).await;
+                    let session = process_socket(socket, tls, handlers);
+                    tokio::pin!(session);
+                    tokio::select! {
+                        _ = &mut session => return,
+                        _ = logged_in.notified() => {}
+                        _ = tokio::time::sleep(auth_timeout) => {
+                            eprintln!(
+                                "debtlens: closed a connection from {} that did not log in within {}s (--auth-timeout)",
+                                peer.ip(),
+                                auth_timeout.as_secs_f64()
+                            );
+                            return;
+                        }
+                    }
+                    drop(login);
+                    let _ = session.await;
                 });
             }
             // Reap finished connections as they end.
@@ -158,8 +187,11 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
 pub fn catalog_extension() -> CatalogExtension {
     Arc::new(|ctx| {
         setup_pg_catalog(ctx, "datafusion", EmptyContextProvider)
-            .map(|_| ())
-            .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))
+            .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
+        // One version everywhere (settings.rs), over DataFusion's own `version()`.
+        ctx.register_udf(settings::version_udf());
+        ctx.register_udf(settings::current_setting_udf());
+        Ok(())
     })
 }
 
@@ -215,7 +247,7 @@ fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
 /// What PostgreSQL clients are told at startup; BI tools read `default_transaction_read_only`.
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
-    parameters.server_version = format!("16.6 (debtlens {})", env!("CARGO_PKG_VERSION"));
+    parameters.server_version = settings::server_version();
     parameters.is_superuser = false;
     parameters.default_transaction_read_only = true;
     parameters.time_zone = "UTC".into();
@@ -241,8 +273,59 @@ struct Handlers {
     cancel: Arc<DefaultCancelHandler>,
 }
 
+/// The connection slots (--max-connections), taken by a client when its startup message arrives.
+#[derive(Clone)]
+struct Slots {
+    limiter: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+/// Clients that have connected and not logged in yet, per address.
+struct Pending {
+    by_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// At most this many clients of one address may be logging in at once: enough for a BI
+    /// server opening its whole pool at once, few enough that one address cannot use up the
+    /// server's sockets with clients that never log in.
+    per_address: usize,
+}
+
+impl Pending {
+    fn new(max_connections: usize) -> Self {
+        Self { by_address: Default::default(), per_address: (2 * max_connections).max(64) }
+    }
+
+    /// Counts a new client of `ip`, or `None` when the address has too many logging in.
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PendingLogin> {
+        let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(ip).or_insert(0);
+        if *count >= self.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(PendingLogin { pending: self.clone(), ip })
+    }
+}
+
+/// One client logging in; uncounted when dropped (logged in, gone, or timed out).
+struct PendingLogin {
+    pending: Arc<Pending>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PendingLogin {
+    fn drop(&mut self) {
+        let mut map = self.pending.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 impl Handlers {
-    fn new(shared: &Shared, refusal: Option<(&'static str, String)>) -> Self {
+    fn new(shared: &Shared, slots: Slots) -> Self {
         let auth = if shared.authenticate {
             let mut scram = ScramAuth::new(shared.users.clone());
             scram.set_iterations(auth::ITERATIONS);
@@ -258,7 +341,9 @@ impl Handlers {
             service: shared.service.clone(),
             startup: Arc::new(Startup {
                 auth,
-                refusal,
+                slots,
+                slot: std::sync::Mutex::new(None),
+                logged_in: Arc::new(tokio::sync::Notify::new()),
                 require_tls: shared.require_tls,
                 throttle: shared.throttle.clone(),
             }),
@@ -302,10 +387,14 @@ impl NoopStartupHandler for Trust {
 }
 
 /// Authentication, after the checks that refuse a connection outright: over the connection
-/// limit, or plaintext when TLS is required.
+/// limit, or plaintext when TLS is required. One per connection.
 struct Startup {
     auth: Auth,
-    refusal: Option<(&'static str, String)>,
+    slots: Slots,
+    /// The connection's slot, from its startup message to its end.
+    slot: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// Told once the client has logged in (the accept loop's login deadline stops then).
+    logged_in: Arc<tokio::sync::Notify>,
     require_tls: bool,
     throttle: Arc<Throttle>,
 }
@@ -348,9 +437,16 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(_) = &message {
-            if let Some((code, message)) = &self.refusal {
-                return Err(fatal(code, message.clone()));
-            }
+            let Ok(slot) = self.slots.limiter.clone().try_acquire_owned() else {
+                return Err(fatal(
+                    "53300",
+                    format!(
+                        "sorry, too many clients already: this server allows {} connections (--max-connections)",
+                        self.slots.max_connections
+                    ),
+                ));
+            };
+            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
             if self.require_tls && !client.is_secure() {
                 return Err(fatal(
                     "28000",
@@ -362,6 +458,9 @@ impl StartupHandler for Startup {
             Auth::Scram(handler) => handler.on_startup(client, message).await,
             Auth::Trust(handler) => handler.on_startup(client, message).await,
         };
+        if result.is_ok() && matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            self.logged_in.notify_one();
+        }
         // pgwire names the user of the SCRAM exchange, which libpq leaves empty.
         match result {
             Err(PgWireError::InvalidPassword(_)) => {
@@ -452,6 +551,49 @@ impl ExtendedQueryHandler for Service {
         self.parser.clone()
     }
 
+    /// Execute, with the rows of a query streamed to the client as they are produced. pgwire's
+    /// default collects every row a portal yields into memory before it sends the first one
+    /// (`Portal::fetch`), so a large result over the extended protocol (psycopg, pgjdbc,
+    /// asyncpg, node-postgres) grew the server without bound and ignored the statement timeout.
+    /// Here a query's rows go out through the connection's bounded write buffer (flushed each
+    /// time it passes 8 KiB), `max_rows` at a time when the client asks for a portal's rows in
+    /// pieces, and a cancel request stops the query while it computes or while it sends. What is
+    /// not a row-returning query (SET, SHOW, transactions, cursors, an empty portal) keeps
+    /// pgwire's handling.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) if streams(&portal) => portal,
+            _ => return self._on_execute(client, message).await,
+        };
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let max_rows = message.max_rows as usize;
+        let mut cancel = cancel_receiver(client).await;
+        let started = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if started {
+            let response = tokio::select! {
+                response = ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows) => response?,
+                _ = &mut cancel => return Err(PgWireError::QueryCanceled),
+            };
+            match response {
+                Response::Query(rows) => portal.start(rows).await,
+                _ => return Err(PgWireError::ApiError("a query answered without rows".into())),
+            }
+        }
+        send_rows(client, portal.as_ref(), max_rows, cancel).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -480,6 +622,74 @@ impl ExtendedQueryHandler for Service {
         let plan = fresh.replace_params_with_values(&params).map_err(|e| guard::pg_error(&e.into()))?;
         self.guard.run(statement, plan, &portal.result_column_format, client, started).await
     }
+}
+
+/// Whether a portal's rows are sent by `Service::on_execute` (a query the guard runs).
+fn streams(portal: &Portal<DfStatement>) -> bool {
+    matches!(&portal.statement.statement, (_, Some((statement, _))) if Kind::of(statement) == Kind::Query)
+}
+
+/// The connection's cancel signal for the query starting now; never fires when the connection
+/// has no cancel handle.
+async fn cancel_receiver<C: ClientInfo>(client: &C) -> futures::future::BoxFuture<'static, ()> {
+    match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+        Some(handle) => {
+            let receiver = handle.start_query().await;
+            Box::pin(async move {
+                // A dropped sender means another query replaced this one's handle: not a cancel.
+                if receiver.await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+            })
+        }
+        None => Box::pin(futures::future::pending()),
+    }
+}
+
+/// Sends up to `max_rows` rows of a started portal (all when 0) as they come, then
+/// PortalSuspended when rows remain, else CommandComplete. Each row is fed to the connection's
+/// buffer, which flushes to the socket past its boundary: memory holds a batch and a buffer.
+async fn send_rows<C>(
+    client: &mut C,
+    portal: &Portal<DfStatement>,
+    max_rows: usize,
+    mut cancel: futures::future::BoxFuture<'static, ()>,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let state = portal.state();
+    let mut state = state.lock().await;
+    let PortalExecutionState::Suspended(response) = &mut *state else {
+        // Every row was sent already: PostgreSQL completes an exhausted portal with no rows.
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new("SELECT").with_rows(0).into())).await?;
+        return Ok(());
+    };
+    let tag = response.command_tag().to_owned();
+    let rows = response.data_rows();
+    let mut sent = 0;
+    let mut more = true;
+    while max_rows == 0 || sent < max_rows {
+        let row = tokio::select! {
+            row = rows.next() => row,
+            _ = &mut cancel => return Err(PgWireError::QueryCanceled),
+        };
+        let Some(row) = row else {
+            more = false;
+            break;
+        };
+        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+        sent += 1;
+    }
+    if more {
+        client.send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new())).await?;
+    } else {
+        *state = PortalExecutionState::Finished;
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new(&tag).with_rows(sent).into())).await?;
+    }
+    Ok(())
 }
 
 impl Service {

@@ -851,3 +851,126 @@ print('right', startup('ana', 'correct horse'))\n"
     assert_eq!(logged.len(), 40, "{logged:?}");
     assert!(logged[39].contains("failed login for user \"ana\" from 127.0.0.1 (40 in a row)"), "{logged:?}");
 }
+
+/// Issue 21, item 2: over the extended protocol a query's rows reach the client as they are
+/// produced. A trillion-row series streamed by psycopg gives its first row at once and the
+/// server stays small while half a million rows go by (it held every row before sending one,
+/// growing ~0.8 GB/s until the kernel killed it); leaving the stream cancels the query and the
+/// connection goes on. And a client asking for a portal's rows a few at a time (Execute with
+/// max_rows, as pgjdbc's setFetchSize does) gets them a few at a time, PortalSuspended between.
+#[test]
+fn the_extended_protocol_streams_rows_and_honours_max_rows() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &["--query-timeout", "120s"]);
+    let script = format!(
+        "{PSYCOPG}\
+import time\n\
+pid = int(os.environ['SERVER_PID'])\n\
+def rss():\n    \
+    for line in open(f'/proc/{{pid}}/status'):\n        \
+        if line.startswith('VmRSS:'): return int(line.split()[1]) // 1024\n\
+base = rss()\n\
+with connect(autocommit=True) as c:\n    \
+    t = time.time(); first = None; n = 0; peak = base\n    \
+    for row in c.cursor().stream('SELECT value FROM generate_series(1, 1000000000000) WHERE value > %s', (0,)):\n        \
+        n += 1\n        \
+        if first is None: first = time.time() - t\n        \
+        if n % 50000 == 0: peak = max(peak, rss())\n        \
+        if n == 500000: break\n    \
+    print('first', round(first, 3), 'rows', n, 'grew', peak - base, 'after', round(time.time() - t, 1))\n    \
+    print('next', c.execute('SELECT count(*) FROM features WHERE feature_id <> %s', ('none',)).fetchone()[0])\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .env("PORT", server.port.to_string())
+        .env("SERVER_PID", server.child.id().to_string())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.success();
+    let stdout = run.stdout();
+    println!("{stdout}");
+    let field = |name: &str| -> f64 {
+        let rest = stdout.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("{name}: {stdout}"));
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert_eq!(field("rows"), 500_000.0);
+    assert!(field("first") < 10.0, "the first row comes at once: {stdout}");
+    assert!(field("grew") < 300.0, "the server holds a batch, not the result (MB): {stdout}");
+    assert!(stdout.contains("next 2000"), "{stdout}");
+
+    // The raw protocol: Parse, Bind, then Execute with max_rows 4 three times, then Sync.
+    let script = format!(
+        "{PSYCOPG}\
+s = socket.create_connection(('127.0.0.1', PORT), timeout=20)\n\
+def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)\n\
+def read(n):\n    \
+    b = b''\n    \
+    while len(b) < n:\n        \
+        chunk = s.recv(n - len(b))\n        \
+        if not chunk: raise EOFError('closed')\n        \
+        b += chunk\n    \
+    return b\n\
+def message():\n    \
+    tag = read(1); return tag, read(struct.unpack('!I', read(4))[0] - 4)\n\
+send(b'', struct.pack('!I', 196608) + b'user\\0analyst\\0database\\0debtlens\\0\\0')\n\
+while message()[0] != b'Z': pass\n\
+send(b'P', b'\\0SELECT value FROM generate_series(1, 10) ORDER BY value\\0' + struct.pack('!h', 0))\n\
+send(b'B', b'\\0\\0' + struct.pack('!hhh', 0, 0, 0))\n\
+for _ in range(3): send(b'E', b'\\0' + struct.pack('!i', 4))\n\
+send(b'S', b'')\n\
+out = []\n\
+while True:\n    \
+    tag, data = message()\n    \
+    if tag == b'D': out.append('row ' + data[6:].decode())\n    \
+    elif tag == b's': out.append('suspended')\n    \
+    elif tag == b'C': out.append('complete ' + data.rstrip(b'\\0').decode())\n    \
+    elif tag == b'E': out.append('error ' + repr(data))\n    \
+    elif tag == b'Z': break\n\
+print(' | '.join(out))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(
+        run.stdout().trim(),
+        "row 1 | row 2 | row 3 | row 4 | suspended | row 5 | row 6 | row 7 | row 8 | suspended | row 9 | row 10 | complete SELECT 2"
+    );
+}
+
+/// Issue 21, item 8: sockets that connect and say nothing no longer lock users out. With
+/// --max-connections 4, 70 silent sockets from one address (127.0.0.2): past 64 (twice the
+/// limit, at least 64, may be logging in per address) they are closed at once, the rest hold no
+/// slot, so four real clients (from 127.0.0.1) still get in, and a silent socket is closed at
+/// --auth-timeout.
+#[test]
+fn silent_sockets_do_not_lock_users_out() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &["--max-connections", "4", "--auth-timeout", "3s"]);
+    let script = format!(
+        "{PSYCOPG}\
+import time, select\n\
+silent = [socket.create_connection(('127.0.0.1', PORT), timeout=20, source_address=('127.0.0.2', 0)) for _ in range(70)]\n\
+time.sleep(0.5)\n\
+def closed(sockets):\n    \
+    readable, _, _ = select.select(sockets, [], [], 0)\n    \
+    return [s for s in readable if s.recv(1) == b'']\n\
+print('closed at once', len(closed(silent)))\n\
+clients = [connect() for _ in range(4)]\n\
+print('users in', sum(c.execute('SELECT count(*) FROM features').fetchone()[0] == 2000 for c in clients))\n\
+for c in clients: c.close()\n\
+t = time.time()\n\
+gone = set()\n\
+while len(gone) < len(silent) and time.time() - t < 20:\n    \
+    gone.update(closed([s for s in silent if s not in gone])); time.sleep(0.2)\n\
+print('silent left open', len(silent) - len(gone))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(run.stdout(), "closed at once 6\nusers in 4\nsilent left open 0\n");
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0);
+    assert!(log.iter().any(|l| l.contains("have not logged in yet")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("did not log in within 3s (--auth-timeout)")), "{log:?}");
+}

@@ -1,0 +1,152 @@
+//! What the server says about itself, one answer everywhere: the version in the startup
+//! ParameterStatus, `SHOW server_version`, `version()` and `current_setting(...)` are the same
+//! PostgreSQL-format text, so drivers that parse it (SQLAlchemy's dialect, pgjdbc, Grafana's
+//! `server_version_num`) see PostgreSQL 16 with debtlens named after it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result as DfResult, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+
+/// The PostgreSQL release whose behaviour the server follows.
+pub const PG_VERSION: &str = "16.6";
+/// The same as `server_version_num` reads it.
+pub const PG_VERSION_NUM: &str = "160006";
+
+/// `16.6 (debtlens 0.1.0)`: the form PostgreSQL builds use (`16.6 (Debian 16.6-1)`).
+pub fn server_version() -> String {
+    format!("{PG_VERSION} (debtlens {})", env!("CARGO_PKG_VERSION"))
+}
+
+/// What `version()` returns: `PostgreSQL 16.6 (debtlens 0.1.0) on x86_64-linux, 64-bit`.
+pub fn version_text() -> String {
+    format!("PostgreSQL {} on {}-{}, 64-bit", server_version(), std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// A server setting as PostgreSQL names it (case-insensitive), with the value a new connection
+/// sees; `None` for a name PostgreSQL would not know either.
+pub fn default_setting(name: &str) -> Option<String> {
+    let value = match name.to_ascii_lowercase().as_str() {
+        "server_version" => return Some(server_version()),
+        "server_version_num" => PG_VERSION_NUM,
+        "server_encoding" | "client_encoding" => "UTF8",
+        "datestyle" => "ISO, MDY",
+        "intervalstyle" => "postgres",
+        "timezone" | "time zone" | "log_timezone" => "UTC",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "default_transaction_read_only" | "transaction_read_only" => "on",
+        "is_superuser" => "off",
+        "max_identifier_length" => "63",
+        "max_index_keys" => "32",
+        "block_size" => "8192",
+        "lc_collate" | "lc_ctype" | "lc_messages" | "lc_monetary" | "lc_numeric" | "lc_time" => "C",
+        "transaction_isolation" | "default_transaction_isolation" => "read committed",
+        "search_path" => "\"$user\", public",
+        "application_name" => "",
+        "extra_float_digits" => "1",
+        "bytea_output" => "hex",
+        "client_min_messages" => "notice",
+        "ssl" => "off",
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
+/// `version()`, replacing DataFusion's (which names DataFusion, so SQLAlchemy refuses to
+/// connect: "Could not determine version").
+pub fn version_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Version { signature: Signature::exact(vec![], Volatility::Stable) })
+}
+
+/// `current_setting(name)` and `current_setting(name, missing_ok)`: the server's settings as a
+/// new connection has them (`SHOW` gives a connection's own); an unknown name is PostgreSQL's
+/// error, or NULL with missing_ok.
+pub fn current_setting_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(CurrentSetting {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Version {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Version {
+    fn name(&self) -> &str {
+        "version"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(version_text()))))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let names = arrays[0].as_string::<i32>();
+        let missing_ok = arrays.get(1).map(|a| a.as_boolean().clone());
+        let mut out = StringBuilder::with_capacity(rows, rows * 8);
+        for i in 0..rows {
+            if names.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            match default_setting(names.value(i)) {
+                Some(value) => out.append_value(value),
+                None if missing_ok.as_ref().is_some_and(|m| m.is_valid(i) && m.value(i)) => out.append_null(),
+                None => return exec_err!("unrecognized configuration parameter \"{}\"", names.value(i)),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_version_in_postgresql_s_format() {
+        assert!(version_text().starts_with(&format!("PostgreSQL {PG_VERSION} (debtlens ")));
+        assert_eq!(default_setting("SERVER_VERSION"), Some(server_version()));
+        assert_eq!(default_setting("server_version_num").as_deref(), Some("160006"));
+        assert_eq!(default_setting("no_such_setting"), None);
+        // SQLAlchemy's dialect: re.match(r".*(?:PostgreSQL|EnterpriseDB) (\d+)\.?(\d+)?(?:\.(\d+))?", v)
+        let text = version_text();
+        let rest = text.split("PostgreSQL ").nth(1).unwrap();
+        let major: u32 = rest.split('.').next().unwrap().parse().unwrap();
+        assert_eq!(major, 16);
+    }
+}
