@@ -95,6 +95,9 @@ pub enum Command {
     Plan(cmd::plan::PlanArgs),
     /// The monthly technical-health review, as Markdown or a self-contained HTML page.
     Report,
+    /// Remove data files no table version uses (left by interrupted ingests, replaced by
+    /// upserts) once they are older than --retain.
+    Vacuum(cmd::vacuum::VacuumArgs),
     /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
     Batch(cmd::batch::BatchArgs),
     /// Serve the tables and views over the PostgreSQL wire protocol, read-only, for BI tools and
@@ -142,23 +145,62 @@ pub fn run() -> Result<u8> {
     }
     let runtime =
         runtime.enable_all().build().map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Init(args) => cmd::init::run(&config, args).await,
-            Command::Ingest(args) => cmd::ingest::run(&config, args).await,
-            Command::Sample(args) => cmd::sample::run(&config, args).await,
-            Command::Views => cmd::views::run(&config).await,
-            Command::View(args) => cmd::view::run(&config, args).await,
-            Command::Query(args) => cmd::query::run(&config, args).await,
-            Command::Shell(args) => cmd::shell::run(&config, args).await,
-            Command::Estimate(args) => cmd::estimate::run(&config, args).await,
-            Command::Paydown(args) => cmd::paydown::run(&config, args).await,
-            Command::Plan(args) => cmd::plan::run(&config, args).await,
-            Command::Report => cmd::report::run(&config).await,
-            Command::Batch(args) => cmd::batch::run(&config, args).await,
-            Command::Serve(args) => cmd::serve::run(&config, args).await,
+    // The shell and the server handle Ctrl-C and SIGTERM themselves; any other command stops
+    // at once, its future dropped: a temporary output file is removed, an ingest not yet
+    // committed leaves the store as it was.
+    let interruptible = !matches!(cli.command, Command::Shell(_) | Command::Serve(_));
+    let result = runtime.block_on(async {
+        let command = async {
+            match cli.command {
+                Command::Init(args) => cmd::init::run(&config, args).await,
+                Command::Ingest(args) => cmd::ingest::run(&config, args).await,
+                Command::Sample(args) => cmd::sample::run(&config, args).await,
+                Command::Views => cmd::views::run(&config).await,
+                Command::View(args) => cmd::view::run(&config, args).await,
+                Command::Query(args) => cmd::query::run(&config, args).await,
+                Command::Shell(args) => cmd::shell::run(&config, args).await,
+                Command::Estimate(args) => cmd::estimate::run(&config, args).await,
+                Command::Paydown(args) => cmd::paydown::run(&config, args).await,
+                Command::Plan(args) => cmd::plan::run(&config, args).await,
+                Command::Report => cmd::report::run(&config).await,
+                Command::Batch(args) => cmd::batch::run(&config, args).await,
+                Command::Vacuum(args) => cmd::vacuum::run(&config, args).await,
+                Command::Serve(args) => cmd::serve::run(&config, args).await,
+            }
+        };
+        if !interruptible {
+            return command.await;
         }
-    })
+        tokio::select! {
+            result = command => result,
+            error = interrupted() => Err(error),
+        }
+    });
+    if matches!(result, Err(Error::Interrupted { .. })) {
+        // Work on blocking threads (a file being read) is not waited for.
+        runtime.shutdown_background();
+    }
+    result
+}
+
+/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives, with the error that says which.
+async fn interrupted() -> Error {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => Error::Interrupted { name: "SIGINT", number: 2 },
+            _ = term.recv() => Error::Interrupted { name: "SIGTERM", number: 15 },
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        Error::Interrupted { name: "Ctrl-C", number: 2 }
+    }
 }
 
 /// Parses a size such as `512M`, `2G`, `1.5GB` or `1048576` into bytes.

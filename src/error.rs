@@ -86,6 +86,15 @@ pub enum Error {
     /// Writing to stdout failed because the reader went away (`| head`): not an error to report.
     #[error("broken pipe")]
     BrokenPipe,
+
+    /// SIGINT or SIGTERM stopped the command; what it was writing was removed (an output file
+    /// appears whole or not at all, an ingest commits whole or not at all). Exit 128 + the
+    /// signal's number, as a shell reports a process a signal stopped.
+    #[error(
+        "interrupted by {name}: stopped before finishing; nothing was left half-written (no partial output file; \
+         a store has all of an ingest or none of it)"
+    )]
+    Interrupted { name: &'static str, number: u8 },
 }
 
 impl Error {
@@ -107,6 +116,7 @@ impl Error {
             | Error::Io { .. } => exit::USAGE,
             Error::Statement { source, .. } => source.exit_code(),
             Error::BrokenPipe => exit::OK,
+            Error::Interrupted { number, .. } => 128 + number,
             _ => exit::RUNTIME,
         }
     }

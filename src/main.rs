@@ -9,6 +9,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quiet_panics();
     match debtlens::cli::run() {
         Ok(code) => ExitCode::from(code),
         // A reader that went away (`| head`) is not a failure.
@@ -18,4 +19,24 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A panic inside a library's thread (an object store writer after a disk-full error, say) is
+/// reported in one line instead of a backtrace; the command's own error follows it and says
+/// what happened to the data. `RUST_BACKTRACE=1` brings the full report back.
+fn quiet_panics() {
+    let full = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            return full(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("debtlens: internal panic{at}: {message} (RUST_BACKTRACE=1 shows where)");
+    }));
 }

@@ -12,6 +12,7 @@ pub mod report;
 pub mod sample;
 pub mod serve;
 pub mod shell;
+pub mod vacuum;
 pub mod view;
 pub mod views;
 

@@ -118,8 +118,22 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         .await
         .map_err(|e| Error::Internal(format!("ingest stopped: {e}")))??;
 
+    // A write that fails (disk full, a read-only store, a lost connection) commits nothing:
+    // each of the two commits below is whole or absent, and the user is told which.
+    let uncommitted = |e: Error, what: &str| match e {
+        unreachable @ Error::Unreachable { .. } => unreachable,
+        e => Error::Store {
+            store: store.to_string(),
+            table: table.name(),
+            message: format!(
+                "{e}\n{what}: the table is as it was before this ingest (nothing of it was committed; \
+                 `debtlens vacuum` removes any file it wrote)"
+            ),
+        },
+    };
     if !staged.rejected.is_empty() {
-        store.append_rejected(rejected_batch(table, &staged.rejected)?).await?;
+        let rejected = rejected_batch(table, &staged.rejected)?;
+        store.append_rejected(rejected).await.map_err(|e| uncommitted(e, "the rejected rows could not be written"))?;
     }
     let mut summary = Summary {
         read: staged.read,
@@ -129,7 +143,10 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         ..Summary::default()
     };
     if staged.valid > 0 {
-        let upserted = store.upsert(table, staging.path(), staged.repeated_keys).await?;
+        let upserted = store
+            .upsert(table, staging.path(), staged.repeated_keys)
+            .await
+            .map_err(|e| uncommitted(e, "the rows could not be committed"))?;
         summary.loaded = upserted.inserted;
         summary.replaced = upserted.updated + (staged.valid - upserted.unique);
         summary.version = upserted.version;

@@ -300,3 +300,50 @@ fn is_conflict(e: &DeltaTableError) -> bool {
             }
     )
 }
+
+/// What `vacuum` removed from one table (or would remove, in a dry run).
+#[derive(Debug, Clone, Default)]
+pub struct Vacuumed {
+    /// The files, relative to the table's folder, sorted.
+    pub files: Vec<String>,
+}
+
+impl Store {
+    /// Removes the files of `table` (`None`: the rejected rows) that no version of the table
+    /// newer than `retain` uses and that are older than `retain`: files an interrupted ingest
+    /// wrote and never committed, and files an upsert replaced (Delta's vacuum in its full mode,
+    /// which lists the folder). `None` when the store has no such table.
+    pub async fn vacuum(
+        &self,
+        table: Option<Table>,
+        retain: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Option<Vacuumed>> {
+        let url = match table {
+            Some(t) => self.table_url(t)?,
+            None => self.rejected_url()?,
+        };
+        if let Some(dir) = self.local_dir() {
+            let folder = dir.join(table.map_or(REJECTED_DIR, Table::name));
+            if !folder.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
+        let delta = match self.open_delta(url).await {
+            Ok(delta) => delta,
+            Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let retain = chrono::Duration::from_std(retain).map_err(|_| Error::Usage("--retain is too long".into()))?;
+        let (_, metrics) = delta
+            .vacuum()
+            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(dry_run)
+            .await?;
+        let mut files: Vec<String> = metrics.files_deleted;
+        files.sort();
+        Ok(Some(Vacuumed { files }))
+    }
+}

@@ -3,6 +3,7 @@ mod cli;
 mod determinism;
 mod ingest;
 mod plan;
+mod reliability;
 mod report;
 mod s3;
 mod server;

@@ -1,0 +1,106 @@
+//! What an unlucky user meets (issue 21): a command stopped by a signal leaves no partial file
+//! and says so, and `vacuum` removes what interrupted ingests leave in a store, never a file a
+//! table version uses.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Env, Run};
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") || n.starts_with("big"))
+        .collect()
+}
+
+/// SIGTERM and SIGINT while a query streams into `--output`: exit 128 + the signal, a message
+/// that says what happened, and neither the output nor its temporary file left behind.
+#[test]
+fn a_signal_during_output_leaves_no_partial_file() {
+    let env = Env::new();
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let child = env
+            .cmd()
+            .args(["-q", "query", "SELECT value, value * 2 AS twice FROM generate_series(1, 100000000000)"])
+            .args(["--format", "csv", "--output", "big.csv"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the temporary file is being written.
+        let started = Instant::now();
+        while leftovers(env.dir.path()).is_empty() && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!leftovers(env.dir.path()).is_empty(), "the output's temporary file appears");
+        std::thread::sleep(Duration::from_millis(300));
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let run = Run::from(child.wait_with_output().unwrap());
+        run.fails_with(code);
+        assert!(run.stderr.contains(&format!("interrupted by SIG{signal}")), "{}", run.stderr);
+        assert_eq!(leftovers(env.dir.path()), Vec::<String>::new(), "SIG{signal}");
+    }
+}
+
+fn touch_days_ago(path: &Path, days: u32) {
+    let status = Command::new("touch").args(["-d", &format!("{days} days ago")]).arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// An uncommitted data file (what a killed ingest leaves) is removed by `vacuum` once older
+/// than --retain; a fresh one is kept; --dry-run removes nothing; no view changes.
+#[test]
+fn vacuum_removes_uncommitted_files_and_nothing_in_use() {
+    let env = Env::new();
+    let store = env.sample_store("store", 600, &["--backlog", "5"]);
+    let data = store.to_str().unwrap();
+    let view = |env: &Env| env.run(&["-q", "--data", data, "view", "system_health", "--format", "csv"]).stdout;
+    let before = view(&env);
+    let features = store.join("features");
+    let committed: Vec<_> = std::fs::read_dir(&features)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert!(!committed.is_empty());
+    let old = features.join("part-00000-killed-ingest.c000.snappy.parquet");
+    let fresh = features.join("part-00001-running-ingest.c000.snappy.parquet");
+    std::fs::copy(&committed[0], &old).unwrap();
+    std::fs::copy(&committed[0], &fresh).unwrap();
+    touch_days_ago(&old, 3);
+    for path in &committed {
+        touch_days_ago(path, 3);
+    }
+
+    let dry = env.run(&["--data", data, "vacuum", "--dry-run"]);
+    dry.success();
+    assert!(
+        dry.stderr.contains("would remove features/part-00000-killed-ingest.c000.snappy.parquet"),
+        "{}",
+        dry.stderr
+    );
+    assert!(dry.stderr.contains("would remove 1 file older than 24h"), "{}", dry.stderr);
+    assert!(old.exists());
+
+    let run = env.run(&["--data", data, "vacuum", "features"]);
+    run.success();
+    assert!(run.stderr.contains("removed 1 file older than 24h"), "{}", run.stderr);
+    assert!(!old.exists() && fresh.exists(), "the old orphan goes, the fresh one stays");
+    assert!(committed.iter().all(|p| p.exists()), "every committed file stays");
+    assert_eq!(view(&env), before);
+
+    let run = env.run(&["--data", data, "vacuum", "--retain", "0s"]);
+    run.success();
+    assert!(!fresh.exists());
+    assert_eq!(view(&env), before);
+
+    let bad = env.run(&["--data", data, "vacuum", "featurs"]);
+    bad.fails_with(2);
+    assert!(bad.stderr.contains("unknown table `featurs`"), "{}", bad.stderr);
+    let sample = env.run(&["vacuum"]);
+    sample.fails_with(2);
+    assert!(sample.stderr.contains("no files to clean"), "{}", sample.stderr);
+}
