@@ -103,7 +103,11 @@ impl Guard {
     /// but a query is refused.
     pub async fn plan(&self, statement: &Statement, client: &(impl ClientInfo + ?Sized)) -> PgWireResult<LogicalPlan> {
         self.engine.refresh().await.map_err(|e| pg_error(&e))?;
-        self.session(client)?.plan_statement(statement).await.map_err(|e| pg_error(&e))
+        // PostgreSQL's column names and the client's database (naming.rs).
+        let mut statement = statement.clone();
+        let database = client.metadata().get("database").map_or("debtlens", String::as_str);
+        super::naming::as_postgres(&mut statement, database);
+        self.session(client)?.plan_statement(&statement).await.map_err(|e| pg_error(&e))
     }
 
     /// The timeout of the client's next statement: its own `statement_timeout`, capped by the

@@ -974,3 +974,83 @@ print('silent left open', len(silent) - len(gone))\n"
     assert!(log.iter().any(|l| l.contains("have not logged in yet")), "{log:?}");
     assert!(log.iter().any(|l| l.contains("did not log in within 3s (--auth-timeout)")), "{log:?}");
 }
+
+/// Issue 20, first part: what BI drivers read on connect. One PostgreSQL-format version
+/// everywhere (SQLAlchemy parses `version()`, Grafana `server_version_num`), PostgreSQL's names
+/// for unnamed columns, `current_database()` as the client named it, and an untyped array
+/// parameter as node-postgres sends it (`team = ANY($1)` with `{"platform","checkout"}`), which
+/// counted 0 rows in silence.
+#[test]
+fn drivers_see_postgresql_s_version_names_and_array_parameters() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let run = server.psql(
+        &env,
+        &[
+            "-A",
+            "-c",
+            "SELECT version()",
+            "-c",
+            "SHOW server_version",
+            "-c",
+            "SELECT current_setting('server_version_num') AS n, current_setting('nope', true) IS NULL AS missing",
+            "-c",
+            "SELECT count(*), 1 + 1, current_database(), max(team) FROM features",
+            "-c",
+            "SHOW TimeZone",
+        ],
+    );
+    run.success();
+    let out = run.stdout();
+    let version = out.lines().nth(1).unwrap();
+    assert!(version.starts_with("PostgreSQL 16.6 (debtlens "), "{out}");
+    assert!(out.contains("server_version\n16.6 (debtlens "), "{out}");
+    assert!(out.contains("n|missing\n160006|t\n"), "{out}");
+    assert!(out.contains("count|?column?|current_database|max\n2000|2|debtlens|"), "{out}");
+    assert!(out.contains("timezone\nUTC\n"), "{out}");
+
+    // node-postgres: Parse without parameter types, the array bound as text.
+    let expected = cli_csv(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')");
+    let expected = expected.lines().nth(1).unwrap();
+    let script = format!(
+        "{PSYCOPG}\
+s = socket.create_connection(('127.0.0.1', PORT), timeout=20)\n\
+def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)\n\
+def read(n):\n    \
+    b = b''\n    \
+    while len(b) < n:\n        \
+        chunk = s.recv(n - len(b))\n        \
+        if not chunk: raise EOFError('closed')\n        \
+        b += chunk\n    \
+    return b\n\
+def message():\n    \
+    tag = read(1); return tag, read(struct.unpack('!I', read(4))[0] - 4)\n\
+send(b'', struct.pack('!I', 196608) + b'user\\0analyst\\0database\\0debtlens\\0\\0')\n\
+while message()[0] != b'Z': pass\n\
+def run(sql, value, fmt=0):\n    \
+    send(b'P', b'\\0' + sql.encode() + b'\\0' + struct.pack('!h', 0))\n    \
+    send(b'B', b'\\0\\0' + struct.pack('!hh', 1, fmt) + struct.pack('!h', 1) + struct.pack('!i', len(value)) + value + struct.pack('!h', 0))\n    \
+    send(b'E', b'\\0' + struct.pack('!i', 0))\n    \
+    send(b'S', b'')\n    \
+    out = []\n    \
+    while True:\n        \
+        tag, data = message()\n        \
+        if tag == b'D': out.append(data[6:].decode())\n        \
+        elif tag == b'E': out.append('error ' + [f[1:].decode() for f in data.split(b'\\0') if f[:1] == b'C'][0])\n        \
+        elif tag == b'Z': return ' '.join(out)\n\
+sql = 'SELECT count(*) FROM features WHERE team = ANY($1)'\n\
+print('any', run(sql, b'{{\"platform\",\"checkout\"}}'))\n\
+print('unquoted', run(sql, b'{{platform, checkout}}'))\n\
+print('bad', run(sql, b'{{\"platform}}'))\n\
+print('binary', run(sql, b'platform', 1))\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    assert_eq!(
+        run.stdout(),
+        format!("any {expected}\nunquoted {expected}\nbad error 22P02\nbinary error 42P18\n"),
+        "{}",
+        run.stderr
+    );
+}
