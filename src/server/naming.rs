@@ -136,7 +136,7 @@ mod tests {
     fn unnamed_columns_get_postgresql_s_names() {
         assert_eq!(
             rewrite("SELECT count(*), 1, system, f.team, sum(x)::int, (max(y)) FROM f"),
-            r#"SELECT count(*) AS "count", 1 AS "?column?", system, f.team, CAST(sum(x) AS INT) AS "sum", (max(y)) AS "max" FROM f"#
+            r#"SELECT count(*) AS "count", 1 AS "?column?", system, f.team, sum(x)::INT AS "sum", (max(y)) AS "max" FROM f"#
         );
         // A name already given is not given twice (DataFusion needs unique names).
         assert_eq!(rewrite("SELECT count(a), count(b) FROM f"), r#"SELECT count(a) AS "count", count(b) FROM f"#);
