@@ -26,6 +26,9 @@ pub struct IngestArgs {
     /// The input format of every file. Default: each file's extension.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormat>,
+    /// The field separator of CSV files: one character, such as `;` or `\t` (tab).
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
     /// Exit 0 even when rows were rejected (they are still kept in _rejected/).
     #[arg(long)]
     pub allow_rejects: bool,
@@ -47,14 +50,19 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
     }
     let format = args.input_format;
     let mapping = args.map.as_deref().map(|m| Mapping::load(m, table)).transpose()?;
-    let options = IngestOptions { format, mapping, progress: std::io::stderr().is_terminal() && !config.quiet };
+    let options = IngestOptions {
+        format,
+        mapping,
+        delimiter: args.delimiter,
+        progress: std::io::stderr().is_terminal() && !config.quiet,
+    };
     let summary = ingest(&config.store, table, &args.files, &options).await?;
     for (file, columns) in &summary.ignored_columns {
         config.note(format_args!(
             "warning: {}: ignored columns that are not in {}: {}",
             file.display(),
             table.name(),
-            columns.join(", ")
+            ignored_list(columns)
         ));
     }
     if summary.future_dates > 0 {
@@ -83,4 +91,34 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The ignored columns as a warning names them: each cut to 60 characters, at most 20.
+fn ignored_list(columns: &[String]) -> String {
+    let mut list: Vec<String> = columns.iter().take(20).map(|c| crate::ingest::read::shown(c)).collect();
+    if columns.len() > 20 {
+        list.push(format!("and {} more", columns.len() - 20));
+    }
+    list.join(", ")
+}
+
+/// `--delimiter`: one ASCII character; `\t` and `tab` for a tab.
+fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
+    match s {
+        "\\t" | "tab" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => Ok(s.as_bytes()[0]),
+        _ => Err(format!("`{s}` is not a delimiter: give one character, such as ';' or '\\t'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn delimiters_are_one_character() {
+        assert_eq!(super::parse_delimiter(";"), Ok(b';'));
+        assert_eq!(super::parse_delimiter("\\t"), Ok(b'\t'));
+        assert_eq!(super::parse_delimiter("tab"), Ok(b'\t'));
+        assert!(super::parse_delimiter(";;").is_err());
+        assert!(super::parse_delimiter("\"").is_err());
+    }
 }

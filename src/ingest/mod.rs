@@ -40,6 +40,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// How the inputs' columns map onto the table's (`--map`).
     pub mapping: Option<Mapping>,
+    /// The field separator of CSV inputs (`--delimiter`); `None`: a comma.
+    pub delimiter: Option<u8>,
 }
 
 /// What an ingest did. `read = loaded + replaced + rejected` always holds.
@@ -114,9 +116,11 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
     let staging_dir = staging.path().to_path_buf();
     let progress = (options.progress && total_bytes > 4 * 1024 * 1024).then(|| progress_bar(total_bytes));
     let mapping = options.mapping.clone();
-    let staged = tokio::task::spawn_blocking(move || stage(table, &inputs, mapping.as_ref(), &staging_dir, progress))
-        .await
-        .map_err(|e| Error::Internal(format!("ingest stopped: {e}")))??;
+    let delimiter = options.delimiter.unwrap_or(b',');
+    let staged =
+        tokio::task::spawn_blocking(move || stage(table, &inputs, mapping.as_ref(), delimiter, &staging_dir, progress))
+            .await
+            .map_err(|e| Error::Internal(format!("ingest stopped: {e}")))??;
 
     // A write that fails (disk full, a read-only store, a lost connection) commits nothing:
     // each of the two commits below is whole or absent, and the user is told which.
@@ -171,6 +175,7 @@ fn stage(
     table: Table,
     inputs: &[(PathBuf, InputFormat)],
     mapping: Option<&Mapping>,
+    delimiter: u8,
     dir: &Path,
     progress: Option<ProgressBar>,
 ) -> Result<Staged> {
@@ -231,7 +236,7 @@ fn stage(
             }
             Ok(())
         };
-        let ignored = read_alongside(file, *format, table, mapping, Arc::clone(&counter), &mut each)?;
+        let ignored = read_alongside(file, *format, table, mapping, delimiter, Arc::clone(&counter), &mut each)?;
         if !ignored.is_empty() {
             staged.ignored_columns.push((file.clone(), ignored));
         }
@@ -258,6 +263,7 @@ fn read_alongside(
     format: InputFormat,
     table: Table,
     mapping: Option<&Mapping>,
+    delimiter: u8,
     counter: Arc<AtomicU64>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
@@ -265,7 +271,7 @@ fn read_alongside(
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Item>>(4);
         let reader = scope.spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_ITEMS);
-            let read = read::read(file, format, columns(table), mapping, counter, &mut |item| {
+            let read = read::read(file, format, columns(table), mapping, delimiter, counter, &mut |item| {
                 chunk.push(item);
                 if chunk.len() == CHUNK_ITEMS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ITEMS));

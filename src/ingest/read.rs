@@ -35,8 +35,12 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The format a file's name says, looking through a compression suffix (`x.csv.gz`,
+    /// `x.ndjson.zst`).
     pub fn from_path(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let name = [".gz", ".gzip", ".zst", ".zstd"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+        match Path::new(name).extension()?.to_str()? {
             "csv" | "txt" => Some(Self::Csv),
             "json" => Some(Self::Json),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
@@ -139,9 +143,9 @@ impl Binding {
                             "the header names `{}` twice (`{}` in column {} and `{}` in column {}); \
                              rename or remove one; nothing was loaded",
                             spec.name,
-                            header[first].trim(),
+                            shown(&header[first]),
                             first + 1,
-                            header[second].trim(),
+                            shown(&header[second]),
                             second + 1
                         ),
                     });
@@ -229,23 +233,87 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Reads `file` and calls `each` with every record. Returns the extra (ignored) columns.
+/// Text inputs compressed with gzip or zstd (told by their first bytes, whatever the name) are
+/// read through the decompressor; an empty file and a UTF-16 file are refused with what to do.
 pub fn read(
     file: &Path,
     format: InputFormat,
     columns: &[ColumnSpec],
     mapping: Option<&Mapping>,
+    delimiter: u8,
     progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
-    let open = || -> Result<Counting<BufReader<File>>> {
-        let f = File::open(file).map_err(|e| Error::io(file, e))?;
-        Ok(Counting { inner: BufReader::with_capacity(1 << 16, f), count: std::sync::Arc::clone(&progress) })
+    if format == InputFormat::Parquet {
+        return read_parquet(file, columns, mapping, each);
+    }
+    let f = File::open(file).map_err(|e| Error::io(file, e))?;
+    let mut raw = Counting { inner: BufReader::with_capacity(1 << 16, f), count: std::sync::Arc::clone(&progress) };
+    let head = raw.inner.fill_buf().map_err(|e| Error::io(file, e))?.to_vec();
+    let decoded: Box<dyn Read> = match Compression::of(&head) {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::Zstd => Box::new(zstd::Decoder::new(raw).map_err(|e| Error::io(file, e))?),
+        Compression::None => Box::new(raw),
     };
+    let mut input = BufReader::with_capacity(1 << 16, decoded);
+    let start = input.fill_buf().map_err(|e| Error::io(file, e))?;
+    let refuse = |message: String| Error::Input { file: file.to_path_buf(), line: 1, column: 0, message };
+    if start.is_empty() {
+        return Err(refuse(
+            "the file is empty (not even a header); nothing was loaded. An export with no rows still has its header line"
+                .into(),
+        ));
+    }
+    if let Some(encoding) = utf16(start) {
+        return Err(refuse(format!(
+            "the file is {encoding}, not UTF-8; nothing was loaded. Save it as UTF-8 (in Excel: CSV UTF-8; \
+             or `iconv -f UTF-16 -t UTF-8`)"
+        )));
+    }
     match format {
-        InputFormat::Csv => read_csv(file, open()?, columns, mapping, each),
-        InputFormat::Ndjson => read_ndjson(file, open()?, columns, mapping, each),
-        InputFormat::Json => read_json(file, open()?, columns, mapping, each),
-        InputFormat::Parquet => read_parquet(file, columns, mapping, each),
+        InputFormat::Csv => read_csv(file, input, columns, mapping, delimiter, each),
+        InputFormat::Ndjson => read_ndjson(file, input, columns, mapping, each),
+        InputFormat::Json => read_json(file, input, columns, mapping, each),
+        InputFormat::Parquet => unreachable!("Parquet is read above"),
+    }
+}
+
+/// How a file's bytes are compressed, by their magic number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(head: &[u8]) -> Self {
+        match head {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// The UTF-16 encoding text starts in, by its byte-order mark or by the zero bytes of ASCII
+/// text in UTF-16 (`f\0e\0`).
+fn utf16(start: &[u8]) -> Option<&'static str> {
+    match start {
+        [0xff, 0xfe, ..] => Some("UTF-16 (little-endian, with a byte-order mark)"),
+        [0xfe, 0xff, ..] => Some("UTF-16 (big-endian, with a byte-order mark)"),
+        [a, 0, b, 0, ..] if a.is_ascii_graphic() && b.is_ascii() => Some("UTF-16 (little-endian)"),
+        [0, a, 0, b, ..] if a.is_ascii_graphic() && b.is_ascii() => Some("UTF-16 (big-endian)"),
+        _ => None,
+    }
+}
+
+/// A name from the input as messages show it: at most 60 characters.
+pub fn shown(name: &str) -> String {
+    let name = name.trim();
+    match name.char_indices().nth(60) {
+        Some((at, _)) => format!("{}… ({} characters)", &name[..at], name.chars().count()),
+        None => name.to_string(),
     }
 }
 
@@ -277,12 +345,14 @@ fn read_csv(
     input: impl Read,
     columns: &[ColumnSpec],
     mapping: Option<&Mapping>,
+    delimiter: u8,
     each: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Vec<String>> {
     let newlines = Rc::new(RefCell::new(VecDeque::new()));
     let tracked = LineTracker { inner: input, offset: 0, newlines: Rc::clone(&newlines) };
     let mut lines_before = 0u64;
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(tracked);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(tracked);
     let mut record = csv::ByteRecord::new();
     let csv_err = |e: csv::Error| Error::Input {
         file: file.to_path_buf(),
@@ -305,7 +375,7 @@ fn read_csv(
         })?;
         header.push(name.to_string());
     }
-    let (binding, extra) = Binding::new(file, &header, columns, mapping)?;
+    let (binding, extra) = Binding::new(file, &header, columns, mapping).map_err(|e| separator_hint(e, &header))?;
     let width = binding.width;
     each(Item::Header(Arc::new(binding)))?;
     loop {
@@ -356,6 +426,25 @@ fn read_csv(
         each(Item::Bad { position, column, raw: joined(&text), reason })?;
     }
     Ok(extra)
+}
+
+/// A header read as one column that other separators would split: the file is likely
+/// `;`- or tab-separated (Excel in many locales writes `;` with decimal commas); say how to read it.
+fn separator_hint(e: Error, header: &[String]) -> Error {
+    let Error::Input { file, line, column, message } = e else { return e };
+    let [only] = header else { return Error::Input { file, line, column, message } };
+    let found = [(';', "';'"), ('\t', "'\\t'"), ('|', "'|'")].into_iter().find(|(c, _)| only.contains(*c));
+    let message = match found {
+        Some((c, flag)) => format!(
+            "{message}. The header is one column holding {} `{}`: the file looks {}-separated; \
+             read it with --delimiter {flag}",
+            only.matches(c).count(),
+            c.escape_default(),
+            if c == '\t' { "tab".to_string() } else { format!("`{c}`") }
+        ),
+        None => message,
+    };
+    Error::Input { file, line, column, message }
 }
 
 /// The first field of a record that is not valid UTF-8 or holds a NUL byte, and which it is.

@@ -212,16 +212,89 @@ fn incidents_with_an_unknown_severity_are_refused() {
 }
 
 #[test]
-fn empty_and_header_only_files_load_nothing_and_succeed() {
+fn header_only_files_load_nothing_and_succeed_and_an_empty_file_is_refused() {
     let env = Env::new();
     let store = store(&env);
-    std::fs::write(env.path("empty.csv"), "").unwrap();
     std::fs::write(env.path("header.csv"), format!("{HEADER}\r\n")).unwrap();
     std::fs::write(env.path("empty.json"), "[]").unwrap();
-    for file in ["empty.csv", "header.csv", "empty.json"] {
+    for file in ["header.csv", "empty.json"] {
         let run = env.run(&["--data", &store, "ingest", "features", file]);
         assert_eq!(run.success().stdout(), "features: read 0, loaded 0, replaced 0, rejected 0\n", "{file}");
     }
+    // A 0-byte file is a failed export, not an export of no rows (that has a header).
+    std::fs::write(env.path("empty.csv"), "").unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "empty.csv"]);
+    run.fails_with(2);
+    assert!(
+        run.stderr.contains("empty.csv:1: the file is empty (not even a header); nothing was loaded"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 21's low items: what a file from elsewhere looks like. gzip and zstd inputs load the
+/// rows the plain file loads; a `;`-separated file says so and loads with --delimiter; a
+/// UTF-16 file names its encoding; a header name of 5 MB is not echoed whole.
+#[test]
+fn compressed_semicolon_utf16_and_huge_header_inputs() {
+    let env = Env::new();
+    let store = store(&env);
+    let rows = "feature_id,title,systems,estimated_weeks,actual_weeks\nZ1,Zipped,api,1,2\nZ2,Zstd é,web;api,2,3\n";
+    std::fs::write(env.path("plain.csv"), rows).unwrap();
+    let gz = std::process::Command::new("gzip").args(["-k", "plain.csv"]).current_dir(env.dir.path()).status();
+    assert!(gz.unwrap().success());
+    std::fs::rename(env.path("plain.csv.gz"), env.path("export.csv.gz")).unwrap();
+    let mut zst = zstd::Encoder::new(std::fs::File::create(env.path("export.ndjson.zst")).unwrap(), 3).unwrap();
+    std::io::Write::write_all(
+        &mut zst,
+        b"{\"feature_id\": \"Z3\", \"title\": \"Zstd\", \"systems\": [\"api\"], \"estimated_weeks\": 1}\n",
+    )
+    .unwrap();
+    zst.finish().unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "export.csv.gz", "export.ndjson.zst"]);
+    assert_eq!(run.success().stdout(), "features: read 3, loaded 3, replaced 0, rejected 0\n");
+    assert_eq!(
+        csv_query(
+            &env,
+            &store,
+            "SELECT feature_id, title, array_to_string(systems, '|') AS s FROM features ORDER BY 1"
+        ),
+        "feature_id,title,s\nZ1,Zipped,api\nZ2,Zstd é,web|api\nZ3,Zstd,api\n"
+    );
+
+    std::fs::write(env.path("excel.csv"), "feature_id;title;systems;estimated_weeks\nS1;Semi;api;1.5\n").unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "excel.csv"]);
+    run.fails_with(2);
+    assert!(
+        run.stderr.contains("holding 3 `;`: the file looks `;`-separated; read it with --delimiter ';'"),
+        "{}",
+        run.stderr
+    );
+    let run = env.run(&["--data", &store, "ingest", "features", "excel.csv", "--delimiter", ";"]);
+    assert_eq!(run.success().stdout(), "features: read 1, loaded 1, replaced 0, rejected 0\n");
+    let run = env.run(&["--data", &store, "ingest", "features", "excel.csv", "--delimiter", ";;"]);
+    run.fails_with(2);
+
+    let utf16: Vec<u8> = [0xff, 0xfe].into_iter().chain(rows.encode_utf16().flat_map(|u| u.to_le_bytes())).collect();
+    std::fs::write(env.path("utf16.csv"), utf16).unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "utf16.csv"]);
+    run.fails_with(2);
+    assert!(
+        run.stderr.contains("the file is UTF-16 (little-endian, with a byte-order mark), not UTF-8"),
+        "{}",
+        run.stderr
+    );
+
+    let huge = "h".repeat(5_000_000);
+    std::fs::write(
+        env.path("huge.csv"),
+        format!("feature_id,title,systems,estimated_weeks,{huge},{huge}\nH1,Huge,api,1,a,b\n"),
+    )
+    .unwrap();
+    let run = env.run(&["--data", &store, "ingest", "features", "huge.csv"]);
+    run.success();
+    assert!(run.stderr.len() < 2_000, "the warning names the columns in short: {} bytes", run.stderr.len());
+    assert!(run.stderr.contains("(5000000 characters)"), "{}", run.stderr);
 }
 
 #[test]
@@ -700,7 +773,7 @@ mod random_bytes {
             let mut text = if with_header { format!("{HEADER}\n").into_bytes() } else { Vec::new() };
             text.extend_from_slice(&bytes);
             std::fs::write(&file, &text).unwrap();
-            let options = IngestOptions { format: None, progress: false, mapping: None };
+            let options = IngestOptions { format: None, progress: false, mapping: None, delimiter: None };
             let outcome = runtime.block_on(async {
                 store.create().await.unwrap();
                 ingest(&store, Table::Features, std::slice::from_ref(&file), &options).await
