@@ -219,8 +219,10 @@ impl<'a> Scanned<'a> {
             .map(|p| p.text(self.sql).to_ascii_uppercase())
     }
 
-    /// Refuses a statement whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
+    /// Refuses a statement longer than `MAX_STATEMENT_BYTES`, or whose expressions chain more
+    /// than `MAX_OPERATOR_CHAIN` operators.
     pub fn check_depth(&self) -> Result<(), String> {
+        check_size(self.sql)?;
         match self.longest_operator_chain() {
             n if n > MAX_OPERATOR_CHAIN => Err(format!(
                 "the statement is too deep to plan: an expression chains {n} operators (the limit is \
@@ -315,9 +317,27 @@ impl Scanned<'_> {
     }
 }
 
-/// Refuses a statement whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
+/// Refuses a statement longer than `MAX_STATEMENT_BYTES` (before reading it any further), or
+/// whose expressions chain more than `MAX_OPERATOR_CHAIN` operators.
 pub fn check_depth(sql: &str) -> Result<(), String> {
+    check_size(sql)?;
     Scanned::new(sql).check_depth()
+}
+
+/// The longest statement text accepted: parsing and planning take many times the text's size
+/// (six 50 MB statements on six connections held 1.7 GB of the server). A list of a hundred
+/// thousand ids is about 1 MB.
+pub const MAX_STATEMENT_BYTES: usize = 16 * 1024 * 1024;
+
+fn check_size(sql: &str) -> Result<(), String> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(format!(
+            "the statement is {:.1} MiB; the limit is {} MiB: put long lists of values in a table or a file",
+            sql.len() as f64 / (1024.0 * 1024.0),
+            MAX_STATEMENT_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(())
 }
 
 /// The first word of the first statement, upper-cased (`SELECT`, `SET`, `WITH`...).
@@ -328,6 +348,13 @@ pub fn first_word(sql: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_over_the_size_limit_is_refused() {
+        let long = format!("SELECT '{}'", "x".repeat(MAX_STATEMENT_BYTES));
+        assert!(check_depth(&long).unwrap_err().contains("the limit is 16 MiB"));
+        assert!(check_depth(&format!("SELECT '{}'", "x".repeat(1 << 20))).is_ok());
+    }
 
     #[test]
     fn pieces_cover_the_text_whole() {

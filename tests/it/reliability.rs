@@ -104,3 +104,26 @@ fn vacuum_removes_uncommitted_files_and_nothing_in_use() {
     sample.fails_with(2);
     assert!(sample.stderr.contains("no files to clean"), "{}", sample.stderr);
 }
+
+/// Issue 21, item 5: one value and one statement are bounded. `repeat('ab', 1000000000)` went
+/// 3 GB past `--memory-limit 512M`; now it is refused before it allocates. A 20 MB statement is
+/// refused before it is parsed (parsing held many times its size).
+#[test]
+fn huge_values_and_statements_are_refused_not_allocated() {
+    let env = Env::new();
+    let run = env.run(&["--memory-limit", "512M", "query", "SELECT length(repeat('ab', 1000000000)) AS n"]);
+    run.fails_with(1);
+    assert!(
+        run.stderr.contains("repeat() would make 1907 MiB of text in one batch; the limit is 256 MiB"),
+        "{}",
+        run.stderr
+    );
+    let run = env.run(&["-q", "query", "SELECT length(repeat('ab', 1000)) AS n", "--format", "csv"]);
+    assert_eq!(run.success().stdout(), "n\n2000\n");
+
+    let long = format!("SELECT '{}' AS x", "y".repeat(20 * 1024 * 1024));
+    std::fs::write(env.path("long.sql"), long).unwrap();
+    let run = env.run(&["query", "-f", "long.sql"]);
+    run.fails_with(1);
+    assert!(run.stderr.contains("the statement is 20.0 MiB; the limit is 16 MiB"), "{}", run.stderr);
+}
