@@ -1,20 +1,21 @@
 //! Who may connect: the users file of SCRAM-SHA-256 verifiers that `serve --add-user` writes, the
-//! one user the environment may name, and the `AuthSource` pgwire's SCRAM handler asks.
+//! one user the environment may name, and the SCRAM-SHA-256 exchange that checks them
+//! (`scram.rs`).
 //!
-//! The file holds, per user, a random salt and the salted password (PBKDF2-HMAC-SHA-256, 4096
-//! iterations, RFC 5802's `SaltedPassword`), never the password. pgwire 0.41's SCRAM server
-//! needs the salted password itself rather than PostgreSQL's StoredKey/ServerKey pair, so the
-//! file is written readable by its owner only.
+//! The file holds, per user, what PostgreSQL keeps in `pg_authid.rolpassword`, in its format:
+//! `SCRAM-SHA-256$4096:SALT$StoredKey:ServerKey` (base64; RFC 5802). StoredKey is a hash of the
+//! client's key, so a stolen file does not log anyone in; only a password guessed against it
+//! would. Files written by debtlens before 0.1 held the salted password itself (pgwire's SCRAM
+//! handler needed it); they are read, converted and written again in this form.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{gen_salted_password, random_nonce};
-use datafusion_postgres::pgwire::api::auth::{AuthSource, LoginInfo, Password};
-use datafusion_postgres::pgwire::error::PgWireResult;
 
 use crate::error::{Error, Result};
 
@@ -26,11 +27,14 @@ const SCHEME: &str = "SCRAM-SHA-256";
 pub const USER_ENV: &str = "DEBTLENS_SERVE_USER";
 pub const PASSWORD_ENV: &str = "DEBTLENS_SERVE_PASSWORD";
 
-/// One user's verifier.
+/// One user's verifier: the salt and RFC 5802's StoredKey and ServerKey.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Verifier {
-    salt: Vec<u8>,
-    salted_password: Vec<u8>,
+    pub(crate) salt: Vec<u8>,
+    pub(crate) stored_key: Vec<u8>,
+    pub(crate) server_key: Vec<u8>,
+    /// Read from a file in the old form (the salted password): the file is written again.
+    converted: bool,
 }
 
 impl fmt::Debug for Verifier {
@@ -39,41 +43,83 @@ impl fmt::Debug for Verifier {
     }
 }
 
+pub(crate) fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), message).as_ref().to_vec()
+}
+
+pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+}
+
 impl Verifier {
     /// A verifier for `password` with a fresh random salt.
     pub fn new(password: &str) -> Self {
         let salt = random_nonce().into_bytes();
-        let salted_password = gen_salted_password(password, &salt, ITERATIONS);
-        Self { salt, salted_password }
+        let salted = gen_salted_password(password, &salt, ITERATIONS);
+        Self::from_salted(salt, &salted, false)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(salt: Vec<u8>, salted_password: &[u8]) -> Self {
+        Self::from_salted(salt, salted_password, false)
+    }
+
+    fn from_salted(salt: Vec<u8>, salted_password: &[u8], converted: bool) -> Self {
+        let stored_key = sha256(&hmac(salted_password, b"Client Key"));
+        let server_key = hmac(salted_password, b"Server Key");
+        Self { salt, stored_key, server_key, converted }
     }
 
     /// Whether `password` is the one this verifier was made from.
     pub fn accepts(&self, password: &str) -> bool {
-        gen_salted_password(password, &self.salt, ITERATIONS) == self.salted_password
+        let salted = gen_salted_password(password, &self.salt, ITERATIONS);
+        sha256(&hmac(&salted, b"Client Key")) == self.stored_key
     }
 
     fn encode(&self) -> String {
-        format!("{SCHEME}${ITERATIONS}${}${}", hex(&self.salt), hex(&self.salted_password))
+        format!(
+            "{SCHEME}${ITERATIONS}:{}${}:{}",
+            BASE64.encode(&self.salt),
+            BASE64.encode(&self.stored_key),
+            BASE64.encode(&self.server_key)
+        )
     }
 
     fn decode(s: &str) -> std::result::Result<Self, String> {
-        let parts: Vec<&str> = s.split('$').collect();
-        let [scheme, iterations, salt, salted] = parts[..] else {
-            return Err(format!("expected {SCHEME}$ITERATIONS$SALT$KEY"));
+        let Some(rest) = s.strip_prefix(&format!("{SCHEME}$")) else {
+            return Err(format!("unknown scheme (expected {SCHEME}$...)"));
         };
-        if scheme != SCHEME {
-            return Err(format!("unknown scheme `{scheme}` (expected {SCHEME})"));
+        // The old form, `SCRAM-SHA-256$4096$SALT$SALTED` in hexadecimal.
+        if let [iterations, salt, salted] = rest.split('$').collect::<Vec<_>>()[..]
+            && !iterations.contains(':')
+        {
+            check_iterations(iterations)?;
+            let salt = unhex(salt).ok_or("the salt is not hexadecimal")?;
+            let salted = unhex(salted).ok_or("the key is not hexadecimal")?;
+            if salted.len() != 32 {
+                return Err("the key is not 32 bytes".into());
+            }
+            return Ok(Self::from_salted(salt, &salted, true));
         }
-        if iterations != ITERATIONS.to_string() {
-            return Err(format!("{iterations} iterations: this debtlens writes and reads {ITERATIONS}"));
+        let expected = || format!("expected {SCHEME}$ITERATIONS:SALT$STOREDKEY:SERVERKEY");
+        let (head, keys) = rest.split_once('$').ok_or_else(expected)?;
+        let (iterations, salt) = head.split_once(':').ok_or_else(expected)?;
+        let (stored, server) = keys.split_once(':').ok_or_else(expected)?;
+        check_iterations(iterations)?;
+        let b64 = |what: &str, v: &str| BASE64.decode(v).map_err(|_| format!("the {what} is not base64"));
+        let (salt, stored_key, server_key) = (b64("salt", salt)?, b64("StoredKey", stored)?, b64("ServerKey", server)?);
+        if stored_key.len() != 32 || server_key.len() != 32 {
+            return Err("a key is not 32 bytes".into());
         }
-        let salt = unhex(salt).ok_or("the salt is not hexadecimal")?;
-        let salted_password = unhex(salted).ok_or("the key is not hexadecimal")?;
-        if salted_password.len() != 32 {
-            return Err("the key is not 32 bytes".into());
-        }
-        Ok(Self { salt, salted_password })
+        Ok(Self { salt, stored_key, server_key, converted: false })
     }
+}
+
+fn check_iterations(iterations: &str) -> std::result::Result<(), String> {
+    if iterations != ITERATIONS.to_string() {
+        return Err(format!("{iterations} iterations: this debtlens writes and reads {ITERATIONS}"));
+    }
+    Ok(())
 }
 
 /// The users the server accepts.
@@ -119,8 +165,8 @@ fn check_private(_file: &Path) -> Result<()> {
 }
 
 impl Users {
-    /// Reads a users file (`name SCRAM-SHA-256$4096$salt$key` per line, `#` comments). A file that
-    /// does not exist holds no users.
+    /// Reads a users file (`name SCRAM-SHA-256$4096:SALT$STOREDKEY:SERVERKEY` per line, `#`
+    /// comments). A file that does not exist holds no users.
     pub fn load(path: &Path) -> Result<Self> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -153,6 +199,19 @@ impl Users {
     pub fn configured(file: &Path) -> Result<Self> {
         check_private(file)?;
         let mut users = Self::load(file)?;
+        // A file in the old form held what logs a user in: written again without it.
+        let old = users.users.values().filter(|v| v.converted).count();
+        if old > 0 {
+            for verifier in users.users.values_mut() {
+                verifier.converted = false;
+            }
+            users.save(file)?;
+            eprintln!(
+                "debtlens: {}: {old} user{} converted to StoredKey/ServerKey (the file no longer holds what logs a user in)",
+                file.display(),
+                if old == 1 { "" } else { "s" }
+            );
+        }
         match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
             (Ok(user), Ok(password)) => {
                 // The same rules as `serve --add-user`: a name without spaces or control
@@ -202,7 +261,9 @@ impl Users {
             .permissions(owner_only())
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
-        let mut text = String::from("# debtlens serve users: name SCRAM-SHA-256$iterations$salt$salted-password\n");
+        let mut text = String::from(
+            "# debtlens serve users: name SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey (as PostgreSQL)\n",
+        );
         for (name, verifier) in &self.users {
             text.push_str(&format!("{name} {}\n", verifier.encode()));
         }
@@ -235,7 +296,7 @@ pub fn default_users_file() -> PathBuf {
     config.join("debtlens").join("users")
 }
 
-/// What pgwire's SCRAM handler asks for a user's verifier. An unknown user gets a verifier no
+/// The users, as the SCRAM exchange looks them up. An unknown user gets a verifier no
 /// password matches, so a client cannot tell a wrong name from a wrong password.
 #[derive(Debug)]
 pub struct UsersSource {
@@ -247,25 +308,14 @@ impl UsersSource {
     pub fn new(users: Users) -> Self {
         Self { users, decoy: Verifier::new(&random_nonce()) }
     }
-}
 
-// Written out rather than with `#[async_trait]`: the trait elides `LoginInfo`'s lifetime, which
-// an `async fn` in an edition-2024 impl cannot.
-impl AuthSource for UsersSource {
-    fn get_password<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        login: &'life1 LoginInfo,
-    ) -> Pin<Box<dyn Future<Output = PgWireResult<Password>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-    {
-        let verifier = login.user().and_then(|u| self.users.get(u)).unwrap_or(&self.decoy);
-        let password = Password::new(Some(verifier.salt.clone()), verifier.salted_password.clone());
-        Box::pin(std::future::ready(Ok(password)))
+    /// The verifier of `user`, or the decoy.
+    pub fn verifier(&self, user: Option<&str>) -> &Verifier {
+        user.and_then(|u| self.users.get(u)).unwrap_or(&self.decoy)
     }
 }
 
+#[cfg(test)]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -307,6 +357,39 @@ mod tests {
     #[test]
     fn two_users_with_one_password_get_different_salts() {
         assert_ne!(Verifier::new("same"), Verifier::new("same"));
+    }
+
+    /// The file holds PostgreSQL's StoredKey and ServerKey, not the salted password that logs
+    /// in; a file of the old form is converted, and its users keep their passwords.
+    #[test]
+    fn the_file_holds_no_key_that_logs_in_and_old_files_are_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let mut users = Users::default();
+        users.set("ana", Verifier::new("pw")).unwrap();
+        users.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.starts_with("ana SCRAM-SHA-256$4096:") && line.matches(':').count() == 2, "{line}");
+        let verifier = Users::load(&path).unwrap().get("ana").unwrap().clone();
+        let salted = gen_salted_password("pw", &verifier.salt, ITERATIONS);
+        assert!(!text.contains(&BASE64.encode(&salted)) && !text.contains(&hex(&salted)));
+
+        // The old form: name SCRAM-SHA-256$4096$SALT$SALTED (hex).
+        let salt = b"0123456789abcdef".to_vec();
+        let old =
+            format!("bo SCRAM-SHA-256$4096${}${}\n", hex(&salt), hex(&gen_salted_password("old", &salt, ITERATIONS)));
+        std::fs::write(&path, &old).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let users = Users::configured(&path).unwrap();
+        assert!(users.get("bo").unwrap().accepts("old"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("bo SCRAM-SHA-256$4096:") && !text.contains(&old[3..]), "{text}");
+        assert!(Users::load(&path).unwrap().get("bo").unwrap().accepts("old"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod guard;
 pub mod naming;
+pub mod scram;
 pub mod settings;
 
 use std::fmt::Debug;
@@ -27,8 +28,6 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
-use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::{Portal, PortalExecutionState};
@@ -114,6 +113,7 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
         authenticate: !options.users.is_empty(),
         parameters: Arc::new(server_parameters()),
         connections: Arc::new(ConnectionManager::new()),
+        keys: Arc::default(),
         require_tls: options.require_tls,
     });
 
@@ -263,10 +263,12 @@ struct Shared {
     authenticate: bool,
     parameters: Arc<DefaultServerParameterProvider>,
     connections: Arc<ConnectionManager>,
+    /// The backend keys (pid, secret) of cancel requests, one sequence for every connection.
+    keys: Arc<datafusion_postgres::pgwire::api::RandomPidSecretKeyGenerator>,
     require_tls: bool,
 }
 
-/// The handlers of one connection. pgwire 0.41 keeps SCRAM state in its startup handler, so each
+/// The handlers of one connection. The SCRAM exchange keeps its state in its startup handler, so each
 /// connection gets its own.
 struct Handlers {
     service: Arc<Service>,
@@ -328,13 +330,12 @@ impl Drop for PendingLogin {
 impl Handlers {
     fn new(shared: &Shared, slots: Slots) -> Self {
         let auth = if shared.authenticate {
-            let mut scram = ScramAuth::new(shared.users.clone());
-            scram.set_iterations(auth::ITERATIONS);
-            Auth::Scram(
-                SASLAuthStartupHandler::new(shared.parameters.clone())
-                    .with_scram(scram)
-                    .with_connection_manager(shared.connections.clone()),
-            )
+            Auth::Scram(scram::Scram::new(
+                shared.users.clone(),
+                shared.parameters.clone(),
+                shared.connections.clone(),
+                shared.keys.clone(),
+            ))
         } else {
             Auth::Trust(Trust { connections: shared.connections.clone() })
         };
@@ -372,7 +373,7 @@ impl PgWireServerHandlers for Handlers {
 }
 
 enum Auth {
-    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    Scram(scram::Scram),
     /// No users configured (loopback only).
     Trust(Trust),
 }

@@ -240,7 +240,7 @@ fn users_need_their_password_and_a_wrong_one_gets_28p01() {
     add("bo", "battery staple").success();
     let text = std::fs::read_to_string(&users).unwrap();
     assert!(!text.contains("correct horse") && !text.contains("battery"), "plaintext at rest: {text}");
-    assert!(text.contains("ana SCRAM-SHA-256$4096$"), "{text}");
+    assert!(text.contains("ana SCRAM-SHA-256$4096:"), "PostgreSQL's StoredKey/ServerKey form: {text}");
 
     let server = Server::start(&env, &store, &[], &["--users", users.to_str().unwrap()]);
     let script = format!(
