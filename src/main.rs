@@ -15,10 +15,25 @@ fn main() -> ExitCode {
         // A reader that went away (`| head`) is not a failure.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", without_backtrace(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// An error's text without the backtrace some libraries' errors carry in their text (Delta's
+/// kernel captures one when RUST_BACKTRACE is set): the lines from the first numbered frame on.
+fn without_backtrace(text: &str) -> String {
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            && l.starts_with(' ')
+    };
+    let mut lines: Vec<&str> = text.lines().take_while(|l| !frame(l)).collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
 }
 
 /// A panic inside a library's thread (an object store writer after a disk-full error, say) is

@@ -102,6 +102,14 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
     // The store must be a debtlens store before anything is read.
     store.open_delta(store.table_url(table)?).await.map_err(|e| match store.explain(table, &e) {
         unreachable @ Error::Unreachable { .. } => unreachable,
+        _ if store.local_dir().is_some()
+            && !matches!(
+                e,
+                deltalake::DeltaTableError::NotATable(_) | deltalake::DeltaTableError::InvalidTableLocation(_)
+            ) =>
+        {
+            store.log_unreadable(table, &e)
+        }
         _ => Error::Store {
             store: store.to_string(),
             table: table.name(),

@@ -149,6 +149,39 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A local table whose Delta log cannot be read (a commit file cut short by a full disk or a
+    /// crash of another tool): what happened, that the data files are as they were, and what to
+    /// do; not `debtlens init`, which refuses an existing store.
+    pub fn log_unreadable(&self, table: Table, e: &dyn std::fmt::Display) -> Error {
+        let log = self.local_dir().map(|d| d.join(table.name()).join("_delta_log"));
+        let newest = log.as_ref().and_then(|log| {
+            let mut commits: Vec<_> = std::fs::read_dir(log)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| n.ends_with(".json") && n.len() == 25)
+                .collect();
+            commits.sort();
+            commits.pop()
+        });
+        let what = match newest {
+            Some(name) => format!(
+                "the newest commit, {}/_delta_log/{name}, may be a partial write: move it aside to read the table \
+                 as of the commit before it (ingest its file again afterwards), or restore it from a backup",
+                table.name()
+            ),
+            None => "restore the table's _delta_log folder from a backup".to_string(),
+        };
+        let cause = e.to_string();
+        let cause = cause.lines().next().unwrap_or_default();
+        Error::Store {
+            store: self.to_string(),
+            table: table.name(),
+            message: format!("its Delta log cannot be read ({cause}); no data file was changed. {what}"),
+        }
+    }
+}
+
 /// A local path or a URL (`file://`, `s3://bucket/prefix`), as a URL of a directory (ending in
 /// `/`).
 pub fn parse_location(location: &str) -> Result<Url> {

@@ -94,6 +94,7 @@ impl Store {
                 Err(Error::MissingTable { store: self.to_string(), table: table.name() })
             }
             Err(DeltaTableError::NotATable(_)) => Ok((self.open_parquet_folder(state, table, url).await?, None)),
+            Err(e) if self.local_dir().is_some() => Err(self.log_unreadable(table, &e)),
             Err(e) => Err(self.explain(table, &e)),
         }
     }

@@ -127,3 +127,46 @@ fn huge_values_and_statements_are_refused_not_allocated() {
     run.fails_with(1);
     assert!(run.stderr.contains("the statement is 20.0 MiB; the limit is 16 MiB"), "{}", run.stderr);
 }
+
+/// Issue 21, item 12: a commit file cut short (a full disk under another tool) is named, with
+/// what to do, and no backtrace even with RUST_BACKTRACE=1; `debtlens init` (which refuses an
+/// existing store) is not suggested. Moving the file aside, as the message says, reads the
+/// table as of the commit before.
+#[test]
+fn a_cut_short_commit_is_named_with_what_to_do() {
+    let env = Env::new();
+    let store = env.sample_store("store", 300, &[]);
+    let data = store.to_str().unwrap();
+    let count =
+        |env: &Env| env.run(&["-q", "--data", data, "query", "SELECT count(*) AS n FROM features", "--format", "csv"]);
+    let before = count(&env).success().stdout();
+    std::fs::write(env.path("f.csv"), "feature_id,title,systems,estimated_weeks\nN1,New,api,1\n").unwrap();
+    env.run(&["-q", "--data", data, "ingest", "features", "f.csv"]).success();
+    let log = store.join("features/_delta_log");
+    let mut commits: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    commits.sort();
+    let newest = commits.pop().unwrap();
+    let text = std::fs::read(log.join(&newest)).unwrap();
+    std::fs::write(log.join(&newest), &text[..text.len() / 2]).unwrap();
+
+    for args in
+        [&["--data", data, "ingest", "features", "f.csv"][..], &["--data", data, "query", "SELECT 1 FROM features"][..]]
+    {
+        let run = Run::from(env.cmd().args(args).env("RUST_BACKTRACE", "1").output().unwrap());
+        run.fails_with(1);
+        assert!(run.stderr.contains("its Delta log cannot be read"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("features/_delta_log/{newest}, may be a partial write: move it aside")),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("debtlens init") && !run.stderr.contains("   0: "), "{}", run.stderr);
+        assert!(run.stderr.lines().count() <= 2, "{}", run.stderr);
+    }
+    std::fs::rename(log.join(&newest), env.path(&newest)).unwrap();
+    assert_eq!(count(&env).success().stdout(), before, "the table as of the commit before");
+}
