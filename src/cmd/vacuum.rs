@@ -1,6 +1,7 @@
 //! `debtlens vacuum [TABLE...]`: remove the data files no table version in use needs: what an
 //! interrupted or killed ingest wrote and never committed, what a failed commit left, and files
-//! replaced by an upsert, once they are older than `--retain`.
+//! replaced by an upsert, once they are older than `--retain`; then the Delta log entries older
+//! than that (after a checkpoint), and the staging folders killed ingests left.
 
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub async fn run(config: &Config, args: VacuumArgs) -> Result<u8> {
         args.tables.iter().map(|name| name.parse::<Table>().map(Some)).collect::<Result<Vec<_>>>()?
     };
     let mut total = 0;
+    let mut log_entries = 0;
     for table in tables {
         let name = table.map_or(crate::store::REJECTED_TABLE, Table::name);
         let Some(cleaned) = config.store.vacuum(table, args.retain, args.dry_run).await? else {
@@ -52,6 +54,7 @@ pub async fn run(config: &Config, args: VacuumArgs) -> Result<u8> {
             config.note(format_args!("{} {name}/{file}", if args.dry_run { "would remove" } else { "removed" }));
         }
         total += cleaned.files.len();
+        log_entries += cleaned.log_entries;
     }
     config.note(format_args!(
         "{} {total} file{} older than {} that no table version uses",
@@ -59,6 +62,18 @@ pub async fn run(config: &Config, args: VacuumArgs) -> Result<u8> {
         if total == 1 { "" } else { "s" },
         humantime(args.retain)
     ));
+    if !args.dry_run {
+        config.note(format_args!("removed {log_entries} Delta log entries older than {}", humantime(args.retain)));
+    }
+    let staging = crate::store::remove_stale_staging(args.retain, args.dry_run);
+    if staging > 0 {
+        config.note(format_args!(
+            "{} {staging} staging folder{} of killed ingests in {}",
+            if args.dry_run { "would remove" } else { "removed" },
+            if staging == 1 { "" } else { "s" },
+            std::env::temp_dir().display()
+        ));
+    }
     Ok(exit::OK)
 }
 

@@ -81,6 +81,10 @@ struct Staged {
     ignored_columns: Vec<(PathBuf, Vec<String>)>,
 }
 
+/// The prefix of an ingest's staging folder in the temporary folder (`vacuum` removes old ones a
+/// killed ingest left).
+pub const STAGING_PREFIX: &str = "debtlens-ingest-";
+
 /// Ingests `files` into `table`.
 pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &IngestOptions) -> Result<Summary> {
     if store.local_dir().is_none() && !matches!(store.location(), crate::store::Location::Url(_)) {
@@ -117,10 +121,8 @@ pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &In
         },
     })?;
 
-    let staging = tempfile::Builder::new()
-        .prefix("debtlens-ingest-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let staging =
+        tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let staging_dir = staging.path().to_path_buf();
     let progress = (options.progress && total_bytes > 4 * 1024 * 1024).then(|| progress_bar(total_bytes));
     let mapping = options.mapping.clone();

@@ -306,6 +306,9 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 pub struct Vacuumed {
     /// The files, relative to the table's folder, sorted.
     pub files: Vec<String>,
+    /// Delta log entries older than the retention removed (after a checkpoint of the newest
+    /// version, so the table still opens); none in a dry run.
+    pub log_entries: usize,
 }
 
 impl Store {
@@ -335,7 +338,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let retain = chrono::Duration::from_std(retain).map_err(|_| Error::Usage("--retain is too long".into()))?;
-        let (_, metrics) = delta
+        let (delta, metrics) = delta
             .vacuum()
             .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
             .with_retention_period(retain)
@@ -344,6 +347,43 @@ impl Store {
             .await?;
         let mut files: Vec<String> = metrics.files_deleted;
         files.sort();
-        Ok(Some(Vacuumed { files }))
+        // The log: a checkpoint of the version read, then the entries before it that are older
+        // than the retention (a reader of an older version is no older than that).
+        let mut log_entries = 0;
+        if !dry_run && let Some(version) = delta.version() {
+            deltalake::protocol::checkpoints::create_checkpoint(&delta, None).await?;
+            let cutoff = (chrono::Utc::now() - retain).timestamp_millis();
+            log_entries = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+                version as _,
+                delta.log_store().as_ref(),
+                cutoff,
+                None,
+            )
+            .await?;
+        }
+        Ok(Some(Vacuumed { files, log_entries }))
     }
+}
+
+/// Removes the staging folders of ingests that were killed before they could remove their own
+/// (`debtlens-ingest-*` in the temporary folder) once older than `retain`. Returns how many.
+pub fn remove_stale_staging(retain: std::time::Duration, dry_run: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(crate::ingest::STAGING_PREFIX) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= retain);
+        if old && (dry_run || std::fs::remove_dir_all(entry.path()).is_ok()) {
+            removed += 1;
+        }
+    }
+    removed
 }

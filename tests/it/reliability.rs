@@ -75,7 +75,14 @@ fn vacuum_removes_uncommitted_files_and_nothing_in_use() {
         touch_days_ago(path, 3);
     }
 
-    let dry = env.run(&["--data", data, "vacuum", "--dry-run"]);
+    // vacuum also removes old staging folders of killed ingests from the temporary folder: a
+    // private one here, so that no other test's running ingest is touched.
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(tmp.join("debtlens-ingest-killed")).unwrap();
+    std::fs::create_dir_all(tmp.join("debtlens-ingest-running")).unwrap();
+    touch_days_ago(&tmp.join("debtlens-ingest-killed"), 3);
+    let vacuum = |args: &[&str]| Run::from(env.cmd().args(args).env("TMPDIR", &tmp).output().unwrap());
+    let dry = vacuum(&["--data", data, "vacuum", "--dry-run"]);
     dry.success();
     assert!(
         dry.stderr.contains("would remove features/part-00000-killed-ingest.c000.snappy.parquet"),
@@ -85,17 +92,35 @@ fn vacuum_removes_uncommitted_files_and_nothing_in_use() {
     assert!(dry.stderr.contains("would remove 1 file older than 24h"), "{}", dry.stderr);
     assert!(old.exists());
 
-    let run = env.run(&["--data", data, "vacuum", "features"]);
+    assert!(dry.stderr.contains("would remove 1 staging folder of killed ingests"), "{}", dry.stderr);
+    assert!(tmp.join("debtlens-ingest-killed").exists());
+    let run = vacuum(&["--data", data, "vacuum", "features"]);
     run.success();
     assert!(run.stderr.contains("removed 1 file older than 24h"), "{}", run.stderr);
+    assert!(!tmp.join("debtlens-ingest-killed").exists() && tmp.join("debtlens-ingest-running").exists());
     assert!(!old.exists() && fresh.exists(), "the old orphan goes, the fresh one stays");
     assert!(committed.iter().all(|p| p.exists()), "every committed file stays");
     assert_eq!(view(&env), before);
 
-    let run = env.run(&["--data", data, "vacuum", "--retain", "0s"]);
+    // Ten ingests make ten log entries; with no retention they go, after a checkpoint.
+    std::fs::write(env.path("one.csv"), "feature_id,title,systems,estimated_weeks\nV1,Vacuumed,api,1\n").unwrap();
+    for _ in 0..10 {
+        env.run(&["-q", "--data", data, "ingest", "features", "one.csv"]).success();
+    }
+    let after_ingests = view(&env);
+    let json = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+            .count()
+    };
+    let entries = json(&features.join("_delta_log"));
+    let run = vacuum(&["--data", data, "vacuum", "--retain", "0s"]);
     run.success();
     assert!(!fresh.exists());
-    assert_eq!(view(&env), before);
+    assert!(json(&features.join("_delta_log")) < entries, "{}", run.stderr);
+    assert!(run.stderr.contains("Delta log entries older than 0s"), "{}", run.stderr);
+    assert_eq!(view(&env), after_ingests, "the table reads the same after its log is cut");
 
     let bad = env.run(&["--data", data, "vacuum", "featurs"]);
     bad.fails_with(2);
