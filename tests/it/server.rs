@@ -853,7 +853,8 @@ print('right', startup('ana', 'correct horse'))\n"
 }
 
 /// Issue 21, item 2: over the extended protocol a query's rows reach the client as they are
-/// produced. A trillion-row series streamed by psycopg gives its first row at once and the
+/// produced (a watchdog kills the server past 1.5 GB, so a regression cannot take the machine).
+/// A trillion-row series streamed by psycopg gives its first row at once and the
 /// server stays small while half a million rows go by (it held every row before sending one,
 /// growing ~0.8 GB/s until the kernel killed it); leaving the stream cancels the query and the
 /// connection goes on. And a client asking for a portal's rows a few at a time (Execute with
@@ -871,6 +872,12 @@ def rss():\n    \
     for line in open(f'/proc/{{pid}}/status'):\n        \
         if line.startswith('VmRSS:'): return int(line.split()[1]) // 1024\n\
 base = rss()\n\
+import threading, signal\n\
+def watchdog():\n    \
+    while True:\n        \
+        if rss() > base + 1500: os.kill(pid, signal.SIGKILL); print('watchdog killed the server'); return\n        \
+        time.sleep(0.1)\n\
+threading.Thread(target=watchdog, daemon=True).start()\n\
 with connect(autocommit=True) as c:\n    \
     t = time.time(); first = None; n = 0; peak = base\n    \
     for row in c.cursor().stream('SELECT value FROM generate_series(1, 1000000000000) WHERE value > %s', (0,)):\n        \
