@@ -32,6 +32,7 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Stream, StreamExt, stream};
 use tokio::time::Instant;
 
+use super::copy::CopyOut;
 use crate::engine::{Engine, Session, SettingStatement, setting_of, setting_value};
 use crate::error::Error;
 use crate::views::references_window;
@@ -147,6 +148,32 @@ impl Guard {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
         Ok(Response::Query(QueryResponse::new(fields.clone(), rows(batches, fields, deadline, limit, running))))
+    }
+
+    /// `COPY (query) TO STDOUT`: the query planned and run as any other (read-only, the
+    /// connection's session, the statement timeout), its rows sent as CopyData (`copy.rs`).
+    async fn copy(
+        &self,
+        copy: CopyOut,
+        client: &(impl ClientInfo + ?Sized),
+        started: Instant,
+    ) -> PgWireResult<Response> {
+        let plan = self.plan(&copy.query, client).await?;
+        let running = Running::start(&self.active);
+        let limit = self.timeout(client);
+        let deadline = started + limit;
+        let schema = plan.schema().as_arrow().clone();
+        let windowed = references_window(&copy.query.to_string());
+        let batches = tokio::time::timeout_at(deadline, self.session(client)?.execute_plan(plan, windowed))
+            .await
+            .map_err(|_| timed_out(limit))?
+            .map_err(|e| pg_error(&e))?
+            .stream;
+        let batches = before(batches, deadline, limit).map(move |b| {
+            let _running = &running;
+            b
+        });
+        Ok(Response::CopyOut(super::copy::response(&copy.format, &schema, batches)?))
     }
 
     /// Checks the queries of a DECLARE ... CURSOR FOR before datafusion-postgres runs them.
@@ -397,6 +424,24 @@ fn rows(
     running: Running,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     type Rows = Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync>;
+    before(batches, deadline, limit)
+        .map(move |batch| -> stream::Iter<Rows> {
+            let _running = &running;
+            stream::iter(match batch {
+                Ok(batch) => encode_recordbatch(fields.clone(), batch) as Rows,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            })
+        })
+        .flatten()
+}
+
+/// The batches of a running query, each before the deadline; past it the stream ends with a
+/// 57014 error, and dropping the batch stream cancels the query's work.
+fn before(
+    batches: SendableRecordBatchStream,
+    deadline: Instant,
+    limit: Duration,
+) -> impl Stream<Item = PgWireResult<RecordBatch>> + Send + 'static {
     stream::unfold(Some(batches), move |batches| async move {
         let mut batches = batches?;
         let next: PgWireResult<RecordBatch> = match tokio::time::timeout_at(deadline, batches.next()).await {
@@ -407,14 +452,6 @@ fn rows(
         };
         Some((next, None))
     })
-    .map(move |batch| -> stream::Iter<Rows> {
-        let _running = &running;
-        stream::iter(match batch {
-            Ok(batch) => encode_recordbatch(fields.clone(), batch) as Rows,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        })
-    })
-    .flatten()
 }
 
 /// Counts a running query while it is alive (until its rows are sent or it fails).
@@ -457,6 +494,12 @@ impl QueryHook for Guard {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         let started = Instant::now();
+        if let Some(copy) = super::copy::copy_out(statement) {
+            return Some(match copy {
+                Ok(copy) => self.copy(copy, &*client, started).await,
+                Err(e) => Err(e),
+            });
+        }
         match Kind::of(statement) {
             Kind::Session => Some(self.settings(statement, client).await),
             Kind::Passthrough if matches!(statement, Statement::Declare { .. }) => {

@@ -5,6 +5,7 @@
 //! the connection limit, fresh data after an ingest, and a graceful shutdown.
 
 pub mod auth;
+pub mod copy;
 pub mod guard;
 pub mod naming;
 pub mod scram;

@@ -1061,3 +1061,47 @@ print('binary', run(sql, b'platform', 1))\n"
         run.stderr
     );
 }
+
+/// Issue 20: `COPY (query) TO STDOUT` through the read-only guard, as psql's `\copy` and
+/// psycopg's `copy()` export a result: CSV with a header gives the CLI's CSV, text escapes as
+/// PostgreSQL does, binary is PGCOPY; `COPY n` counts rows; COPY FROM and COPY to a file stay
+/// refused.
+#[test]
+fn copy_to_stdout_exports_a_result() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let sql = "SELECT system, incidents, sev1, users_affected FROM incident_impact ORDER BY system";
+    let run = server.psql(&env, &["-c", &format!("\\copy ({sql}) TO 'out.csv' CSV HEADER")]);
+    run.success();
+    let expected = cli_csv(&env, &store, sql);
+    assert_eq!(run.stdout().trim(), format!("COPY {}", expected.lines().count() - 1));
+    assert_eq!(std::fs::read_to_string(env.path("out.csv")).unwrap(), expected);
+
+    let run =
+        server.psql(&env, &["-c", "COPY (SELECT 'a' || chr(9) || 'b' AS x, NULL AS y, 'back\\slash' AS z) TO STDOUT"]);
+    assert_eq!(run.success().stdout(), "a\\tb\t\\N\tback\\\\slash\n");
+    let run = server.psql(&env, &["-c", "\\copy capacity TO 'capacity.tsv'"]);
+    run.success();
+    let rows = cli_csv(&env, &store, "SELECT count(*) FROM capacity");
+    assert_eq!(run.stdout().trim(), format!("COPY {}", rows.lines().nth(1).unwrap()));
+
+    let script = format!(
+        "{PSYCOPG}\
+with connect() as c:\n    \
+    with c.cursor().copy('COPY (SELECT 7 AS n, %s AS s) TO STDOUT (FORMAT BINARY)', ('é',)) as copy:\n        \
+        data = b''.join(bytes(b) for b in copy)\n    \
+    print(data[:11] == b'PGCOPY\\n\\xff\\r\\n\\x00', data[-2:] == b'\\xff\\xff', len(data))\n    \
+    with c.cursor().copy('COPY (SELECT 1 AS n WHERE false) TO STDOUT (FORMAT CSV, HEADER)') as copy:\n        \
+        print(repr(b''.join(bytes(b) for b in copy)))\n    \
+    for bad in ['COPY features FROM STDIN', \"COPY features TO '/tmp/x.csv'\"]:\n        \
+        try:\n            \
+            c.execute(bad); print('ran', bad)\n        \
+        except psycopg.Error as e:\n            \
+            print(e.sqlstate); c.rollback()\n"
+    );
+    let run = server.python(&env, &store, &script);
+    run.success();
+    // 19 bytes of header, 2 of field count, 4 + 8 of n, 4 + 2 of 'é', 2 of trailer.
+    assert_eq!(run.stdout(), "True True 41\nb'n\\n'\n25006\n42501\n", "{}", run.stderr);
+}
