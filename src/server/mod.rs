@@ -193,6 +193,9 @@ pub fn catalog_extension() -> CatalogExtension {
         // One version everywhere (settings.rs), over DataFusion's own `version()`.
         ctx.register_udf(settings::version_udf());
         ctx.register_udf(settings::current_setting_udf());
+        for f in settings::catalog_udfs() {
+            ctx.register_udf(f);
+        }
         Ok(())
     })
 }

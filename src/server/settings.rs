@@ -77,6 +77,94 @@ pub fn current_setting_udf() -> ScalarUDF {
     })
 }
 
+/// Catalog functions BI drivers call while browsing (SQLAlchemy's get_columns, pgjdbc's
+/// getFunctions and getProcedures, psql's `\d+`), with PostgreSQL's answer where debtlens has
+/// none: no sequences, no functions in `pg_proc`, no comments on objects. `pg_get_viewdef` of a
+/// view's name is its SQL from `queries/`; of an OID, NULL (the catalog's OIDs are not mapped).
+pub fn catalog_udfs() -> Vec<ScalarUDF> {
+    let nothing = |name: &'static str, args: usize| {
+        ScalarUDF::new_from_impl(Nothing {
+            name,
+            signature: Signature::one_of((1..=args).map(|n| TypeSignature::Any(n)).collect(), Volatility::Stable),
+        })
+    };
+    vec![
+        nothing("pg_get_serial_sequence", 2),
+        nothing("col_description", 2),
+        nothing("obj_description", 2),
+        nothing("shobj_description", 2),
+        nothing("pg_get_function_result", 1),
+        nothing("pg_get_function_arguments", 1),
+        nothing("pg_get_function_identity_arguments", 1),
+        ScalarUDF::new_from_impl(ViewDef {
+            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
+        }),
+    ]
+}
+
+/// A catalog function whose answer is always NULL text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nothing {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nothing {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(None)))
+    }
+}
+
+/// `pg_get_viewdef(view [, pretty])`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ViewDef {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ViewDef {
+    fn name(&self) -> &str {
+        "pg_get_viewdef"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let views = args.args[0].to_array(rows)?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 64);
+        let names = views.as_string_opt::<i32>();
+        for i in 0..rows {
+            // An OID (a number) is not mapped to a view: NULL, as PostgreSQL answers for an
+            // OID that is not a view's.
+            let name = names.filter(|n| n.is_valid(i)).map(|n| n.value(i).trim_matches('"'));
+            let name = name.map(|n| n.rsplit('.').next().unwrap_or(n));
+            match name.and_then(crate::views::find) {
+                Some(view) => out.append_value(view_body(view.sql)),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// A view's SELECT without its header comment, as `pg_get_viewdef` shows a view's query.
+fn view_body(sql: &str) -> String {
+    let body: Vec<&str> = sql.lines().skip_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty()).collect();
+    body.join("\n").trim().trim_end_matches(';').to_string()
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Version {
     signature: Signature,

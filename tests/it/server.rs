@@ -1017,6 +1017,24 @@ fn drivers_see_postgresql_s_version_names_and_array_parameters() {
     assert!(out.contains("count|?column?|current_database|max\n2000|2|debtlens|"), "{out}");
     assert!(out.contains("timezone\nUTC\n"), "{out}");
 
+    // The catalog functions drivers call while browsing: PostgreSQL's empty answers, and a
+    // view's SQL by name.
+    let run = server.psql(
+        &env,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "SELECT pg_get_serial_sequence('features', 'feature_id') IS NULL, col_description(1, 1) IS NULL, \
+             obj_description(1, 'pg_class') IS NULL, pg_get_viewdef(1) IS NULL",
+            "-c",
+            "SELECT pg_get_viewdef('public.slowdown_by_system', true)",
+        ],
+    );
+    let out = run.success().stdout();
+    assert!(out.starts_with("t|t|t|t\nWITH "), "{out}");
+    assert!(!out.contains("-- "), "the header comment is not part of the definition: {out}");
+
     // node-postgres: Parse without parameter types, the array bound as text.
     let expected = cli_csv(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')");
     let expected = expected.lines().nth(1).unwrap();
