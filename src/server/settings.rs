@@ -85,7 +85,7 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
     let nothing = |name: &'static str, args: usize| {
         ScalarUDF::new_from_impl(Nothing {
             name,
-            signature: Signature::one_of((1..=args).map(|n| TypeSignature::Any(n)).collect(), Volatility::Stable),
+            signature: Signature::one_of((1..=args).map(TypeSignature::Any).collect(), Volatility::Stable),
         })
     };
     vec![
