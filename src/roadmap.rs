@@ -354,11 +354,6 @@ impl Planner {
         Ok(Self { options: options.clone(), fit, today, window, start, by_team, history, cost })
     }
 
-    /// Whether there is anything to plan (the backlog, or the team's part of it, has items).
-    pub fn has_items(&self) -> bool {
-        self.by_team.values().any(|items| !items.is_empty())
-    }
-
     /// The systems worth trying to pay down: touched by a backlog item, rated by the window's
     /// fit, with a tax above the common level; sorted by name.
     pub fn paydown_candidates(&self) -> Vec<String> {

@@ -1,5 +1,6 @@
-//! Dates and times as users write them: the one parser that ingest (cells) and the analysis
-//! window (`--as-of`, `SET debtlens.as_of`) share. Everything is UTC.
+//! Dates, times and durations as users write them: the one parser that ingest (cells) and the
+//! analysis window (`--as-of`, `SET debtlens.as_of`) share, and the durations of the flags and
+//! of `statement_timeout`. Everything is UTC.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
@@ -39,6 +40,34 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
         }
     }
     None
+}
+
+/// A duration as PostgreSQL's settings and debtlens's flags take it: `500`, `500ms`, `2s`,
+/// `1min`, `1h`, `7d` (the default unit is the millisecond). Lower-case units.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
+}
+
+/// A duration as the flags write it: `7d`, `24h`, `30min`, else seconds.
+pub fn duration_text(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 && s >= 172_800 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 && s > 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 && s > 0 => format!("{}min", s / 60),
+        _ => format!("{}s", d.as_secs_f64()),
+    }
 }
 
 #[cfg(test)]

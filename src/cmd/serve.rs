@@ -134,7 +134,7 @@ fn read_password(name: &str) -> Result<String> {
 }
 
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
-    match server::guard::parse_duration(&s.to_lowercase()) {
+    match crate::time::parse_duration(&s.to_lowercase()) {
         Some(d) if !d.is_zero() => Ok(d),
         _ => Err(format!("invalid duration `{s}`: expected a number and a unit, such as 500ms, 30s, 5min or 1h")),
     }

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::schema::Table;
 use crate::store::Location;
+use crate::time::duration_text;
 
 #[derive(Debug, Args)]
 pub struct VacuumArgs {
@@ -29,7 +30,7 @@ pub struct VacuumArgs {
 }
 
 fn parse_retain(s: &str) -> std::result::Result<Duration, String> {
-    crate::server::guard::parse_duration(&s.to_lowercase())
+    crate::time::parse_duration(&s.to_lowercase())
         .ok_or_else(|| format!("invalid duration `{s}`: expected a number and a unit, such as 30min, 24h or 7d"))
 }
 
@@ -60,12 +61,12 @@ pub async fn run(config: &Config, args: VacuumArgs) -> Result<u8> {
         "{} {total} file{} older than {} that no table version uses",
         if args.dry_run { "would remove" } else { "removed" },
         if total == 1 { "" } else { "s" },
-        humantime(args.retain)
+        duration_text(args.retain)
     ));
     if !args.dry_run {
-        config.note(format_args!("removed {log_entries} Delta log entries older than {}", humantime(args.retain)));
+        config.note(format_args!("removed {log_entries} Delta log entries older than {}", duration_text(args.retain)));
     }
-    let staging = crate::store::remove_stale_staging(args.retain, args.dry_run);
+    let staging = crate::ingest::remove_stale_staging(args.retain, args.dry_run);
     if staging > 0 {
         config.note(format_args!(
             "{} {staging} staging folder{} of killed ingests in {}",
@@ -75,14 +76,4 @@ pub async fn run(config: &Config, args: VacuumArgs) -> Result<u8> {
         ));
     }
     Ok(exit::OK)
-}
-
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 86_400 == 0 && s >= 172_800 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 && s > 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 && s > 0 => format!("{}min", s / 60),
-        _ => format!("{}s", d.as_secs_f64()),
-    }
 }

@@ -85,6 +85,29 @@ struct Staged {
 /// killed ingest left).
 pub const STAGING_PREFIX: &str = "debtlens-ingest-";
 
+/// Removes the staging folders of ingests that were killed before they could remove their own
+/// (`debtlens-ingest-*` in the temporary folder) once older than `retain`. Returns how many.
+pub fn remove_stale_staging(retain: std::time::Duration, dry_run: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= retain);
+        if old && (dry_run || std::fs::remove_dir_all(entry.path()).is_ok()) {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Ingests `files` into `table`.
 pub async fn ingest(store: &Store, table: Table, files: &[PathBuf], options: &IngestOptions) -> Result<Summary> {
     if store.local_dir().is_none() && !matches!(store.location(), crate::store::Location::Url(_)) {

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use super::copy::CopyOut;
 use crate::engine::{Engine, Session, SettingStatement, setting_of, setting_value};
 use crate::error::Error;
+use crate::time::parse_duration;
 use crate::views::references_window;
 
 /// The client metadata key of the session's statement timeout, in milliseconds.
@@ -395,23 +396,6 @@ fn reported_name(key: &str) -> Option<&'static str> {
         "standard_conforming_strings" => "standard_conforming_strings",
         _ => return None,
     })
-}
-
-/// `500`, `500ms`, `2s`, `1min`, `1h` (PostgreSQL's default unit is the millisecond).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let ms = match unit.trim() {
-        "" | "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "min" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
 }
 
 /// The rows of a query, encoded for the client, until the deadline; past it the stream ends

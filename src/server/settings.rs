@@ -59,7 +59,11 @@ pub fn default_setting(name: &str) -> Option<String> {
 /// `version()`, replacing DataFusion's (which names DataFusion, so SQLAlchemy refuses to
 /// connect: "Could not determine version").
 pub fn version_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Version { signature: Signature::exact(vec![], Volatility::Stable) })
+    ScalarUDF::new_from_impl(Constant {
+        name: "version",
+        signature: Signature::exact(vec![], Volatility::Stable),
+        value: Some(version_text()),
+    })
 }
 
 /// `current_setting(name)` and `current_setting(name, missing_ok)`: the server's settings as a
@@ -83,9 +87,10 @@ pub fn current_setting_udf() -> ScalarUDF {
 /// view's name is its SQL from `queries/`; of an OID, NULL (the catalog's OIDs are not mapped).
 pub fn catalog_udfs() -> Vec<ScalarUDF> {
     let nothing = |name: &'static str, args: usize| {
-        ScalarUDF::new_from_impl(Nothing {
+        ScalarUDF::new_from_impl(Constant {
             name,
             signature: Signature::one_of((1..=args).map(TypeSignature::Any).collect(), Volatility::Stable),
+            value: None,
         })
     };
     vec![
@@ -102,14 +107,16 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
     ]
 }
 
-/// A catalog function whose answer is always NULL text.
+/// A function whose answer is always the same text (`version()`), or NULL (the catalog
+/// functions debtlens has nothing for).
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Nothing {
+struct Constant {
     name: &'static str,
     signature: Signature,
+    value: Option<String>,
 }
 
-impl ScalarUDFImpl for Nothing {
+impl ScalarUDFImpl for Constant {
     fn name(&self) -> &str {
         self.name
     }
@@ -120,7 +127,7 @@ impl ScalarUDFImpl for Nothing {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(None)))
+        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(self.value.clone())))
     }
 }
 
@@ -163,26 +170,6 @@ impl ScalarUDFImpl for ViewDef {
 fn view_body(sql: &str) -> String {
     let body: Vec<&str> = sql.lines().skip_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty()).collect();
     body.join("\n").trim().trim_end_matches(';').to_string()
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Version {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Version {
-    fn name(&self) -> &str {
-        "version"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(version_text()))))
-    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -9,7 +9,7 @@ mod s3;
 mod sample_data;
 mod write;
 
-pub use write::{Upserted, Vacuumed, remove_stale_staging};
+pub use write::{Upserted, Vacuumed};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};

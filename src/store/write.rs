@@ -364,26 +364,3 @@ impl Store {
         Ok(Some(Vacuumed { files, log_entries }))
     }
 }
-
-/// Removes the staging folders of ingests that were killed before they could remove their own
-/// (`debtlens-ingest-*` in the temporary folder) once older than `retain`. Returns how many.
-pub fn remove_stale_staging(retain: std::time::Duration, dry_run: bool) -> usize {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return 0 };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(crate::ingest::STAGING_PREFIX) {
-            continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= retain);
-        if old && (dry_run || std::fs::remove_dir_all(entry.path()).is_ok()) {
-            removed += 1;
-        }
-    }
-    removed
-}

@@ -149,6 +149,25 @@ def startup(user, password=''):
             signature = hmac.new(hashlib.sha256(client_key).digest(), message, 'sha256').digest()
             proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
             send(b'p', (without_proof + ',p=' + proof).encode())
+
+# The protocol by hand, for what drivers do not expose (Execute's row limit, untyped
+# parameters): a connection logged in without a password (a server with no users), as
+# send(tag, body) and message() -> (tag, body).
+def raw(user='analyst'):
+    s = socket.create_connection(('127.0.0.1', PORT), timeout=20)
+    def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)
+    def read(n):
+        b = b''
+        while len(b) < n:
+            chunk = s.recv(n - len(b))
+            if not chunk: raise EOFError('closed')
+            b += chunk
+        return b
+    def message():
+        tag = read(1); return tag, read(struct.unpack('!I', read(4))[0] - 4)
+    send(b'', struct.pack('!I', 196608) + b'user\0' + user.encode() + b'\0database\0debtlens\0\0')
+    while message()[0] != b'Z': pass
+    return send, message
 "#;
 
 fn store(env: &Env) -> PathBuf {
@@ -910,19 +929,7 @@ with connect(autocommit=True) as c:\n    \
     // The raw protocol: Parse, Bind, then Execute with max_rows 4 three times, then Sync.
     let script = format!(
         "{PSYCOPG}\
-s = socket.create_connection(('127.0.0.1', PORT), timeout=20)\n\
-def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)\n\
-def read(n):\n    \
-    b = b''\n    \
-    while len(b) < n:\n        \
-        chunk = s.recv(n - len(b))\n        \
-        if not chunk: raise EOFError('closed')\n        \
-        b += chunk\n    \
-    return b\n\
-def message():\n    \
-    tag = read(1); return tag, read(struct.unpack('!I', read(4))[0] - 4)\n\
-send(b'', struct.pack('!I', 196608) + b'user\\0analyst\\0database\\0debtlens\\0\\0')\n\
-while message()[0] != b'Z': pass\n\
+send, message = raw()\n\
 send(b'P', b'\\0SELECT value FROM generate_series(1, 10) ORDER BY value\\0' + struct.pack('!h', 0))\n\
 send(b'B', b'\\0\\0' + struct.pack('!hhh', 0, 0, 0))\n\
 for _ in range(3): send(b'E', b'\\0' + struct.pack('!i', 4))\n\
@@ -1040,19 +1047,7 @@ fn drivers_see_postgresql_s_version_names_and_array_parameters() {
     let expected = expected.lines().nth(1).unwrap();
     let script = format!(
         "{PSYCOPG}\
-s = socket.create_connection(('127.0.0.1', PORT), timeout=20)\n\
-def send(tag, body): s.sendall(tag + struct.pack('!I', len(body) + 4) + body)\n\
-def read(n):\n    \
-    b = b''\n    \
-    while len(b) < n:\n        \
-        chunk = s.recv(n - len(b))\n        \
-        if not chunk: raise EOFError('closed')\n        \
-        b += chunk\n    \
-    return b\n\
-def message():\n    \
-    tag = read(1); return tag, read(struct.unpack('!I', read(4))[0] - 4)\n\
-send(b'', struct.pack('!I', 196608) + b'user\\0analyst\\0database\\0debtlens\\0\\0')\n\
-while message()[0] != b'Z': pass\n\
+send, message = raw()\n\
 def run(sql, value, fmt=0):\n    \
     send(b'P', b'\\0' + sql.encode() + b'\\0' + struct.pack('!h', 0))\n    \
     send(b'B', b'\\0\\0' + struct.pack('!hh', 1, fmt) + struct.pack('!h', 1) + struct.pack('!i', len(value)) + value + struct.pack('!h', 0))\n    \
