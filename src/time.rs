@@ -42,6 +42,48 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// A timestamp as PostgreSQL's input reads it, the forms drivers send as parameters: a date
+/// (`2025-06-01`: midnight), a date-time with `T` or a space, and an optional zone after the
+/// time or after a space (`+00`, `+05:30`, `-0800`, `Z`, `UTC`; none means UTC). pgjdbc's
+/// `setDate` sends `2025-06-01 +00`.
+pub fn parse_pg_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    let (rest, offset_seconds) = split_zone(s)?;
+    let rest = rest.trim_end();
+    let naive = if let Ok(date) = NaiveDate::parse_from_str(rest, "%Y-%m-%d") {
+        date.and_time(NaiveTime::MIN)
+    } else {
+        let with_t = rest.replacen(' ', "T", 1);
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|fmt| NaiveDateTime::parse_from_str(&with_t, fmt).ok())?
+    };
+    Some(Utc.from_utc_datetime(&(naive - Duration::seconds(offset_seconds))))
+}
+
+/// A trailing zone (`Z`, `UTC`, `+HH`, `+HH:MM`, `+HHMM`, either sign) and the text before it.
+fn split_zone(s: &str) -> Option<(&str, i64)> {
+    for suffix in ["Z", "z", "UTC", "utc", "+00:00"] {
+        if let Some(rest) = s.strip_suffix(suffix) {
+            return Some((rest, 0));
+        }
+    }
+    // A sign that starts the zone comes after the time (a digit) or a space, never inside the date.
+    let Some(at) = s.rfind(['+', '-']).filter(|&at| at >= 10) else { return Some((s, 0)) };
+    let zone = &s[at + 1..];
+    let digits: String = zone.chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+    if hours > 15 || minutes > 59 {
+        return None;
+    }
+    let sign = if s.as_bytes()[at] == b'-' { -1 } else { 1 };
+    Some((&s[..at], sign * (hours * 3600 + minutes * 60)))
+}
+
 /// A duration as PostgreSQL's settings and debtlens's flags take it: `500`, `500ms`, `2s`,
 /// `1min`, `1h`, `7d` (the default unit is the millisecond). Lower-case units.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
@@ -73,6 +115,23 @@ pub fn duration_text(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_as_postgresql_reads_driver_parameters() {
+        let at = |s: &str| parse_pg_timestamp(s).map(|t| t.to_rfc3339());
+        let midnight = Some("2025-06-01T00:00:00+00:00".to_string());
+        assert_eq!(at("2025-06-01 +00"), midnight);
+        assert_eq!(at("2025-06-01"), midnight);
+        assert_eq!(at("2025-06-01 00:00:00+00"), midnight);
+        assert_eq!(at("2025-06-01T02:00:00+02:00"), midnight);
+        assert_eq!(at("2025-05-31 16:00:00-0800"), midnight);
+        assert_eq!(at("2025-06-01 00:00:00Z"), midnight);
+        assert_eq!(at("2025-06-01 10:11:12.000123 UTC"), Some("2025-06-01T10:11:12.000123+00:00".into()));
+        assert_eq!(at("2025-06-01 05:30:00+05:30"), midnight);
+        for bad in ["2025-06-01 +1", "2025-13-01", "June 1st", "2025-06-01 00:00:00+99", ""] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_date_means_the_end_of_that_day_in_utc() {

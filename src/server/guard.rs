@@ -109,7 +109,8 @@ impl Guard {
         let mut statement = statement.clone();
         let database = client.metadata().get("database").map_or("debtlens", String::as_str);
         super::naming::as_postgres(&mut statement, database);
-        self.session(client)?.plan_statement(&statement).await.map_err(|e| pg_error(&e))
+        let plan = self.session(client)?.plan_statement(&statement).await.map_err(|e| pg_error(&e))?;
+        super::params::type_array_parameters(plan).map_err(|e| pg_error(&e.into()))
     }
 
     /// The timeout of the client's next statement: its own `statement_timeout`, capped by the

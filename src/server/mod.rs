@@ -8,6 +8,7 @@ pub mod auth;
 pub mod copy;
 pub mod guard;
 pub mod naming;
+pub mod params;
 pub mod scram;
 pub mod settings;
 
@@ -28,8 +29,9 @@ use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
-use datafusion_postgres::pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
+use datafusion_postgres::pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
+};
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::{Portal, PortalExecutionState};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -45,7 +47,7 @@ use datafusion_postgres::pgwire::messages::extendedquery::{Execute, PortalSuspen
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket};
-use datafusion_postgres::{DfSessionService, Parser, QueryHook, arrow_pg};
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -341,7 +343,11 @@ impl Handlers {
                 shared.keys.clone(),
             ))
         } else {
-            Auth::Trust(Trust { connections: shared.connections.clone() })
+            Auth::Trust(Trust {
+                connections: shared.connections.clone(),
+                keys: shared.keys.clone(),
+                parameters: shared.parameters.clone(),
+            })
         };
         Self {
             service: shared.service.clone(),
@@ -382,13 +388,29 @@ enum Auth {
     Trust(Trust),
 }
 
+/// No authentication (loopback without users): the startup message logs the client in, with
+/// the same parameters and backend keys as a SCRAM login (pgwire's noop handler would announce
+/// its own `server_version`).
 struct Trust {
     connections: Arc<ConnectionManager>,
+    keys: Arc<datafusion_postgres::pgwire::api::RandomPidSecretKeyGenerator>,
+    parameters: Arc<DefaultServerParameterProvider>,
 }
 
-impl NoopStartupHandler for Trust {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
+#[async_trait]
+impl StartupHandler for Trust {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            scram::log_in(client, &self.keys, &self.connections, &self.parameters).await?;
+        }
+        Ok(())
     }
 }
 
@@ -699,152 +721,9 @@ where
 }
 
 impl Service {
-    /// The bound parameters, typed by the client's hints, else the types the plan infers. A
-    /// parameter with neither (node-postgres sends no types; `team = ANY($1)` gives the plan
-    /// none) is read as PostgreSQL reads an `unknown` literal: text, or a text array when it is
-    /// written as one (`{"platform","checkout"}`, with PostgreSQL's quoting, escapes and NULL);
-    /// a binary value of no known type is refused (42P18), never guessed.
+    /// The bound parameters of a portal (params.rs).
     fn parameters(&self, portal: &Portal<DfStatement>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
         let wire: Vec<Type> = self.parser.get_parameter_types(&portal.statement.statement)?;
-        let mut inferred: Vec<(String, Option<datafusion::arrow::datatypes::DataType>)> =
-            plan.get_parameter_types().map_err(|e| guard::pg_error(&e.into()))?.into_iter().collect();
-        inferred.sort_by_key(|(id, _)| id.trim_start_matches('$').parse::<u32>().unwrap_or(u32::MAX));
-        let inferred: Vec<_> = inferred.iter().map(|(_, t)| t.as_ref()).collect();
-        let untyped = |i: usize| {
-            let hint = portal.statement.parameter_types.get(i).cloned().flatten();
-            let server = wire.get(i).filter(|t| **t != Type::UNKNOWN);
-            hint.is_none_or(|t| t == Type::UNKNOWN) && server.is_none() && inferred.get(i).copied().flatten().is_none()
-        };
-        let wire_refs: Vec<_> = wire.iter().map(Some).collect();
-        let decoded = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &wire_refs)?;
-        if !(0..portal.parameter_len()).any(untyped) {
-            return Ok(decoded);
-        }
-        // arrow_pg splits an untyped array on every comma, keeps the quotes, and pushes nothing
-        // for an untyped NULL (shifting the parameters after it): those are read here instead.
-        let ParamValues::List(decoded) = decoded else { return Ok(decoded) };
-        let mut theirs = decoded.into_iter();
-        let mut values = Vec::with_capacity(portal.parameter_len());
-        for i in 0..portal.parameter_len() {
-            let raw = portal.parameters.get(i).cloned().flatten();
-            if !untyped(i) {
-                values.push(theirs.next().ok_or_else(|| missing_parameter(i))?);
-                continue;
-            }
-            if raw.is_some() {
-                theirs.next();
-            }
-            let value = match raw {
-                None => datafusion::scalar::ScalarValue::Utf8(None),
-                Some(_) if portal.parameter_format.is_binary(i) => {
-                    return Err(guard::user_error(
-                        "42P18",
-                        format!("could not determine data type of parameter ${}: give its type in Parse", i + 1),
-                    ));
-                }
-                Some(bytes) => {
-                    let text = std::str::from_utf8(&bytes)
-                        .map_err(|_| guard::user_error("22021", format!("parameter ${} is not valid UTF-8", i + 1)))?;
-                    untyped_value(text).map_err(|why| {
-                        guard::user_error("22P02", format!("malformed array literal in parameter ${}: {why}", i + 1))
-                    })?
-                }
-            };
-            values.push(value.into());
-        }
-        Ok(ParamValues::List(values))
-    }
-}
-
-fn missing_parameter(i: usize) -> PgWireError {
-    guard::user_error("08P01", format!("parameter ${} could not be bound", i + 1))
-}
-
-/// A parameter of no known type, from its text: a text array when written as one, else text.
-fn untyped_value(text: &str) -> std::result::Result<datafusion::scalar::ScalarValue, String> {
-    use datafusion::scalar::ScalarValue;
-    let trimmed = text.trim();
-    if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
-        return Ok(ScalarValue::Utf8(Some(text.to_string())));
-    }
-    let items: Vec<ScalarValue> = parse_text_array(trimmed)?.into_iter().map(ScalarValue::Utf8).collect();
-    Ok(ScalarValue::List(ScalarValue::new_list_nullable(&items, &datafusion::arrow::datatypes::DataType::Utf8)))
-}
-
-/// A one-dimensional PostgreSQL array literal (`{a,"b c","d\"e",NULL}`) as its elements.
-fn parse_text_array(text: &str) -> std::result::Result<Vec<Option<String>>, String> {
-    let inner = &text[1..text.len() - 1];
-    let mut items = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(items);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => item.push(chars.next().ok_or("a backslash ends the array")?),
-                    Some('"') => break,
-                    Some(c) => item.push(c),
-                    None => return Err("an unclosed quote".into()),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                match c {
-                    ',' => break,
-                    '{' | '}' | '"' => return Err(format!("unexpected `{c}` (nested arrays are not supported)")),
-                    '\\' => {
-                        chars.next();
-                        item.push(chars.next().ok_or("a backslash ends the array")?);
-                    }
-                    c => {
-                        item.push(c);
-                        chars.next();
-                    }
-                }
-            }
-            let end = item.trim_end().len();
-            item.truncate(end);
-            if item.is_empty() {
-                return Err("an empty element".into());
-            }
-        }
-        items.push(if !quoted && item.eq_ignore_ascii_case("null") { None } else { Some(item) });
-        match chars.next() {
-            Some(',') => continue,
-            None => return Ok(items),
-            Some(c) => return Err(format!("unexpected `{c}` after an element")),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_text_array;
-
-    #[test]
-    fn array_literals_read_as_postgresql_reads_them() {
-        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
-        assert_eq!(parse_text_array(r#"{"platform","checkout"}"#).unwrap(), some(&["platform", "checkout"]));
-        assert_eq!(parse_text_array("{a, b ,c}").unwrap(), some(&["a", "b", "c"]));
-        assert_eq!(
-            parse_text_array(r#"{"a,b","c\"d",NULL,"NULL"}"#).unwrap(),
-            vec![Some("a,b".into()), Some("c\"d".into()), None, Some("NULL".into())]
-        );
-        assert_eq!(parse_text_array("{}").unwrap(), Vec::<Option<String>>::new());
-        assert_eq!(parse_text_array(r#"{"café","日本"}"#).unwrap(), some(&["café", "日本"]));
-        assert!(parse_text_array(r#"{"open}"#).is_err());
-        assert!(parse_text_array("{{1,2},{3,4}}").is_err());
-        assert!(parse_text_array("{a,,b}").is_err());
+        params::bind(portal, plan, &wire)
     }
 }

@@ -175,18 +175,34 @@ impl StartupHandler for Scram {
                 client
                     .send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(server_final.into())))
                     .await?;
-                let (pid, secret_key) = self.keys.generate(client);
-                client.set_pid_and_secret_key(pid, secret_key.clone());
-                // Registered for cancel requests, as pgwire registers its own handlers' clients.
-                let (handle, guard) = self.connections.register(pid, secret_key);
-                client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
-                client.session_extensions().insert(guard);
-                finish_authentication(client, self.parameters.as_ref()).await?;
+                log_in(client, &self.keys, &self.connections, &self.parameters).await?;
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// Logs an authenticated client in: its backend key (for cancel requests, registered as pgwire
+/// registers its own handlers' clients), the server's parameters (one version everywhere,
+/// settings.rs), ReadyForQuery.
+pub async fn log_in<C>(
+    client: &mut C,
+    keys: &RandomPidSecretKeyGenerator,
+    connections: &Arc<ConnectionManager>,
+    parameters: &DefaultServerParameterProvider,
+) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let (pid, secret_key) = keys.generate(client);
+    client.set_pid_and_secret_key(pid, secret_key.clone());
+    let (handle, guard) = connections.register(pid, secret_key);
+    client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+    client.session_extensions().insert(guard);
+    finish_authentication(client, parameters).await
 }
 
 #[cfg(test)]
