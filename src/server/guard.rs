@@ -105,10 +105,10 @@ impl Guard {
     /// but a query is refused.
     pub async fn plan(&self, statement: &Statement, client: &(impl ClientInfo + ?Sized)) -> PgWireResult<LogicalPlan> {
         self.engine.refresh().await.map_err(|e| pg_error(&e))?;
-        // PostgreSQL's column names and the client's database (naming.rs).
+        // PostgreSQL's column names and the client's database (dialect.rs).
         let mut statement = statement.clone();
         let database = client.metadata().get("database").map_or("debtlens", String::as_str);
-        super::naming::as_postgres(&mut statement, database);
+        super::dialect::as_postgres(&mut statement, database).map_err(|e| user_error("0A000", e))?;
         let plan = self.session(client)?.plan_statement(&statement).await.map_err(|e| pg_error(&e))?;
         super::params::type_array_parameters(plan).map_err(|e| pg_error(&e.into()))
     }

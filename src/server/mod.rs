@@ -6,11 +6,13 @@
 
 pub mod auth;
 pub mod copy;
+pub mod dialect;
 pub mod guard;
-pub mod naming;
 pub mod params;
 pub mod scram;
 pub mod settings;
+pub mod subquery;
+pub mod templates;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -198,6 +200,7 @@ pub fn catalog_extension() -> CatalogExtension {
         for f in settings::catalog_udfs() {
             ctx.register_udf(f);
         }
+        ctx.register_udaf(subquery::single_value_udaf());
         Ok(())
     })
 }

@@ -11,6 +11,7 @@ use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
+use datafusion::scalar::ScalarValue;
 
 /// The PostgreSQL release whose behaviour the server follows.
 pub const PG_VERSION: &str = "16.6";
@@ -62,7 +63,7 @@ pub fn version_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(Constant {
         name: "version",
         signature: Signature::exact(vec![], Volatility::Stable),
-        value: Some(version_text()),
+        value: ScalarValue::Utf8(Some(version_text())),
     })
 }
 
@@ -90,10 +91,22 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(Constant {
             name,
             signature: Signature::one_of((1..=args).map(TypeSignature::Any).collect(), Volatility::Stable),
-            value: None,
+            value: ScalarValue::Utf8(None),
+        })
+    };
+    // Every object is visible: there is one schema, `public`, and pg_catalog.
+    let visible = |name: &'static str| {
+        ScalarUDF::new_from_impl(Constant {
+            name,
+            signature: Signature::any(1, Volatility::Stable),
+            value: ScalarValue::Boolean(Some(true)),
         })
     };
     vec![
+        visible("pg_collation_is_visible"),
+        visible("pg_type_is_visible"),
+        visible("pg_function_is_visible"),
+        visible("pg_opclass_is_visible"),
         nothing("pg_get_serial_sequence", 2),
         nothing("col_description", 2),
         nothing("obj_description", 2),
@@ -101,19 +114,23 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         nothing("pg_get_function_result", 1),
         nothing("pg_get_function_arguments", 1),
         nothing("pg_get_function_identity_arguments", 1),
+        ScalarUDF::new_from_impl(EscapeLikePattern {
+            signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable) }),
         ScalarUDF::new_from_impl(ViewDef {
             signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
         }),
     ]
 }
 
-/// A function whose answer is always the same text (`version()`), or NULL (the catalog
-/// functions debtlens has nothing for).
+/// A function whose answer is always the same: `version()`'s text, NULL for the catalog
+/// functions debtlens has nothing for, true for the visibility tests.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Constant {
     name: &'static str,
     signature: Signature,
-    value: Option<String>,
+    value: ScalarValue,
 }
 
 impl ScalarUDFImpl for Constant {
@@ -124,10 +141,121 @@ impl ScalarUDFImpl for Constant {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+        Ok(self.value.data_type())
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(self.value.clone())))
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// `escape_like_pattern(pattern, escape)`: a LIKE pattern written with another escape character
+/// as one with the backslash DataFusion takes (dialect.rs rewrites `LIKE p ESCAPE 'c'` to it when
+/// `p` is computed in the query). An escape at the end of the pattern is PostgreSQL's error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EscapeLikePattern {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for EscapeLikePattern {
+    fn name(&self) -> &str {
+        "escape_like_pattern"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let (patterns, escapes) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
+        let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        for i in 0..rows {
+            if patterns.is_null(i) || escapes.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            match super::dialect::with_backslash_escapes(patterns.value(i), escapes.value(i)) {
+                Some(p) => out.append_value(p),
+                None => return exec_err!("LIKE pattern must not end with escape character"),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `json_build_object(key, value, ...)`: a JSON object as text (SQLAlchemy's `get_columns` asks
+/// for identity and collation details with it). Numbers and booleans are JSON's, NULL is null,
+/// anything else its text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if args.args.len() % 2 != 0 {
+            return exec_err!("json_build_object: argument list must have even number of elements");
+        }
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 32);
+        for i in 0..rows {
+            let mut object = serde_json::Map::new();
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], i)?;
+                if key.is_null() {
+                    return exec_err!("json_build_object: null value not allowed for object key");
+                }
+                let value = ScalarValue::try_from_array(&pair[1], i)?;
+                object.insert(text_of(&key), json_of(&value));
+            }
+            out.append_value(serde_json::Value::Object(object).to_string());
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+fn text_of(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn json_of(v: &ScalarValue) -> serde_json::Value {
+    use ScalarValue as S;
+    match v {
+        v if v.is_null() => serde_json::Value::Null,
+        S::Boolean(Some(b)) => serde_json::Value::Bool(*b),
+        S::Int8(_)
+        | S::Int16(_)
+        | S::Int32(_)
+        | S::Int64(_)
+        | S::UInt8(_)
+        | S::UInt16(_)
+        | S::UInt32(_)
+        | S::UInt64(_) => v
+            .to_string()
+            .parse::<serde_json::Number>()
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        S::Float32(Some(_)) | S::Float64(Some(_)) => {
+            serde_json::Number::from_f64(text_of(v).parse().unwrap_or(f64::NAN))
+                .map(serde_json::Value::Number)
+                .unwrap_or_else(|| serde_json::Value::String(text_of(v)))
+        }
+        other => serde_json::Value::String(text_of(other)),
     }
 }
 

@@ -1,0 +1,604 @@
+//! A client's statement read as PostgreSQL reads it, rewritten before it is planned:
+//! - what PostgreSQL calls a query's columns (BI tools show and key on them: PostgreSQL names an
+//!   unnamed `count(*)` `count` and `1 + 1` `?column?`, where DataFusion says `count(*)` and
+//!   `Int64(1) + Int64(1)`), and what `current_database()` answers;
+//! - `LIKE ... ESCAPE 'c'` with a literal pattern (SQLAlchemy's `get_schema_names` escapes with
+//!   `/`; DataFusion takes only the backslash): the pattern is rewritten with backslashes;
+//! - PostgreSQL's templates in `to_char`, `to_timestamp` and `to_date` (templates.rs);
+//! - `pg_get_viewdef` of an OID: the OID is looked up in `pg_class`.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+};
+
+/// Rewrites `statement` as PostgreSQL would read it for a client connected to `database`:
+/// `current_database()` and `current_catalog` are that name, and the outer query's unnamed
+/// columns get PostgreSQL's names (a function call its name, a cast its operand's name,
+/// anything else `?column?`) where that name is not taken by another column of the list.
+pub fn as_postgres(statement: &mut Statement, database: &str) -> Result<(), String> {
+    if let Statement::Query(query) = statement {
+        name_columns(query);
+    }
+    let mut visitor = CurrentDatabase { database, error: None };
+    let _ = statement.visit(&mut visitor);
+    visitor.error.map_or(Ok(()), Err)
+}
+
+struct CurrentDatabase<'a> {
+    database: &'a str,
+    /// Why the statement cannot be read (a template pattern chrono cannot give).
+    error: Option<String>,
+}
+
+impl VisitorMut for CurrentDatabase<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } = expr {
+            if let Some(escape) = escape_char.as_ref().and_then(single_quoted).filter(|e| e != "\\") {
+                match string_literal(pattern) {
+                    Some(text) => {
+                        if let Some(rewritten) = with_backslash_escapes(&text, &escape) {
+                            **pattern = Expr::Value(Value::SingleQuotedString(rewritten).with_empty_span());
+                            *escape_char = None;
+                        }
+                    }
+                    // A pattern built in the query (SQLAlchemy's `'pg/_' || '%'`) is rewritten
+                    // as it is computed (settings.rs `escape_like_pattern`).
+                    None if escape.chars().count() <= 1 => {
+                        let call = format!("escape_like_pattern(({pattern}), '{}')", escape.replace('\'', "''"));
+                        if let Ok(e) = parse_expr(&call) {
+                            **pattern = e;
+                            *escape_char = None;
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Expr::Subquery(query) = expr {
+            if reads_an_empty_catalog(query) {
+                *expr = Expr::Value(Value::Null.with_empty_span());
+                return ControlFlow::Continue(());
+            }
+            if single_valued(query) {
+                if let Some(outer) = hoist_outer_conditions(query) {
+                    // No row when an outer-only condition fails: the subquery's NULL.
+                    let subquery = Expr::Subquery(query.clone());
+                    if let Ok(case) = parse_expr(&format!("CASE WHEN {outer} THEN {subquery} END")) {
+                        *expr = case;
+                    }
+                }
+            }
+        }
+        if let Expr::Function(f) = expr {
+            let name = function_name(f);
+            if let Err(e) = rewrite_function(f, name.as_deref()) {
+                self.error = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        let is_current_database = match expr {
+            Expr::Function(f) => function_name(f).is_some_and(|n| n == "current_database" || n == "current_catalog"),
+            Expr::Identifier(i) => is_current_catalog(i),
+            _ => false,
+        };
+        if is_current_database {
+            *expr = Expr::Value(Value::SingleQuotedString(self.database.to_string()).with_empty_span());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The text of a single-quoted string value.
+fn single_quoted(v: &datafusion::sql::sqlparser::ast::ValueWithSpan) -> Option<String> {
+    match &v.value {
+        Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(v) => single_quoted(v),
+        _ => None,
+    }
+}
+
+/// A LIKE pattern written with `escape` as one with the backslash DataFusion takes: the escaped
+/// character follows a backslash, and a backslash that is not the escape is itself escaped.
+/// `None` when the escape is not one character (PostgreSQL refuses it too; DataFusion says so).
+pub fn with_backslash_escapes(pattern: &str, escape: &str) -> Option<String> {
+    let mut chars = escape.chars();
+    let escape = match (chars.next(), chars.next()) {
+        // `ESCAPE ''` turns escaping off: every character is itself.
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => return None,
+    };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => return None,
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// PostgreSQL's templates in `to_char`, `to_timestamp` and `to_date`; `pg_get_viewdef` of an
+/// expression that is not a view's name: the name of the relation with that OID.
+fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Option<&str>) -> Result<(), String> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let FunctionArguments::List(list) = &mut f.args else { return Ok(()) };
+    match name {
+        Some(name @ ("to_char" | "to_timestamp" | "to_date")) => {
+            for arg in list.args.iter_mut().skip(1) {
+                let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else { continue };
+                let Some(template) = string_literal(e) else { continue };
+                if super::templates::is_postgres_template(&template) {
+                    let format = super::templates::to_chrono(&template).map_err(|why| format!("{name}: {why}"))?;
+                    *e = Expr::Value(Value::SingleQuotedString(format).with_empty_span());
+                }
+            }
+        }
+        Some("pg_get_viewdef") => {
+            let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.first_mut() else { return Ok(()) };
+            if string_literal(e).is_none() {
+                // Aliased, so that the client's `pg_catalog.pg_class.oid` is the outer row's.
+                let lookup = format!(
+                    "(SELECT max(viewdef_class.relname) FROM pg_catalog.pg_class AS viewdef_class WHERE viewdef_class.oid = {e})"
+                );
+                if let Ok(sub) = parse_expr(&lookup) {
+                    *e = sub;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A scalar subquery whose SELECT is not an aggregate takes its value through `single_value`
+/// (subquery.rs), so that DataFusion can plan it when it is correlated. Whether it did.
+fn single_valued(query: &mut Query) -> bool {
+    if query.limit_clause.is_some() || query.order_by.is_some() || query.fetch.is_some() || query.with.is_some() {
+        return false;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else { return false };
+    let grouped =
+        !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    if select.distinct.is_some() || grouped || select.having.is_some() || select.projection.len() != 1 {
+        return false;
+    }
+    let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = &mut select.projection[0] else {
+        return false;
+    };
+    if has_aggregate(e) {
+        return false;
+    }
+    match parse_expr(&format!("{}({e})", super::subquery::NAME)) {
+        Ok(wrapped) => {
+            *e = wrapped;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether a scalar subquery reads only a catalog table that is always empty in debtlens (no
+/// sequences, no column defaults, no triggers, no inheritance, no policies) and aggregates
+/// nothing: its value is NULL. SQLAlchemy's `get_columns` asks for identity options with a
+/// subquery over `pg_sequence` whose SELECT reads the outer row, which DataFusion cannot plan.
+fn reads_an_empty_catalog(query: &Query) -> bool {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    const EMPTY: &[&str] =
+        &["pg_sequence", "pg_attrdef", "pg_trigger", "pg_inherits", "pg_partitioned_table", "pg_policy"];
+    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+    let [table] = select.from.as_slice() else { return false };
+    let TableFactor::Table { name, .. } = &table.relation else { return false };
+    let schema_ok = name.0.len() == 1
+        || matches!(name.0.first(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("pg_catalog"));
+    let empty = matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if EMPTY.contains(&i.value.to_lowercase().as_str()));
+    let aggregates = select.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
+        _ => true,
+    });
+    let grouped =
+        !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    table.joins.is_empty() && schema_ok && empty && !aggregates && !grouped && select.projection.len() == 1
+}
+
+/// Takes the conditions of a (single-valued) subquery's WHERE that read only the outer query's
+/// columns (`WHERE pg_attribute.atthasdef AND pg_attrdef.adrelid = pg_attribute.attrelid`, as
+/// SQLAlchemy writes them): DataFusion cannot decorrelate them, and they are the same for every
+/// inner row, so they are checked outside, around the subquery. Their conjunction, if any.
+fn hoist_outer_conditions(query: &mut Query) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, TableFactor};
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let mut inner: HashSet<String> = HashSet::new();
+    for table in &select.from {
+        for factor in std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation)) {
+            match factor {
+                TableFactor::Table { name, alias, .. } => {
+                    if let Some(ObjectNamePart::Identifier(i)) = name.0.last() {
+                        inner.insert(i.value.to_lowercase());
+                    }
+                    if let Some(a) = alias {
+                        inner.insert(a.name.value.to_lowercase());
+                    }
+                }
+                // Anything else (a derived table, a function): nothing is hoisted.
+                _ => return None,
+            }
+        }
+    }
+    let selection = select.selection.take()?;
+    let mut conjuncts = Vec::new();
+    split_and(selection, &mut conjuncts);
+    let (outer, kept): (Vec<Expr>, Vec<Expr>) = conjuncts.into_iter().partition(|c| reads_only_outer(c, &inner));
+    let and = |parts: Vec<Expr>| {
+        parts.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        })
+    };
+    select.selection = and(kept);
+    and(outer.into_iter().map(|e| Expr::Nested(Box::new(e))).collect())
+}
+
+fn split_and(expr: Expr, out: &mut Vec<Expr>) {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+/// Whether every column an expression reads is qualified by a table that is not the subquery's
+/// (and it reads at least one, and has no subquery of its own).
+fn reads_only_outer(expr: &Expr, inner: &HashSet<String>) -> bool {
+    use datafusion::sql::sqlparser::ast::Visit;
+    struct Columns<'a> {
+        inner: &'a HashSet<String>,
+        outer: usize,
+        other: bool,
+    }
+    impl datafusion::sql::sqlparser::ast::Visitor for Columns<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    let table = parts[parts.len() - 2].value.to_lowercase();
+                    if self.inner.contains(&table) {
+                        self.other = true;
+                    } else {
+                        self.outer += 1;
+                    }
+                }
+                Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::InSubquery { .. } => self.other = true,
+                _ => {}
+            }
+            if self.other { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+    }
+    let mut columns = Columns { inner, outer: 0, other: false };
+    let _ = expr.visit(&mut columns);
+    !columns.other && columns.outer > 0
+}
+
+/// Whether an expression calls an aggregate (or a window function): then DataFusion plans the
+/// subquery as it is.
+fn has_aggregate(expr: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::Visit;
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "median",
+        "percentile_cont",
+        "percentile_disc",
+        "mode",
+        "first_value",
+        "last_value",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "approx_distinct",
+        "approx_median",
+        "approx_percentile_cont",
+        "single_value",
+    ];
+    struct Find(bool);
+    impl datafusion::sql::sqlparser::ast::Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e {
+                if f.over.is_some()
+                    || f.filter.is_some()
+                    || function_name(f).is_some_and(|n| AGGREGATES.contains(&n.as_str()))
+                {
+                    self.0 = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            // A nested subquery is its own scope.
+            if matches!(e, Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }) {
+                return ControlFlow::Continue(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut find = Find(false);
+    let _ = expr.visit(&mut find);
+    find.0
+}
+
+fn parse_expr(sql: &str) -> Result<Expr, datafusion::sql::sqlparser::parser::ParserError> {
+    use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+    Parser::new(&PostgreSqlDialect {}).try_with_sql(sql)?.parse_expr()
+}
+
+/// `current_catalog`, the SQL-standard spelling of `current_database()` (no parentheses).
+fn is_current_catalog(i: &Ident) -> bool {
+    i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_catalog")
+}
+
+fn function_name(f: &datafusion::sql::sqlparser::ast::Function) -> Option<String> {
+    match f.name.0.last()? {
+        ObjectNamePart::Identifier(i) => Some(i.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+/// The names of the outer SELECT's columns (the first SELECT of a UNION names them).
+fn name_columns(query: &mut Query) {
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::Select(select) => {
+                let given: HashSet<String> = select
+                    .projection
+                    .iter()
+                    .filter_map(|item| match item {
+                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                        SelectItem::UnnamedExpr(e) => column_name(e),
+                        _ => None,
+                    })
+                    .collect();
+                let mut taken = given;
+                for item in &mut select.projection {
+                    let SelectItem::UnnamedExpr(expr) = item else { continue };
+                    if column_name(expr).is_some() {
+                        continue;
+                    }
+                    let name = postgres_name(expr);
+                    if taken.insert(name.clone()) {
+                        *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', name) };
+                    } else if !taken.insert(expr.to_string()) {
+                        // PostgreSQL allows two columns of one name (pgjdbc's getProcedures selects
+                        // `NULL, NULL, NULL`); DataFusion does not: the second is numbered.
+                        let numbered =
+                            (2..).map(|n| format!("{name}{n}")).find(|n| !taken.contains(n)).unwrap_or_default();
+                        taken.insert(numbered.clone());
+                        *item =
+                            SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', numbered) };
+                    }
+                }
+                return;
+            }
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => return,
+        }
+    }
+}
+
+/// The name of a plain column reference (which DataFusion names as PostgreSQL does).
+fn column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) if is_current_catalog(i) => None,
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's name for an unnamed output column (FigureColname in its parser).
+fn postgres_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(i) if is_current_catalog(i) => "current_catalog".into(),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_name(expr).unwrap_or_default(),
+        Expr::Function(f) => function_name(f).unwrap_or_else(|| "?column?".into()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => postgres_name(expr),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(s) => match s.projection.first() {
+                Some(SelectItem::ExprWithAlias { alias, .. }) => alias.value.clone(),
+                Some(SelectItem::UnnamedExpr(e)) => postgres_name(e),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
+        _ => "?column?".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewrite(sql: &str) -> String {
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        as_postgres(&mut statement, "debtlens").unwrap();
+        statement.to_string()
+    }
+
+    #[test]
+    fn unnamed_columns_get_postgresql_s_names() {
+        assert_eq!(
+            rewrite("SELECT count(*), 1, system, f.team, sum(x)::int, (max(y)) FROM f"),
+            r#"SELECT count(*) AS "count", 1 AS "?column?", system, f.team, sum(x)::INT AS "sum", (max(y)) AS "max" FROM f"#
+        );
+        // A name already given is not given twice (DataFusion needs unique names).
+        assert_eq!(rewrite("SELECT count(a), count(b) FROM f"), r#"SELECT count(a) AS "count", count(b) FROM f"#);
+        assert_eq!(rewrite("SELECT 1 AS count, count(*) FROM f"), "SELECT 1 AS count, count(*) FROM f");
+        assert_eq!(
+            rewrite("SELECT NULL AS a, NULL, NULL, NULL"),
+            r#"SELECT NULL AS a, NULL AS "?column?", NULL, NULL AS "?column?2""#
+        );
+        assert_eq!(rewrite("SELECT 1 UNION SELECT 2"), r#"SELECT 1 AS "?column?" UNION SELECT 2"#);
+        assert_eq!(
+            rewrite("SELECT CASE WHEN a THEN 1 END FROM f"),
+            r#"SELECT CASE WHEN a THEN 1 END AS "case" FROM f"#
+        );
+    }
+
+    #[test]
+    fn like_escape_becomes_a_backslash_pattern() {
+        assert_eq!(
+            rewrite("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg/_%' ESCAPE '/'"),
+            r"SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\_%'"
+        );
+        assert_eq!(
+            rewrite(r"SELECT 1 WHERE a ILIKE '50!%\x' ESCAPE '!'"),
+            r#"SELECT 1 AS "?column?" WHERE a ILIKE '50\%\\x'"#
+        );
+        assert_eq!(rewrite(r"SELECT 1 WHERE a LIKE 'a\b' ESCAPE ''"), r#"SELECT 1 AS "?column?" WHERE a LIKE 'a\\b'"#);
+        // A pattern computed in the query: rewritten as it is computed.
+        assert_eq!(
+            rewrite("SELECT 1 WHERE a NOT LIKE 'pg/_' || '%' ESCAPE '/'"),
+            r#"SELECT 1 AS "?column?" WHERE a NOT LIKE escape_like_pattern(('pg/_' || '%'), '/')"#
+        );
+        assert_eq!(with_backslash_escapes("pg/_%", "/").as_deref(), Some(r"pg\_%"));
+        assert_eq!(with_backslash_escapes("ends/", "/"), None);
+    }
+
+    #[test]
+    fn postgresql_templates_become_chrono_formats() {
+        assert_eq!(
+            rewrite(
+                "SELECT to_char(t, 'YYYY-MM-DD'), to_timestamp(s, 'YYYY-MM-DD HH24:MI:SS.US'), to_char(t, '%Y') FROM f"
+            ),
+            r#"SELECT to_char(t, '%Y-%m-%d') AS "to_char", to_timestamp(s, '%Y-%m-%d %H:%M:%S.%6f') AS "to_timestamp", to_char(t, '%Y') FROM f"#
+        );
+        let mut statement =
+            Parser::parse_sql(&PostgreSqlDialect {}, "SELECT to_char(t, 'Q') FROM f").unwrap().remove(0);
+        assert_eq!(as_postgres(&mut statement, "d").unwrap_err(), "to_char: the template pattern `Q` is not supported");
+    }
+
+    #[test]
+    fn pg_get_viewdef_of_an_oid_looks_the_name_up() {
+        assert_eq!(
+            rewrite("SELECT pg_get_viewdef(c.oid, true) FROM pg_class c"),
+            r#"SELECT pg_get_viewdef((SELECT max(viewdef_class.relname) FROM pg_catalog.pg_class AS viewdef_class WHERE viewdef_class.oid = c.oid), true) AS "pg_get_viewdef" FROM pg_class c"#
+        );
+    }
+
+    #[test]
+    fn plain_scalar_subqueries_take_a_single_value() {
+        assert_eq!(
+            rewrite("SELECT (SELECT b.x FROM b WHERE b.id = a.id) AS x FROM a"),
+            "SELECT (SELECT single_value(b.x) FROM b WHERE b.id = a.id) AS x FROM a"
+        );
+        // Aggregates, grouping, DISTINCT and LIMIT are DataFusion's as they are.
+        for sql in [
+            "SELECT (SELECT max(b.x) FROM b WHERE b.id = a.id) AS x FROM a",
+            "SELECT (SELECT b.x FROM b WHERE b.id = a.id GROUP BY b.x) AS x FROM a",
+            "SELECT (SELECT DISTINCT b.x FROM b) AS x FROM a",
+            "SELECT (SELECT b.x FROM b ORDER BY b.x LIMIT 1) AS x FROM a",
+            "SELECT (SELECT count(*) + 1 FROM b) AS x FROM a",
+        ] {
+            assert_eq!(rewrite(sql), sql);
+        }
+    }
+
+    #[test]
+    fn conditions_on_the_outer_row_alone_are_checked_around_the_subquery() {
+        assert_eq!(
+            rewrite(
+                "SELECT CASE WHEN a.h THEN (SELECT d.x FROM pg_description d WHERE a.h AND d.id = a.id AND a.k <> '') END AS x FROM a"
+            ),
+            "SELECT CASE WHEN a.h THEN CASE WHEN (a.h) AND (a.k <> '') THEN (SELECT single_value(d.x) FROM pg_description d WHERE d.id = a.id) END END AS x FROM a"
+        );
+        // An unqualified column may be the subquery's: left where it is.
+        assert_eq!(
+            rewrite("SELECT (SELECT d.x FROM d WHERE h AND d.id = a.id) AS x FROM a"),
+            "SELECT (SELECT single_value(d.x) FROM d WHERE h AND d.id = a.id) AS x FROM a"
+        );
+    }
+
+    #[test]
+    fn a_subquery_over_an_always_empty_catalog_is_null() {
+        assert_eq!(
+            rewrite(
+                "SELECT (SELECT json_build_object('a', a.x = 'a', 's', s.seqstart) FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.id) AS i FROM a"
+            ),
+            "SELECT NULL AS i FROM a"
+        );
+        // Counting over it is 0, not NULL: left as it is.
+        assert_eq!(
+            rewrite("SELECT (SELECT count(*) FROM pg_sequence) AS n"),
+            "SELECT (SELECT count(*) FROM pg_sequence) AS n"
+        );
+    }
+
+    #[test]
+    fn current_database_is_the_client_s() {
+        assert_eq!(
+            rewrite("SELECT current_database(), current_catalog"),
+            r#"SELECT 'debtlens' AS "current_database", 'debtlens' AS "current_catalog""#
+        );
+        assert_eq!(
+            rewrite("SELECT datname FROM pg_database WHERE datname = current_database()"),
+            "SELECT datname FROM pg_database WHERE datname = 'debtlens'"
+        );
+    }
+}
