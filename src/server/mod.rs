@@ -5,10 +5,12 @@
 //! the connection limit, fresh data after an ingest, and a graceful shutdown.
 
 pub mod auth;
+pub mod catalog;
 pub mod copy;
 pub mod dialect;
 pub mod guard;
 pub mod params;
+pub mod parse;
 pub mod scram;
 pub mod settings;
 pub mod subquery;
@@ -27,7 +29,6 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
-use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -109,10 +110,12 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     let guard = Arc::new(Guard::new(engine.clone(), options.query_timeout, active.clone()));
     let hooks: Vec<Arc<dyn QueryHook>> =
         vec![guard.clone(), Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)];
-    let inner = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
-    let parser = Arc::new(OneStatement { inner: inner.query_parser(), sql: PostgresCompatibilityParser::new() });
+    let ctx = Arc::new(ctx);
+    let inner = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
+    let sql = Arc::new(parse::SqlParser::default());
+    let parser = Arc::new(OneStatement { inner: inner.query_parser(), sql: sql.clone(), guard: guard.clone(), ctx: ctx.clone() });
     let shared = Arc::new(Shared {
-        service: Arc::new(Service { inner, guard, parser }),
+        service: Arc::new(Service { inner, guard, parser, sql, ctx }),
         throttle: Arc::new(Throttle::default()),
         users: Arc::new(UsersSource::new(options.users.clone())),
         authenticate: !options.users.is_empty(),
@@ -194,6 +197,8 @@ pub fn catalog_extension() -> CatalogExtension {
     Arc::new(|ctx| {
         setup_pg_catalog(ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
+        // Keys, array columns and settings (catalog.rs).
+        catalog::overlay(ctx, "datafusion").map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
         // One version everywhere (settings.rs), over DataFusion's own `version()`.
         ctx.register_udf(settings::version_udf());
         ctx.register_udf(settings::current_setting_udf());
@@ -517,6 +522,8 @@ struct Service {
     inner: Arc<DfSessionService>,
     guard: Arc<Guard>,
     parser: Arc<OneStatement>,
+    sql: Arc<parse::SqlParser>,
+    ctx: Arc<datafusion::prelude::SessionContext>,
 }
 
 /// datafusion-postgres' parser keeps the first statement of a Parse message and drops the rest;
@@ -524,7 +531,9 @@ struct Service {
 /// over the extended protocol as it does over the simple one.
 struct OneStatement {
     inner: Arc<Parser>,
-    sql: PostgresCompatibilityParser,
+    sql: Arc<parse::SqlParser>,
+    guard: Arc<Guard>,
+    ctx: Arc<datafusion::prelude::SessionContext>,
 }
 
 #[async_trait]
@@ -540,7 +549,13 @@ impl QueryParser for OneStatement {
         if statements.len() > 1 {
             return Err(guard::user_error("42601", "cannot insert multiple commands into a prepared statement".into()));
         }
-        self.inner.parse_sql(client, sql, types).await
+        let Some(statement) = statements.into_iter().next() else { return Ok(None) };
+        // The guard plans what it runs from debtlens's parse (parse.rs); what it leaves to
+        // datafusion-postgres' hooks (SET, SHOW, transactions, cursors) goes through its parser.
+        match self.guard.handle_extended_parse_query(&statement, &self.ctx, client).await {
+            Some(plan) => Ok(Some((statement.to_string(), Some((statement, plan?))))),
+            None => self.inner.parse_sql(client, sql, types).await,
+        }
     }
 
     fn get_parameter_types(&self, statement: &DfStatement) -> PgWireResult<Vec<Type>> {
@@ -569,7 +584,24 @@ impl SimpleQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         crate::sql::check_depth(query).map_err(|e| guard::user_error("54001", e))?;
-        SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await
+        let statements = self.sql.parse(query).map_err(|e| guard::user_error("42601", e.to_string()))?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        // Each statement as datafusion-postgres would run it, but from debtlens's parse
+        // (parse.rs): the guard's first, the other hooks' (SET, SHOW, transactions, cursors)
+        // through datafusion-postgres with the statement's own text.
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            match self.guard.handle_simple_query(&statement, &self.ctx, client).await {
+                Some(response) => responses.push(response?),
+                None => {
+                    let text = statement.to_string();
+                    responses.extend(SimpleQueryHandler::do_query(self.inner.as_ref(), client, &text).await?);
+                }
+            }
+        }
+        Ok(responses)
     }
 }
 

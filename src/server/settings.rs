@@ -28,6 +28,40 @@ pub fn version_text() -> String {
     format!("PostgreSQL {} on {}-{}, 64-bit", server_version(), std::env::consts::ARCH, std::env::consts::OS)
 }
 
+/// The settings the server has (`pg_settings`' rows), each with its `default_setting`.
+pub const SETTINGS: &[&str] = &[
+    "application_name",
+    "block_size",
+    "bytea_output",
+    "client_encoding",
+    "client_min_messages",
+    "DateStyle",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "extra_float_digits",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "lc_collate",
+    "lc_ctype",
+    "lc_messages",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "log_timezone",
+    "max_identifier_length",
+    "max_index_keys",
+    "search_path",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+    "ssl",
+    "standard_conforming_strings",
+    "TimeZone",
+    "transaction_isolation",
+    "transaction_read_only",
+];
+
 /// A server setting as PostgreSQL names it (case-insensitive), with the value a new connection
 /// sees; `None` for a name PostgreSQL would not know either.
 pub fn default_setting(name: &str) -> Option<String> {

@@ -1,0 +1,275 @@
+//! What `pg_catalog` says about debtlens's tables beyond datafusion-pg-catalog: each table's key
+//! (data-model.md) as the primary-key constraint and unique index PostgreSQL would show, the
+//! array columns (`indkey`, `conkey`) as arrays, so that `unnest(indkey)` and `= ANY(conkey)`
+//! work, and `pg_settings` with the settings the server has (settings.rs).
+//!
+//! datafusion-pg-catalog's `pg_catalog` stays underneath: `pg_class`, `pg_index`,
+//! `pg_constraint` and `pg_settings` are views over its tables (reachable as `base_pg_class`,
+//! ... for these views only, never listed). The views are planned once per snapshot catalog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::ViewTable;
+use datafusion::prelude::SessionContext;
+
+use crate::schema::Table;
+
+/// Where the underlying table of an overridden one is reached.
+const BASE: &str = "base_";
+/// OIDs of the key indexes and constraints: the table's OID plus these (the catalog's own OIDs
+/// count up from 16384, far below).
+const INDEX_OID: i64 = 1_000_000;
+const CONSTRAINT_OID: i64 = 2_000_000;
+
+/// Puts the views over the `pg_catalog` schema of `catalog` in `ctx`.
+pub fn overlay(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
+    let provider = ctx
+        .catalog(catalog)
+        .ok_or_else(|| DataFusionError::Plan(format!("no catalog {catalog}")))?;
+    let inner = provider.schema("pg_catalog").ok_or_else(|| DataFusionError::Plan("no pg_catalog".into()))?;
+    let overlay = Arc::new(Overlay { inner: inner.clone(), views: std::sync::RwLock::new(HashMap::new()) });
+    provider.register_schema("pg_catalog", overlay.clone())?;
+    let schema_of = |name: &str| -> DfResult<datafusion::arrow::datatypes::SchemaRef> {
+        let table = futures::executor::block_on(inner.table(name))?
+            .ok_or_else(|| DataFusionError::Plan(format!("no pg_catalog.{name}")))?;
+        Ok(table.schema())
+    };
+    let views = [
+        ("pg_class", pg_class_sql(schema_of("pg_class")?.as_ref())),
+        ("pg_index", pg_index_sql(schema_of("pg_index")?.as_ref())),
+        ("pg_constraint", pg_constraint_sql(schema_of("pg_constraint")?.as_ref())),
+        ("pg_settings", pg_settings_sql()),
+    ];
+    for (name, sql) in views {
+        let plan = futures::executor::block_on(ctx.state().create_logical_plan(&sql))?;
+        let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, Some(sql)));
+        overlay.views.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), view);
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Overlay {
+    inner: Arc<dyn SchemaProvider>,
+    views: std::sync::RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+#[async_trait]
+impl SchemaProvider for Overlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(base) = name.strip_prefix(BASE) {
+            return self.inner.table(base).await;
+        }
+        let view = self.views.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        match view {
+            Some(view) => Ok(Some(view)),
+            None => self.inner.table(name).await,
+        }
+    }
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name.strip_prefix(BASE).unwrap_or(name))
+    }
+}
+
+/// The SQL type to CAST a column to, so that both sides of a UNION have the base's types.
+fn sql_type(t: &DataType) -> Option<&'static str> {
+    Some(match t {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int16 => "SMALLINT",
+        DataType::Int32 => "INT",
+        DataType::Int64 => "BIGINT",
+        DataType::UInt32 => "INT UNSIGNED",
+        DataType::Float32 => "REAL",
+        DataType::Float64 => "DOUBLE",
+        DataType::Utf8 => "TEXT",
+        _ => return None,
+    })
+}
+
+/// A SELECT list over `schema`'s columns (of the table aliased `alias`), with some replaced:
+/// a replacement is cast to the column's type.
+fn select_list(schema: &datafusion::arrow::datatypes::Schema, alias: &str, replace: &HashMap<&str, String>) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            match (replace.get(name.as_str()), sql_type(f.data_type())) {
+                (Some(expr), Some(t)) => format!("CAST({expr} AS {t}) AS \"{name}\""),
+                (Some(expr), None) => format!("{expr} AS \"{name}\""),
+                (None, _) if alias.is_empty() => format!("CAST(NULL AS {}) AS \"{name}\"", sql_type(f.data_type()).unwrap_or("TEXT")),
+                (None, _) => format!("{alias}.\"{name}\" AS \"{name}\""),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Each keyed table's key columns in order, and the attribute numbers of those columns: a CTE.
+fn keys_cte() -> String {
+    let rows: Vec<String> = Table::ALL
+        .iter()
+        .flat_map(|t| t.key().iter().enumerate().map(move |(i, c)| format!("('{}', '{}', {})", t.name(), c, i + 1)))
+        .collect();
+    format!(
+        "WITH key_columns(table_name, column_name, position) AS (VALUES {}), \
+         keys AS (SELECT c.oid AS relid, c.relname AS relname, c.relnamespace AS relnamespace, \
+                         array_agg(CAST(a.attnum AS SMALLINT) ORDER BY k.position) AS attnums, \
+                         CAST(count(*) AS SMALLINT) AS n \
+                  FROM pg_catalog.base_pg_class c \
+                  JOIN pg_catalog.base_pg_namespace ns ON ns.oid = c.relnamespace AND ns.nspname = 'public' \
+                  JOIN key_columns k ON k.table_name = c.relname \
+                  JOIN pg_catalog.base_pg_attribute a ON a.attrelid = c.oid AND a.attname = k.column_name \
+                  WHERE c.relkind = 'r' \
+                  GROUP BY c.oid, c.relname, c.relnamespace)",
+        rows.join(", ")
+    )
+}
+
+/// `pg_class` with each keyed table's key index (`features_pkey`, relkind `i`), and
+/// `relhasindex` true for the keyed tables.
+fn pg_class_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let base = select_list(
+        schema,
+        "c",
+        &HashMap::from([("relhasindex", "c.relhasindex OR k.relid IS NOT NULL".to_string())]),
+    );
+    let index = select_list(
+        schema,
+        "c",
+        &HashMap::from([
+            ("oid", format!("c.oid + {INDEX_OID}")),
+            ("relname", "c.relname || '_pkey'".to_string()),
+            ("relkind", "'i'".to_string()),
+            ("relam", "403".to_string()),
+            ("reltype", "0".to_string()),
+            ("relnatts", "k.n".to_string()),
+            ("relhasindex", "false".to_string()),
+            ("reltuples", "0".to_string()),
+        ]),
+    );
+    format!(
+        "{keys} SELECT {base} FROM pg_catalog.base_pg_class c LEFT JOIN keys k ON k.relid = c.oid \
+         UNION ALL SELECT {index} FROM pg_catalog.base_pg_class c JOIN keys k ON k.relid = c.oid",
+        keys = keys_cte()
+    )
+}
+
+/// `pg_index` with `indkey` (and the other vectors) as arrays, and the key indexes.
+fn pg_index_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let vector = |column: &str, t: &str| format!("CAST(string_to_array(i.{column}, ' ') AS {t}[])");
+    let base = select_list(
+        schema,
+        "i",
+        &HashMap::from([
+            ("indkey", vector("indkey", "SMALLINT")),
+            ("indcollation", vector("indcollation", "INT")),
+            ("indclass", vector("indclass", "INT")),
+            ("indoption", vector("indoption", "SMALLINT")),
+        ]),
+    );
+    let zeros = |t: &str| format!("CAST(array_repeat(0, CAST(k.n AS BIGINT)) AS {t}[])");
+    let keyed = select_list(
+        schema,
+        "",
+        &HashMap::from([
+            ("indexrelid", format!("k.relid + {INDEX_OID}")),
+            ("indrelid", "k.relid".to_string()),
+            ("indnatts", "k.n".to_string()),
+            ("indnkeyatts", "k.n".to_string()),
+            ("indisunique", "true".to_string()),
+            ("indnullsnotdistinct", "false".to_string()),
+            ("indisprimary", "true".to_string()),
+            ("indisexclusion", "false".to_string()),
+            ("indimmediate", "true".to_string()),
+            ("indisclustered", "false".to_string()),
+            ("indisvalid", "true".to_string()),
+            ("indcheckxmin", "false".to_string()),
+            ("indisready", "true".to_string()),
+            ("indislive", "true".to_string()),
+            ("indisreplident", "false".to_string()),
+            ("indkey", "k.attnums".to_string()),
+            ("indcollation", zeros("INT")),
+            ("indclass", zeros("INT")),
+            ("indoption", zeros("SMALLINT")),
+        ]),
+    );
+    format!("{keys} SELECT {base} FROM pg_catalog.base_pg_index i UNION ALL SELECT {keyed} FROM keys k", keys = keys_cte())
+}
+
+/// `pg_constraint` with `conkey`/`confkey` as arrays, and each keyed table's primary key.
+fn pg_constraint_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let array = |column: &str| format!("CAST(string_to_array(trim(k0.{column}, '[]'), ', ') AS SMALLINT[])");
+    let base = select_list(
+        schema,
+        "k0",
+        &HashMap::from([("conkey", array("conkey")), ("confkey", array("confkey"))]),
+    );
+    let keyed = select_list(
+        schema,
+        "",
+        &HashMap::from([
+            ("oid", format!("k.relid + {CONSTRAINT_OID}")),
+            ("conname", "k.relname || '_pkey'".to_string()),
+            ("connamespace", "k.relnamespace".to_string()),
+            ("contype", "'p'".to_string()),
+            ("condeferrable", "false".to_string()),
+            ("condeferred", "false".to_string()),
+            ("convalidated", "true".to_string()),
+            ("conrelid", "k.relid".to_string()),
+            ("contypid", "0".to_string()),
+            ("conindid", format!("k.relid + {INDEX_OID}")),
+            ("conparentid", "0".to_string()),
+            ("confrelid", "0".to_string()),
+            ("confupdtype", "' '".to_string()),
+            ("confdeltype", "' '".to_string()),
+            ("confmatchtype", "' '".to_string()),
+            ("conislocal", "true".to_string()),
+            ("coninhcount", "0".to_string()),
+            ("connoinherit", "true".to_string()),
+            ("conkey", "k.attnums".to_string()),
+            ("confkey", "CAST(NULL AS SMALLINT[])".to_string()),
+        ]),
+    );
+    format!(
+        "{keys} SELECT {base} FROM pg_catalog.base_pg_constraint k0 UNION ALL SELECT {keyed} FROM keys k",
+        keys = keys_cte()
+    )
+}
+
+/// `pg_settings`: one row per setting the server has, as a new connection sees it.
+fn pg_settings_sql() -> String {
+    let rows: Vec<String> = super::settings::SETTINGS
+        .iter()
+        .filter_map(|name| {
+            let value = super::settings::default_setting(name)?;
+            let numeric = value.parse::<i64>().is_ok();
+            let vartype = if numeric { "integer" } else if value == "on" || value == "off" { "bool" } else { "string" };
+            let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+            Some(format!(
+                "({}, {}, NULL, 'Preset Options', NULL, NULL, 'internal', '{vartype}', 'default', NULL, NULL, NULL, {}, {}, NULL, NULL, false)",
+                q(name),
+                q(&value),
+                q(&value),
+                q(&value)
+            ))
+        })
+        .collect();
+    format!(
+        "SELECT name, setting, CAST(unit AS TEXT) AS unit, category, CAST(short_desc AS TEXT) AS short_desc, \
+         CAST(extra_desc AS TEXT) AS extra_desc, context, vartype, source, CAST(min_val AS TEXT) AS min_val, \
+         CAST(max_val AS TEXT) AS max_val, CAST(enumvals AS TEXT[]) AS enumvals, boot_val, reset_val, \
+         CAST(sourcefile AS TEXT) AS sourcefile, CAST(sourceline AS INT) AS sourceline, pending_restart \
+         FROM (VALUES {}) AS s(name, setting, unit, category, short_desc, extra_desc, context, vartype, \
+         source, min_val, max_val, enumvals, boot_val, reset_val, sourcefile, sourceline, pending_restart)",
+        rows.join(", ")
+    )
+}
