@@ -4,8 +4,9 @@
 //! work, and `pg_settings` with the settings the server has (settings.rs).
 //!
 //! datafusion-pg-catalog's `pg_catalog` stays underneath: `pg_class`, `pg_index`,
-//! `pg_constraint` and `pg_settings` are views over its tables (reachable as `base_pg_class`,
-//! ... for these views only, never listed). The views are planned once per snapshot catalog.
+//! `pg_constraint` and `pg_settings` are computed from SQL over its tables (reachable as
+//! `base_pg_class`, ... for this SQL only, never listed), planned once per snapshot catalog and
+//! run when scanned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult};
-use datafusion::datasource::ViewTable;
 use datafusion::prelude::SessionContext;
 
 use crate::schema::Table;
@@ -28,9 +28,7 @@ const CONSTRAINT_OID: i64 = 2_000_000;
 
 /// Puts the views over the `pg_catalog` schema of `catalog` in `ctx`.
 pub fn overlay(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
-    let provider = ctx
-        .catalog(catalog)
-        .ok_or_else(|| DataFusionError::Plan(format!("no catalog {catalog}")))?;
+    let provider = ctx.catalog(catalog).ok_or_else(|| DataFusionError::Plan(format!("no catalog {catalog}")))?;
     let inner = provider.schema("pg_catalog").ok_or_else(|| DataFusionError::Plan("no pg_catalog".into()))?;
     let overlay = Arc::new(Overlay { inner: inner.clone(), views: std::sync::RwLock::new(HashMap::new()) });
     provider.register_schema("pg_catalog", overlay.clone())?;
@@ -47,10 +45,59 @@ pub fn overlay(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
     ];
     for (name, sql) in views {
         let plan = futures::executor::block_on(ctx.state().create_logical_plan(&sql))?;
-        let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, Some(sql)));
+        // Every column nullable, so that rows computed later always fit the schema given now.
+        let fields: Vec<_> = plan.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let view: Arc<dyn TableProvider> = Arc::new(Computed { sql, schema });
         overlay.views.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), view);
     }
     Ok(())
+}
+
+/// A catalog table whose rows are its SQL's, computed whole when it is scanned. Not a view:
+/// inlined into a client's query, the views' UNION ALL met DataFusion 55's sort pushdown, whose
+/// sanity check then refused psql's `\d features` ("does not satisfy order requirements").
+#[derive(Debug)]
+struct Computed {
+    sql: String,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for Computed {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::prelude::Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let state = state
+            .as_any()
+            .downcast_ref::<datafusion::execution::SessionState>()
+            .ok_or_else(|| DataFusionError::Internal("a catalog table scanned outside a session".into()))?;
+        let plan = state.create_logical_plan(&self.sql).await?;
+        let exec = state.create_physical_plan(&plan).await?;
+        let batches = datafusion::physical_plan::collect(exec, state.task_ctx()).await?;
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                datafusion::arrow::record_batch::RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                    .map_err(DataFusionError::from)
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
 }
 
 #[derive(Debug)]
@@ -94,8 +141,12 @@ fn sql_type(t: &DataType) -> Option<&'static str> {
     })
 }
 
+/// The columns PostgreSQL has as arrays (`int2vector`, `oidvector`, `int2[]`) and
+/// datafusion-pg-catalog as text: their replacements keep their own (array) type.
+const ARRAYS: &[&str] = &["indkey", "indcollation", "indclass", "indoption", "conkey", "confkey"];
+
 /// A SELECT list over `schema`'s columns (of the table aliased `alias`), with some replaced:
-/// a replacement is cast to the column's type.
+/// a replacement is cast to the column's type, except for the array columns.
 fn select_list(schema: &datafusion::arrow::datatypes::Schema, alias: &str, replace: &HashMap<&str, String>) -> String {
     schema
         .fields()
@@ -103,9 +154,12 @@ fn select_list(schema: &datafusion::arrow::datatypes::Schema, alias: &str, repla
         .map(|f| {
             let name = f.name();
             match (replace.get(name.as_str()), sql_type(f.data_type())) {
-                (Some(expr), Some(t)) => format!("CAST({expr} AS {t}) AS \"{name}\""),
-                (Some(expr), None) => format!("{expr} AS \"{name}\""),
-                (None, _) if alias.is_empty() => format!("CAST(NULL AS {}) AS \"{name}\"", sql_type(f.data_type()).unwrap_or("TEXT")),
+                // arrow_cast, not CAST: CAST AS TEXT is a Utf8View, and the catalog's are Utf8.
+                (Some(expr), Some(_)) if !ARRAYS.contains(&name.as_str()) => {
+                    format!("arrow_cast({expr}, '{}') AS \"{name}\"", f.data_type())
+                }
+                (Some(expr), _) => format!("{expr} AS \"{name}\""),
+                (None, _) if alias.is_empty() => format!("arrow_cast(NULL, '{}') AS \"{name}\"", f.data_type()),
                 (None, _) => format!("{alias}.\"{name}\" AS \"{name}\""),
             }
         })
@@ -137,11 +191,8 @@ fn keys_cte() -> String {
 /// `pg_class` with each keyed table's key index (`features_pkey`, relkind `i`), and
 /// `relhasindex` true for the keyed tables.
 fn pg_class_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
-    let base = select_list(
-        schema,
-        "c",
-        &HashMap::from([("relhasindex", "c.relhasindex OR k.relid IS NOT NULL".to_string())]),
-    );
+    let base =
+        select_list(schema, "c", &HashMap::from([("relhasindex", "c.relhasindex OR k.relid IS NOT NULL".to_string())]));
     let index = select_list(
         schema,
         "c",
@@ -156,9 +207,12 @@ fn pg_class_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
             ("reltuples", "0".to_string()),
         ]),
     );
+    // PostgreSQL's storage options, which datafusion-pg-catalog leaves out (SQLAlchemy's
+    // get_indexes reads them): none.
+    let extra = "CAST(NULL AS TEXT[]) AS reloptions";
     format!(
-        "{keys} SELECT {base} FROM pg_catalog.base_pg_class c LEFT JOIN keys k ON k.relid = c.oid \
-         UNION ALL SELECT {index} FROM pg_catalog.base_pg_class c JOIN keys k ON k.relid = c.oid",
+        "{keys} SELECT {base}, {extra} FROM pg_catalog.base_pg_class c LEFT JOIN keys k ON k.relid = c.oid \
+         UNION ALL SELECT {index}, {extra} FROM pg_catalog.base_pg_class c JOIN keys k ON k.relid = c.oid",
         keys = keys_cte()
     )
 }
@@ -196,23 +250,22 @@ fn pg_index_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
             ("indisready", "true".to_string()),
             ("indislive", "true".to_string()),
             ("indisreplident", "false".to_string()),
-            ("indkey", "k.attnums".to_string()),
+            ("indkey", "CAST(k.attnums AS SMALLINT[])".to_string()),
             ("indcollation", zeros("INT")),
             ("indclass", zeros("INT")),
             ("indoption", zeros("SMALLINT")),
         ]),
     );
-    format!("{keys} SELECT {base} FROM pg_catalog.base_pg_index i UNION ALL SELECT {keyed} FROM keys k", keys = keys_cte())
+    format!(
+        "{keys} SELECT {base} FROM pg_catalog.base_pg_index i UNION ALL SELECT {keyed} FROM keys k",
+        keys = keys_cte()
+    )
 }
 
 /// `pg_constraint` with `conkey`/`confkey` as arrays, and each keyed table's primary key.
 fn pg_constraint_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
     let array = |column: &str| format!("CAST(string_to_array(trim(k0.{column}, '[]'), ', ') AS SMALLINT[])");
-    let base = select_list(
-        schema,
-        "k0",
-        &HashMap::from([("conkey", array("conkey")), ("confkey", array("confkey"))]),
-    );
+    let base = select_list(schema, "k0", &HashMap::from([("conkey", array("conkey")), ("confkey", array("confkey"))]));
     let keyed = select_list(
         schema,
         "",
@@ -235,7 +288,7 @@ fn pg_constraint_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
             ("conislocal", "true".to_string()),
             ("coninhcount", "0".to_string()),
             ("connoinherit", "true".to_string()),
-            ("conkey", "k.attnums".to_string()),
+            ("conkey", "CAST(k.attnums AS SMALLINT[])".to_string()),
             ("confkey", "CAST(NULL AS SMALLINT[])".to_string()),
         ]),
     );

@@ -59,6 +59,24 @@ impl VisitorMut for CurrentDatabase<'_> {
                 }
             }
         }
+        // `(composite).field`, PostgreSQL's field of a row value: DataFusion takes a name in
+        // brackets only, so it is `get_field`.
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            use datafusion::sql::sqlparser::ast::AccessExpr;
+            if matches!(root.as_ref(), Expr::Nested(_))
+                && access_chain.iter().all(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_))))
+            {
+                let mut access = root.to_string();
+                for a in access_chain.iter() {
+                    if let AccessExpr::Dot(Expr::Identifier(i)) = a {
+                        access = format!("get_field({access}, '{}')", i.value.to_lowercase().replace('\'', "''"));
+                    }
+                }
+                if let Ok(e) = parse_expr(&access) {
+                    *expr = e;
+                }
+            }
+        }
         if let Expr::Subquery(query) = expr {
             if reads_an_empty_catalog(query) {
                 *expr = Expr::Value(Value::Null.with_empty_span());
@@ -75,6 +93,12 @@ impl VisitorMut for CurrentDatabase<'_> {
             }
         }
         if let Expr::Function(f) = expr {
+            // Set-returning functions over arrays, as unnest (DataFusion zips the unnests of one
+            // SELECT list as PostgreSQL zips its set-returning functions).
+            if let Some(replacement) = set_returning(f) {
+                *expr = replacement;
+                return ControlFlow::Continue(());
+            }
             let name = function_name(f);
             if let Err(e) = rewrite_function(f, name.as_deref()) {
                 self.error = Some(e);
@@ -139,6 +163,29 @@ pub fn with_backslash_escapes(pattern: &str, escape: &str) -> Option<String> {
     Some(out)
 }
 
+/// `generate_subscripts(a, 1)` as `unnest(range(1, cardinality(a) + 1))`, and pgjdbc's
+/// `information_schema._pg_expandarray(a)` (rows of `(x, n)`: each element and its position) as
+/// `unnest(_pg_expandarray(a))` over settings.rs's function of that name.
+fn set_returning(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    match (function_name(f)?.as_str(), args.as_slice()) {
+        ("generate_subscripts", [array, dim]) if dim.to_string() == "1" => {
+            parse_expr(&format!("unnest(range(1, CAST(cardinality({array}) AS BIGINT) + 1))")).ok()
+        }
+        ("_pg_expandarray", [array]) => parse_expr(&format!("unnest(_pg_expandarray({array}))")).ok(),
+        _ => None,
+    }
+}
+
 /// PostgreSQL's templates in `to_char`, `to_timestamp` and `to_date`; `pg_get_viewdef` of an
 /// expression that is not a view's name: the name of the relation with that OID.
 fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Option<&str>) -> Result<(), String> {
@@ -153,6 +200,23 @@ fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Opt
                     let format = super::templates::to_chrono(&template).map_err(|why| format!("{name}: {why}"))?;
                     *e = Expr::Value(Value::SingleQuotedString(format).with_empty_span());
                 }
+            }
+        }
+        Some(kind @ ("pg_get_indexdef" | "pg_get_constraintdef")) => {
+            // The key's definition from its name (settings.rs `pg_get_keydef`).
+            let args: Vec<String> = list.args.iter().map(|a| a.to_string()).collect();
+            let (lookup, column) = if kind == "pg_get_indexdef" {
+                let column = args.get(1).cloned().unwrap_or_else(|| "0".into());
+                ("SELECT max(key_class.relname) FROM pg_catalog.pg_class AS key_class WHERE key_class.oid", column)
+            } else {
+                ("SELECT max(key_con.conname) FROM pg_catalog.pg_constraint AS key_con WHERE key_con.oid", "0".into())
+            };
+            let Some(oid) = args.first() else { return Ok(()) };
+            let which = if kind == "pg_get_indexdef" { "index" } else { "constraint" };
+            if let Ok(Expr::Function(call)) =
+                parse_expr(&format!("pg_get_keydef(({lookup} = {oid}), '{which}', {column})"))
+            {
+                *f = call;
             }
         }
         Some("pg_get_viewdef") => {
@@ -587,6 +651,21 @@ mod tests {
         assert_eq!(
             rewrite("SELECT (SELECT count(*) FROM pg_sequence) AS n"),
             "SELECT (SELECT count(*) FROM pg_sequence) AS n"
+        );
+    }
+
+    #[test]
+    fn set_returning_functions_over_arrays_are_unnests() {
+        assert_eq!(
+            rewrite("SELECT unnest(i.indkey) AS k, generate_subscripts(i.indkey, 1) AS ord FROM pg_index i"),
+            "SELECT unnest(i.indkey) AS k, unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1)) AS ord FROM pg_index i"
+        );
+        // pgjdbc's getPrimaryKeys.
+        assert_eq!(
+            rewrite(
+                "SELECT (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, information_schema._pg_expandarray(i.indkey) AS KEYS FROM pg_index i WHERE a = (result.KEYS).x"
+            ),
+            "SELECT get_field((unnest(_pg_expandarray(i.indkey))), 'n') AS KEY_SEQ, unnest(_pg_expandarray(i.indkey)) AS KEYS FROM pg_index i WHERE a = get_field((result.KEYS), 'x')"
         );
     }
 

@@ -113,7 +113,12 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
     let ctx = Arc::new(ctx);
     let inner = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
     let sql = Arc::new(parse::SqlParser::default());
-    let parser = Arc::new(OneStatement { inner: inner.query_parser(), sql: sql.clone(), guard: guard.clone(), ctx: ctx.clone() });
+    let parser = Arc::new(OneStatement {
+        inner: inner.query_parser(),
+        sql: sql.clone(),
+        guard: guard.clone(),
+        ctx: ctx.clone(),
+    });
     let shared = Arc::new(Shared {
         service: Arc::new(Service { inner, guard, parser, sql, ctx }),
         throttle: Arc::new(Throttle::default()),

@@ -50,8 +50,8 @@ impl SqlParser {
         let Ok(raw) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(library) };
         // Where the library's table of client queries replaced something, its statements are
         // not the raw ones rewritten: they are kept.
-        let replaced = raw.len() != library.len()
-            || raw.iter().zip(&library).any(|(r, l)| &self.library.rewrite(r.clone()) != l);
+        let replaced =
+            raw.len() != library.len() || raw.iter().zip(&library).any(|(r, l)| &self.library.rewrite(r.clone()) != l);
         if replaced {
             return Ok(library);
         }

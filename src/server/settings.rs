@@ -148,6 +148,10 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         nothing("pg_get_function_result", 1),
         nothing("pg_get_function_arguments", 1),
         nothing("pg_get_function_identity_arguments", 1),
+        ScalarUDF::new_from_impl(KeyDef {
+            signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64], Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(ExpandArray { signature: Signature::any(1, Volatility::Immutable) }),
         ScalarUDF::new_from_impl(EscapeLikePattern {
             signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
         }),
@@ -179,6 +183,115 @@ impl ScalarUDFImpl for Constant {
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// `pg_get_keydef(name, 'index' | 'constraint', column)`: what `pg_get_indexdef` and
+/// `pg_get_constraintdef` say of a table's key (dialect.rs looks the name up by OID): the index's
+/// CREATE statement, or its `column`th column, or the constraint's `PRIMARY KEY (...)`. NULL for
+/// any other index or constraint.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyDef {
+    signature: Signature,
+}
+
+/// The key definition of `name` (`features_pkey`).
+pub fn key_definition(name: &str, kind: &str, column: i64) -> Option<String> {
+    let table = crate::schema::Table::ALL.into_iter().find(|t| name == format!("{}_pkey", t.name()))?;
+    let columns = table.key().join(", ");
+    match (kind, column) {
+        ("index", 0) => Some(format!("CREATE UNIQUE INDEX {name} ON public.{} USING btree ({columns})", table.name())),
+        ("index", k) if k > 0 => table.key().get(k as usize - 1).map(|c| c.to_string()),
+        ("constraint", _) => Some(format!("PRIMARY KEY ({columns})")),
+        _ => None,
+    }
+}
+
+impl ScalarUDFImpl for KeyDef {
+    fn name(&self) -> &str {
+        "pg_get_keydef"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::datatypes::Int64Type;
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let (names, kinds, columns) =
+            (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>(), arrays[2].as_primitive::<Int64Type>());
+        let mut out = StringBuilder::with_capacity(rows, rows * 32);
+        for i in 0..rows {
+            let column = if columns.is_null(i) { 0 } else { columns.value(i) };
+            let def = (names.is_valid(i) && kinds.is_valid(i))
+                .then(|| key_definition(names.value(i), kinds.value(i), column))
+                .flatten();
+            out.append_option(def);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `_pg_expandarray(array)`: the list of `(x, n)` pairs, each element with its position from 1,
+/// which dialect.rs unnests as PostgreSQL's `information_schema._pg_expandarray` returns rows
+/// (pgjdbc's getPrimaryKeys and getIndexInfo).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn pair_fields(element: &DataType) -> datafusion::arrow::datatypes::Fields {
+        use datafusion::arrow::datatypes::Field;
+        vec![Field::new("x", element.clone(), true), Field::new("n", DataType::Int32, false)].into()
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        use datafusion::arrow::datatypes::Field;
+        let element = match &args[0] {
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type().clone(),
+            DataType::Null => DataType::Null,
+            other => return exec_err!("_pg_expandarray: {other} is not an array"),
+        };
+        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::Struct(Self::pair_fields(&element)), true))))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{Int32Array, ListArray, StructArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+        use datafusion::arrow::datatypes::Field;
+        let rows = args.number_rows;
+        let input = args.args[0].to_array(rows)?;
+        let DataType::List(_) = input.data_type() else {
+            return exec_err!("_pg_expandarray: {} is not an array", input.data_type());
+        };
+        let list = input.as_list::<i32>();
+        let positions: Int32Array = (0..list.len())
+            .flat_map(|i| {
+                // Every value has a position, also under a null entry (its values are not shown).
+                1..=list.value_length(i)
+            })
+            .collect();
+        let offsets = list.offsets();
+        let start = offsets[0] as usize;
+        let end = offsets[list.len()] as usize;
+        let values = list.values().slice(start, end - start);
+        let rebased = OffsetBuffer::new(offsets.iter().map(|o| o - offsets[0]).collect::<Vec<_>>().into());
+        let fields = Self::pair_fields(values.data_type());
+        let pairs = StructArray::try_new(fields.clone(), vec![values, Arc::new(positions)], None)?;
+        let item = Arc::new(Field::new_list_field(DataType::Struct(fields), true));
+        let out = ListArray::try_new(item, rebased, Arc::new(pairs), list.nulls().cloned())?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 
@@ -313,6 +426,11 @@ impl ScalarUDFImpl for ViewDef {
         let rows = args.number_rows;
         let views = args.args[0].to_array(rows)?;
         let mut out = StringBuilder::with_capacity(rows, rows * 64);
+        // Names of any string type (a catalog view's are Utf8View); a number stays unnamed.
+        let views = match views.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 => datafusion::arrow::compute::cast(&views, &DataType::Utf8)?,
+            _ => views,
+        };
         let names = views.as_string_opt::<i32>();
         for i in 0..rows {
             // An OID (a number) is not mapped to a view: NULL, as PostgreSQL answers for an
@@ -373,6 +491,21 @@ impl ScalarUDFImpl for CurrentSetting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_defined_as_postgresql_shows_them() {
+        assert_eq!(
+            key_definition("features_pkey", "index", 0).as_deref(),
+            Some("CREATE UNIQUE INDEX features_pkey ON public.features USING btree (feature_id)")
+        );
+        assert_eq!(
+            key_definition("capacity_pkey", "constraint", 0).as_deref(),
+            Some("PRIMARY KEY (period_start, team)")
+        );
+        assert_eq!(key_definition("capacity_pkey", "index", 2).as_deref(), Some("team"));
+        assert_eq!(key_definition("capacity_pkey", "index", 3), None);
+        assert_eq!(key_definition("pg_class_oid_index", "index", 0), None);
+    }
 
     #[test]
     fn one_version_in_postgresql_s_format() {
