@@ -314,6 +314,42 @@ fn hoist_outer_conditions(query: &mut Query) -> Option<Expr> {
     let mut conjuncts = Vec::new();
     split_and(selection, &mut conjuncts);
     let (outer, kept): (Vec<Expr>, Vec<Expr>) = conjuncts.into_iter().partition(|c| reads_only_outer(c, &inner));
+    // Where the WHERE equates an outer column with an inner one, the other conditions read the
+    // inner one instead (psql's `\d`: `c.oid = a.attcollation AND a.attcollation <>
+    // t.typcollation`): a correlated condition that is not an equality, which DataFusion cannot
+    // decorrelate, becomes one on the subquery's own rows. Equal by the WHERE, so no answer changes.
+    let equal: Vec<(Expr, Expr)> = kept
+        .iter()
+        .filter_map(|c| match c {
+            Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
+                let side = |e: &Expr| match e {
+                    Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                        Some(inner.contains(&parts[parts.len() - 2].value.to_lowercase()))
+                    }
+                    _ => None,
+                };
+                match (side(left), side(right)) {
+                    (Some(true), Some(false)) => Some((*right.clone(), *left.clone())),
+                    (Some(false), Some(true)) => Some((*left.clone(), *right.clone())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    let kept: Vec<Expr> = kept
+        .into_iter()
+        .map(|mut c| {
+            let is_equality = matches!(&c, Expr::BinaryOp { op: BinaryOperator::Eq, .. })
+                && equal
+                    .iter()
+                    .any(|(o, i)| c.to_string() == format!("{i} = {o}") || c.to_string() == format!("{o} = {i}"));
+            if !is_equality {
+                let _ = c.visit(&mut Substitute { equal: &equal });
+            }
+            c
+        })
+        .collect();
     let and = |parts: Vec<Expr>| {
         parts.into_iter().reduce(|a, b| Expr::BinaryOp {
             left: Box::new(a),
@@ -323,6 +359,21 @@ fn hoist_outer_conditions(query: &mut Query) -> Option<Expr> {
     };
     select.selection = and(kept);
     and(outer.into_iter().map(|e| Expr::Nested(Box::new(e))).collect())
+}
+
+/// Replaces outer columns by the inner columns the WHERE equates them with.
+struct Substitute<'a> {
+    equal: &'a [(Expr, Expr)],
+}
+
+impl VisitorMut for Substitute<'_> {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some((_, inner)) = self.equal.iter().find(|(outer, _)| outer == expr) {
+            *expr = inner.clone();
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn split_and(expr: Expr, out: &mut Vec<Expr>) {
@@ -631,6 +682,14 @@ mod tests {
                 "SELECT CASE WHEN a.h THEN (SELECT d.x FROM pg_description d WHERE a.h AND d.id = a.id AND a.k <> '') END AS x FROM a"
             ),
             "SELECT CASE WHEN a.h THEN CASE WHEN (a.h) AND (a.k <> '') THEN (SELECT single_value(d.x) FROM pg_description d WHERE d.id = a.id) END END AS x FROM a"
+        );
+        // psql's `\d`: the outer column of a condition that is not an equality is read from the
+        // inner column the WHERE equates it with.
+        assert_eq!(
+            rewrite(
+                "SELECT (SELECT c.collname FROM pg_collation c, pg_type t WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation) AS x FROM pg_attribute a"
+            ),
+            "SELECT (SELECT single_value(c.collname) FROM pg_collation c, pg_type t WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND c.oid <> t.typcollation) AS x FROM pg_attribute a"
         );
         // An unqualified column may be the subquery's: left where it is.
         assert_eq!(
