@@ -168,6 +168,20 @@ pub fn with_backslash_escapes(pattern: &str, escape: &str) -> Option<String> {
 /// `unnest(_pg_expandarray(a))` over settings.rs's function of that name.
 fn set_returning(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> {
     use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    // `ARRAY(SELECT x FROM ...)`: the subquery's values as one array (psql's `\d+`).
+    if let FunctionArguments::Subquery(query) = &f.args {
+        if function_name(f)? != "array" || query.order_by.is_some() || query.limit_clause.is_some() {
+            return None;
+        }
+        let mut query = query.clone();
+        let SetExpr::Select(select) = query.body.as_mut() else { return None };
+        let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = select.projection.as_mut_slice()
+        else {
+            return None;
+        };
+        *e = parse_expr(&format!("array_agg({e})")).ok()?;
+        return Some(Expr::Subquery(query));
+    }
     let FunctionArguments::List(list) = &f.args else { return None };
     let args: Vec<&Expr> = list
         .args
@@ -718,6 +732,10 @@ mod tests {
         assert_eq!(
             rewrite("SELECT unnest(i.indkey) AS k, generate_subscripts(i.indkey, 1) AS ord FROM pg_index i"),
             "SELECT unnest(i.indkey) AS k, unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + 1)) AS ord FROM pg_index i"
+        );
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT a.x FROM a WHERE a.id = b.id) AS xs FROM b"),
+            "SELECT (SELECT array_agg(a.x) FROM a WHERE a.id = b.id) AS xs FROM b"
         );
         // pgjdbc's getPrimaryKeys.
         assert_eq!(
