@@ -1,5 +1,6 @@
 mod batch;
 mod cli;
+mod clients;
 mod determinism;
 mod ingest;
 mod plan;

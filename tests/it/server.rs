@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::util::{Env, Run, snapshot};
 
 /// A running server; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     stderr: mpsc::Receiver<String>,
 }
 
 impl Server {
-    fn start(env: &Env, store: &Path, global: &[&str], args: &[&str]) -> Server {
+    pub(crate) fn start(env: &Env, store: &Path, global: &[&str], args: &[&str]) -> Server {
         Self::start_with(env, store, global, args, &[])
     }
 
@@ -48,7 +48,7 @@ impl Server {
         }
     }
 
-    fn psql(&self, env: &Env, args: &[&str]) -> Run {
+    pub(crate) fn psql(&self, env: &Env, args: &[&str]) -> Run {
         self.psql_as(env, args, &[])
     }
 

@@ -1,0 +1,244 @@
+//! The drivers BI tools are built on, against `debtlens serve` on a sample store: SQLAlchemy
+//! with psycopg2 (Superset) and pandas, asyncpg, node-postgres, pgjdbc (DBeaver, Metabase,
+//! Tableau, DataGrip), and psql's `\d`. Each browses the catalog as its tool does and runs
+//! parameterised queries; the answers are checked against the CLI's on the same store.
+//! `scripts/test` installs the drivers (pip, npm, apt).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::server::Server;
+use crate::util::{Env, Run};
+
+/// The CLI's answer to `sql` on `store`, as CSV lines without the header.
+fn cli(env: &Env, store: &Path, sql: &str) -> Vec<String> {
+    let run = env.run(&["--data", store.to_str().unwrap(), "query", sql, "--format", "csv"]);
+    run.success();
+    run.stdout().lines().skip(1).map(str::to_string).collect()
+}
+
+fn count(env: &Env, store: &Path, sql: &str) -> i64 {
+    cli(env, store, sql)[0].parse().unwrap()
+}
+
+/// The view's (system, features) pairs as `system:features`, joined by commas.
+fn view_pairs(env: &Env, store: &Path) -> String {
+    cli(env, store, "SELECT system, features FROM slowdown_by_system ORDER BY system")
+        .iter()
+        .map(|l| l.replacen(',', ":", 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn store(env: &Env) -> PathBuf {
+    env.sample_store("store", 1200, &["--seed", "11"])
+}
+
+fn run_json(run: Run, what: &str) -> serde_json::Value {
+    assert_eq!(run.code, 0, "{what} failed:\n{}\n{}", run.stdout(), run.stderr);
+    let out = run.stdout();
+    serde_json::from_str(out.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{what}: {e}: {out}"))
+}
+
+#[test]
+fn sqlalchemy_inspects_the_catalog_and_pandas_reads_what_the_cli_answers() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let script = r#"
+import os, json, pandas
+from sqlalchemy import create_engine, inspect, text
+e = create_engine(f"postgresql+psycopg2://analyst@127.0.0.1:{os.environ['PORT']}/debtlens")
+i = inspect(e)
+out = {
+    'schemas': i.get_schema_names(),
+    'tables': sorted(i.get_table_names()),
+    'views': sorted(i.get_view_names()),
+    'columns': [[c['name'], str(c['type']), c['nullable']] for c in i.get_columns('capacity')],
+    'view_columns': [c['name'] for c in i.get_columns('slowdown_by_system')],
+    'pk_features': i.get_pk_constraint('features'),
+    'pk_capacity': i.get_pk_constraint('capacity')['constrained_columns'],
+    'indexes': i.get_indexes('features'),
+    'foreign_keys': i.get_foreign_keys('incidents'),
+    'view_definition': i.get_view_definition('slowdown_by_system'),
+    'view': ','.join(f'{s}:{n}' for s, n in pandas.read_sql('SELECT system, features FROM slowdown_by_system ORDER BY system', e).values.tolist()),
+}
+with e.connect() as c:
+    one = lambda sql, **p: c.execute(text(sql), p).scalar()
+    # Superset's time filters and its to_char.
+    out['to_timestamp'] = str(one("SELECT TO_TIMESTAMP('2025-06-01 10:11:12.000123', 'YYYY-MM-DD HH24:MI:SS.US')"))
+    out['to_char'] = one("SELECT to_char(TIMESTAMP '2025-06-01 10:11:12', 'YYYY-MM-DD HH24:MI')")
+    out['any'] = one("SELECT count(*) FROM features WHERE team = ANY(:t)", t=['platform', 'checkout'])
+print(json.dumps(out))
+"#;
+    let run = Command::new("python3")
+        .args(["-c", script])
+        .env("PORT", server.port.to_string())
+        .output()
+        .expect("python3 (pip install sqlalchemy psycopg2-binary pandas)");
+    let out = run_json(Run::from(run), "SQLAlchemy");
+    assert_eq!(out["schemas"], serde_json::json!(["public"]));
+    assert_eq!(out["tables"], serde_json::json!(["backlog", "capacity", "features", "incidents", "rejected_rows"]));
+    let views: Vec<String> = serde_json::from_value(out["views"].clone()).unwrap();
+    for view in ["slowdown_by_system", "system_health", "debt_cost", "backlog_forecast"] {
+        assert!(views.contains(&view.to_string()), "{view} in {views:?}");
+    }
+    assert_eq!(out["columns"][0], serde_json::json!(["period_start", "DATE", false]), "{}", out["columns"]);
+    assert_eq!(out["columns"][2], serde_json::json!(["team", "TEXT", true]), "{}", out["columns"]);
+    assert_eq!(out["view_columns"][0], "system");
+    assert_eq!(out["pk_features"]["constrained_columns"], serde_json::json!(["feature_id"]));
+    assert_eq!(out["pk_features"]["name"], "features_pkey");
+    assert_eq!(out["pk_capacity"], serde_json::json!(["period_start", "team"]));
+    // The key's index backs the constraint: SQLAlchemy lists no other index, and no foreign keys.
+    assert_eq!(out["indexes"], serde_json::json!([]));
+    assert_eq!(out["foreign_keys"], serde_json::json!([]));
+    let definition = out["view_definition"].as_str().unwrap();
+    let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/slowdown_by_system.sql")).unwrap();
+    assert!(definition.len() > 40 && sql.contains(&definition[..40]), "{definition}");
+    assert!(!definition.starts_with("--"), "the header comment is not part of the definition");
+    assert_eq!(out["view"], view_pairs(&env, &store));
+    assert_eq!(out["to_timestamp"], "2025-06-01 10:11:12.000123+00:00");
+    assert_eq!(out["to_char"], "2025-06-01 10:11");
+    let teams = count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')");
+    assert!(teams > 0);
+    assert_eq!(out["any"], teams);
+}
+
+#[test]
+fn asyncpg_binds_arrays_and_dates_and_reads_every_view() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let views: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".sql").map(str::to_string))
+        .collect();
+    let script = r#"
+import os, sys, json, asyncio, datetime, asyncpg
+async def main():
+    c = await asyncpg.connect(host='127.0.0.1', port=int(os.environ['PORT']), user='analyst', database='debtlens')
+    out = {
+        'any': await c.fetchval('SELECT count(*) FROM features WHERE team = ANY($1)', ['platform', 'checkout']),
+        'since': await c.fetchval('SELECT count(*) FROM features WHERE shipped_at >= $1',
+                                  datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)),
+        'rows': {},
+    }
+    for view in sys.argv[1:]:
+        out['rows'][view] = len(await c.fetch(f'SELECT * FROM {view}'))
+    try:
+        await c.fetchval('SELECT count(*) FROM features WHERE team = ANY($1)', 'platform')
+        out['wrong_type'] = 'accepted'
+    except Exception as e:
+        out['wrong_type'] = type(e).__name__
+    await c.close()
+    print(json.dumps(out))
+asyncio.run(main())
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).args(&views).env("PORT", server.port.to_string());
+    let out = run_json(Run::from(cmd.output().expect("python3 (pip install asyncpg)")), "asyncpg");
+    assert_eq!(out["any"], count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')"));
+    assert_eq!(out["since"], count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'"));
+    for view in &views {
+        let expected = cli(&env, &store, &format!("SELECT * FROM {view}")).len();
+        assert_eq!(out["rows"][view], expected, "{view}");
+    }
+    // A text where the query needs an array is the driver's error, never a silent answer.
+    assert_ne!(out["wrong_type"], "accepted");
+}
+
+#[test]
+fn node_postgres_gets_the_counts_the_cli_gets() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/npm/node_modules");
+    let run = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/node_pg.js"))
+        .env("PORT", server.port.to_string())
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node (npm install --prefix target/npm pg)");
+    let out = run_json(Run::from(run), "node-postgres");
+    let teams = count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')");
+    // node-postgres sends parameters untyped: the array literal is read as an array, not one
+    // string (which gave 0 with no error).
+    assert_eq!(out["any"], teams.to_string());
+    assert_eq!(out["in_list"], teams.to_string());
+    assert_eq!(out["team"], count(&env, &store, "SELECT count(*) FROM features WHERE team = 'platform'").to_string());
+    assert_eq!(
+        out["since"],
+        count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'").to_string()
+    );
+    let unicode = count(&env, &store, "SELECT count(*) FROM features WHERE array_has(systems, 'légacy-crm')");
+    assert!(unicode > 0);
+    assert_eq!(out["unicode"], unicode.to_string());
+    assert_eq!(out["view"], view_pairs(&env, &store));
+}
+
+#[test]
+fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let jar = "/usr/share/java/postgresql.jar";
+    let classes = env.path("classes");
+    let javac = Command::new("javac")
+        .args(["-d", classes.to_str().unwrap(), concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/Drivers.java")])
+        .output()
+        .expect("javac (apt-get install default-jdk-headless)");
+    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
+    let run = Run::from(
+        Command::new("java")
+            .args(["-cp", &format!("{}:{jar}", classes.display()), "Drivers"])
+            .env("PORT", server.port.to_string())
+            .output()
+            .expect("java (apt-get install libpostgresql-jdbc-java)"),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout(), run.stderr);
+    let out: std::collections::HashMap<String, String> = run
+        .stdout()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    assert!(out["version"].starts_with("16.6 (debtlens "), "{}", out["version"]);
+    assert_eq!(out["schemas"], "pg_catalog,public");
+    assert_eq!(out["tables"], "backlog,capacity,features,incidents,rejected_rows");
+    assert!(out["columns"].starts_with("period_start:date:NO,period_end:date:NO,team:text:YES,budget:float8:NO"), "{}", out["columns"]);
+    assert_eq!(out["primary_keys"], "period_start:1:capacity_pkey,team:2:capacity_pkey");
+    assert_eq!(out["indexes"], "features_pkey:feature_id:f");
+    assert_eq!(out["imported_keys"], "");
+    assert_eq!(out["procedures"], "");
+    assert_eq!(
+        out["set_date"],
+        count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'").to_string()
+    );
+    assert_eq!(
+        out["any_array"],
+        count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')").to_string()
+    );
+    assert_eq!(out["view"], view_pairs(&env, &store));
+}
+
+#[test]
+fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let run = server.psql(&env, &["-c", r"\d features"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.stdout();
+    assert!(out.contains("Table \"public.features\""), "{out}");
+    assert!(out.contains(" feature_id            | text                     |           | not null |"), "{out}");
+    assert!(out.contains(" systems               | text[]"), "{out}");
+    assert!(out.contains("\"features_pkey\" PRIMARY KEY, btree (feature_id)"), "{out}");
+    // A correlated subquery in the SELECT list was NULL for every row (datafusion-pg-catalog's
+    // RemoveSubqueryFromProjection): the same counts as the CLI's now.
+    let sql = "SELECT f.feature_id, (SELECT count(*) FROM incidents i WHERE i.feature_id = f.feature_id) AS n \
+               FROM features f ORDER BY n DESC, f.feature_id LIMIT 5";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", sql]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let served: Vec<String> = run.stdout().lines().map(str::to_string).collect();
+    assert_eq!(served, cli(&env, &store, sql));
+    assert!(served[0].ends_with(|c: char| c.is_ascii_digit() && c != '0'), "{served:?}");
+}
