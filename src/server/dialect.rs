@@ -37,26 +37,26 @@ impl VisitorMut for CurrentDatabase<'_> {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } = expr {
-            if let Some(escape) = escape_char.as_ref().and_then(single_quoted).filter(|e| e != "\\") {
-                match string_literal(pattern) {
-                    Some(text) => {
-                        if let Some(rewritten) = with_backslash_escapes(&text, &escape) {
-                            **pattern = Expr::Value(Value::SingleQuotedString(rewritten).with_empty_span());
-                            *escape_char = None;
-                        }
+        if let Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } = expr
+            && let Some(escape) = escape_char.as_ref().and_then(single_quoted).filter(|e| e != "\\")
+        {
+            match string_literal(pattern) {
+                Some(text) => {
+                    if let Some(rewritten) = with_backslash_escapes(&text, &escape) {
+                        **pattern = Expr::Value(Value::SingleQuotedString(rewritten).with_empty_span());
+                        *escape_char = None;
                     }
-                    // A pattern built in the query (SQLAlchemy's `'pg/_' || '%'`) is rewritten
-                    // as it is computed (settings.rs `escape_like_pattern`).
-                    None if escape.chars().count() <= 1 => {
-                        let call = format!("escape_like_pattern(({pattern}), '{}')", escape.replace('\'', "''"));
-                        if let Ok(e) = parse_expr(&call) {
-                            **pattern = e;
-                            *escape_char = None;
-                        }
-                    }
-                    None => {}
                 }
+                // A pattern built in the query (SQLAlchemy's `'pg/_' || '%'`) is rewritten
+                // as it is computed (settings.rs `escape_like_pattern`).
+                None if escape.chars().count() <= 1 => {
+                    let call = format!("escape_like_pattern(({pattern}), '{}')", escape.replace('\'', "''"));
+                    if let Ok(e) = parse_expr(&call) {
+                        **pattern = e;
+                        *escape_char = None;
+                    }
+                }
+                None => {}
             }
         }
         // `(composite).field`, PostgreSQL's field of a row value: DataFusion takes a name in
@@ -82,13 +82,13 @@ impl VisitorMut for CurrentDatabase<'_> {
                 *expr = Expr::Value(Value::Null.with_empty_span());
                 return ControlFlow::Continue(());
             }
-            if single_valued(query) {
-                if let Some(outer) = hoist_outer_conditions(query) {
-                    // No row when an outer-only condition fails: the subquery's NULL.
-                    let subquery = Expr::Subquery(query.clone());
-                    if let Ok(case) = parse_expr(&format!("CASE WHEN {outer} THEN {subquery} END")) {
-                        *expr = case;
-                    }
+            if single_valued(query)
+                && let Some(outer) = hoist_outer_conditions(query)
+            {
+                // No row when an outer-only condition fails: the subquery's NULL.
+                let subquery = Expr::Subquery(query.clone());
+                if let Ok(case) = parse_expr(&format!("CASE WHEN {outer} THEN {subquery} END")) {
+                    *expr = case;
                 }
             }
         }
@@ -485,14 +485,13 @@ fn has_aggregate(expr: &Expr) -> bool {
     impl datafusion::sql::sqlparser::ast::Visitor for Find {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(f) = e {
-                if f.over.is_some()
+            if let Expr::Function(f) = e
+                && (f.over.is_some()
                     || f.filter.is_some()
-                    || function_name(f).is_some_and(|n| AGGREGATES.contains(&n.as_str()))
-                {
-                    self.0 = true;
-                    return ControlFlow::Break(());
-                }
+                    || function_name(f).is_some_and(|n| AGGREGATES.contains(&n.as_str())))
+            {
+                self.0 = true;
+                return ControlFlow::Break(());
             }
             // A nested subquery is its own scope.
             if matches!(e, Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }) {

@@ -84,7 +84,7 @@ pub fn bind(portal: &Portal<DfStatement>, plan: &LogicalPlan, wire: &[Type]) -> 
     let wire_refs: Vec<_> = wire.iter().map(Some).collect();
     let n = portal.parameter_len();
     if !(0..n).any(|i| own(i).is_some()) {
-        return Ok(arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &wire_refs)?);
+        return arrow_pg::datatypes::df::deserialize_parameters_with_server_types(portal, &inferred, &wire_refs);
     }
     // arrow-pg is given only the parameters it reads well (it pushes nothing for an untyped NULL,
     // which would shift the ones after it): the others are read here, in their places.
@@ -101,10 +101,10 @@ pub fn bind(portal: &Portal<DfStatement>, plan: &LogicalPlan, wire: &[Type]) -> 
             values.push(value);
             continue;
         };
-        if raw.is_some() || kind != Own::Untyped {
-            if let Some(t) = theirs.as_mut() {
-                t.next();
-            }
+        if (raw.is_some() || kind != Own::Untyped)
+            && let Some(t) = theirs.as_mut()
+        {
+            t.next();
         }
         let value = match raw {
             None => null_of(&kind),

@@ -138,7 +138,10 @@ asyncio.run(main())
     cmd.args(["-c", script]).args(&views).env("PORT", server.port.to_string());
     let out = run_json(Run::from(cmd.output().expect("python3 (pip install asyncpg)")), "asyncpg");
     assert_eq!(out["any"], count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')"));
-    assert_eq!(out["since"], count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'"));
+    assert_eq!(
+        out["since"],
+        count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'")
+    );
     for view in &views {
         let expected = cli(&env, &store, &format!("SELECT * FROM {view}")).len();
         assert_eq!(out["rows"][view], expected, "{view}");
@@ -196,15 +199,16 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
             .expect("java (apt-get install libpostgresql-jdbc-java)"),
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout(), run.stderr);
-    let out: std::collections::HashMap<String, String> = run
-        .stdout()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
+    let out: std::collections::HashMap<String, String> =
+        run.stdout().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
     assert!(out["version"].starts_with("16.6 (debtlens "), "{}", out["version"]);
     assert_eq!(out["schemas"], "pg_catalog,public");
     assert_eq!(out["tables"], "backlog,capacity,features,incidents,rejected_rows");
-    assert!(out["columns"].starts_with("period_start:date:NO,period_end:date:NO,team:text:YES,budget:float8:NO"), "{}", out["columns"]);
+    assert!(
+        out["columns"].starts_with("period_start:date:NO,period_end:date:NO,team:text:YES,budget:float8:NO"),
+        "{}",
+        out["columns"]
+    );
     assert_eq!(out["primary_keys"], "period_start:1:capacity_pkey,team:2:capacity_pkey");
     assert_eq!(out["indexes"], "features_pkey:feature_id:f");
     assert_eq!(out["imported_keys"], "");
