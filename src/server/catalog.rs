@@ -43,15 +43,137 @@ pub fn overlay(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
         ("pg_constraint", pg_constraint_sql(schema_of("pg_constraint")?.as_ref())),
         ("pg_settings", pg_settings_sql()),
     ];
-    for (name, sql) in views {
-        let plan = futures::executor::block_on(ctx.state().create_logical_plan(&sql))?;
-        // Every column nullable, so that rows computed later always fit the schema given now.
-        let fields: Vec<_> = plan.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
-        let view: Arc<dyn TableProvider> = Arc::new(Computed { sql, schema });
-        overlay.views.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), view);
+    let mut computed: Vec<(String, String)> = views.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
+    for (name, sql) in computed.drain(..) {
+        let view = computed_table(ctx, sql)?;
+        overlay.views.write().unwrap_or_else(|e| e.into_inner()).insert(name, view);
     }
+    information_schema(ctx, provider.as_ref())
+}
+
+/// PostgreSQL's `information_schema` (tables, columns with PostgreSQL's type names and
+/// `udt_name`, views, schemata, table_constraints, key_column_usage, referential_constraints)
+/// in place of DataFusion's, whose `data_type` says `Utf8` and `Timestamp(µs, "UTC")`: Grafana
+/// and Metabase list columns from it. Computed from `pg_catalog`, so both say the same.
+fn information_schema(ctx: &SessionContext, catalog: &dyn datafusion::catalog::CatalogProvider) -> DfResult<()> {
+    // DataFusion's own answers `information_schema` only while this is on.
+    ctx.state_ref().write().config_mut().options_mut().catalog.information_schema = false;
+    let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    for (name, sql) in information_schema_sql() {
+        schema.register_table(name.to_string(), computed_table(ctx, sql)?)?;
+    }
+    catalog.register_schema("information_schema", schema)?;
     Ok(())
+}
+
+/// The information_schema tables' SQL, over pg_catalog.
+fn information_schema_sql() -> Vec<(&'static str, String)> {
+    const DB: &str = "'debtlens'";
+    let relations = "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
+    let data_type = "CASE t.typname \
+        WHEN 'text' THEN 'text' WHEN 'varchar' THEN 'character varying' WHEN 'int8' THEN 'bigint' \
+        WHEN 'int4' THEN 'integer' WHEN 'int2' THEN 'smallint' WHEN 'float8' THEN 'double precision' \
+        WHEN 'float4' THEN 'real' WHEN 'bool' THEN 'boolean' WHEN 'numeric' THEN 'numeric' \
+        WHEN 'timestamptz' THEN 'timestamp with time zone' WHEN 'timestamp' THEN 'timestamp without time zone' \
+        WHEN 'date' THEN 'date' WHEN 'time' THEN 'time without time zone' WHEN 'interval' THEN 'interval' \
+        WHEN 'bytea' THEN 'bytea' WHEN 'json' THEN 'json' WHEN 'jsonb' THEN 'jsonb' \
+        ELSE CASE WHEN starts_with(t.typname, '_') THEN 'ARRAY' ELSE 'USER-DEFINED' END END";
+    vec![
+        (
+            "schemata",
+            format!(
+                "SELECT {DB} AS catalog_name, n.nspname AS schema_name, 'postgres' AS schema_owner, \
+                 arrow_cast(NULL, 'Utf8') AS default_character_set_catalog, arrow_cast(NULL, 'Utf8') AS default_character_set_schema, \
+                 arrow_cast(NULL, 'Utf8') AS default_character_set_name, arrow_cast(NULL, 'Utf8') AS sql_path \
+                 FROM pg_catalog.pg_namespace n"
+            ),
+        ),
+        (
+            "tables",
+            format!(
+                "SELECT {DB} AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, \
+                 CASE c.relkind WHEN 'v' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type, \
+                 arrow_cast(NULL, 'Utf8') AS self_referencing_column_name, arrow_cast(NULL, 'Utf8') AS reference_generation, \
+                 arrow_cast(NULL, 'Utf8') AS user_defined_type_catalog, arrow_cast(NULL, 'Utf8') AS user_defined_type_schema, \
+                 arrow_cast(NULL, 'Utf8') AS user_defined_type_name, 'NO' AS is_insertable_into, 'NO' AS is_typed, \
+                 arrow_cast(NULL, 'Utf8') AS commit_action \
+                 {relations} WHERE c.relkind IN ('r', 'v', 'p', 'f', 'm')"
+            ),
+        ),
+        (
+            "views",
+            format!(
+                "SELECT {DB} AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, \
+                 pg_get_viewdef(c.relname) AS view_definition, 'NONE' AS check_option, 'NO' AS is_updatable, \
+                 'NO' AS is_insertable_into, 'NO' AS is_trigger_updatable, 'NO' AS is_trigger_deletable, \
+                 'NO' AS is_trigger_insertable_into \
+                 {relations} WHERE c.relkind = 'v'"
+            ),
+        ),
+        (
+            "columns",
+            format!(
+                "SELECT {DB} AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, \
+                 a.attname AS column_name, CAST(a.attnum AS INT) AS ordinal_position, \
+                 arrow_cast(NULL, 'Utf8') AS column_default, CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
+                 {data_type} AS data_type, \
+                 arrow_cast(NULL, 'Int32') AS character_maximum_length, arrow_cast(NULL, 'Int32') AS character_octet_length, \
+                 CASE t.typname WHEN 'int8' THEN 64 WHEN 'int4' THEN 32 WHEN 'int2' THEN 16 WHEN 'float8' THEN 53 WHEN 'float4' THEN 24 END AS numeric_precision, \
+                 CASE WHEN t.typname IN ('int8', 'int4', 'int2', 'float8', 'float4') THEN 2 END AS numeric_precision_radix, \
+                 CASE WHEN t.typname IN ('int8', 'int4', 'int2') THEN 0 END AS numeric_scale, \
+                 CASE WHEN t.typname IN ('timestamptz', 'timestamp', 'time') THEN 6 WHEN t.typname = 'date' THEN 0 END AS datetime_precision, \
+                 arrow_cast(NULL, 'Utf8') AS interval_type, arrow_cast(NULL, 'Int32') AS interval_precision, \
+                 {DB} AS udt_catalog, 'pg_catalog' AS udt_schema, t.typname AS udt_name, \
+                 'NO' AS is_identity, 'NEVER' AS is_generated, 'NO' AS is_updatable \
+                 {relations} JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+                 LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+                 WHERE c.relkind IN ('r', 'v', 'p', 'f', 'm') AND a.attnum > 0"
+            ),
+        ),
+        (
+            "table_constraints",
+            format!(
+                "SELECT {DB} AS constraint_catalog, n.nspname AS constraint_schema, k.conname AS constraint_name, \
+                 {DB} AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, \
+                 CASE k.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'u' THEN 'UNIQUE' WHEN 'f' THEN 'FOREIGN KEY' ELSE 'CHECK' END AS constraint_type, \
+                 'NO' AS is_deferrable, 'NO' AS initially_deferred, 'YES' AS enforced, arrow_cast(NULL, 'Utf8') AS nulls_distinct \
+                 FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+            ),
+        ),
+        (
+            "key_column_usage",
+            format!(
+                "SELECT {DB} AS constraint_catalog, n.nspname AS constraint_schema, k.conname AS constraint_name, \
+                 {DB} AS table_catalog, n.nspname AS table_schema, c.relname AS table_name, a.attname AS column_name, \
+                 CAST(k.position AS INT) AS ordinal_position, arrow_cast(NULL, 'Int32') AS position_in_unique_constraint \
+                 FROM (SELECT conname, conrelid, unnest(conkey) AS attnum, \
+                              unnest(range(1, CAST(cardinality(conkey) AS BIGINT) + 1)) AS position \
+                       FROM pg_catalog.pg_constraint WHERE contype IN ('p', 'u')) k \
+                 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.attnum \
+                 WHERE n.nspname = 'public'"
+            ),
+        ),
+        (
+            "referential_constraints",
+            format!(
+                "SELECT {DB} AS constraint_catalog, 'public' AS constraint_schema, 'none' AS constraint_name, \
+                 {DB} AS unique_constraint_catalog, 'public' AS unique_constraint_schema, 'none' AS unique_constraint_name, \
+                 'NONE' AS match_option, 'NO ACTION' AS update_rule, 'NO ACTION' AS delete_rule WHERE false"
+            ),
+        ),
+    ]
+}
+
+/// A table computed from `sql` when scanned.
+fn computed_table(ctx: &SessionContext, sql: String) -> DfResult<Arc<dyn TableProvider>> {
+    let plan = futures::executor::block_on(ctx.state().create_logical_plan(&sql))?;
+    // Every column nullable, so that rows computed later always fit the schema given now.
+    let fields: Vec<_> = plan.schema().fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    Ok(Arc::new(Computed { sql, schema }))
 }
 
 /// A catalog table whose rows are its SQL's, computed whole when it is scanned. Not a view:

@@ -202,8 +202,6 @@ pub fn catalog_extension() -> CatalogExtension {
     Arc::new(|ctx| {
         setup_pg_catalog(ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
-        // Keys, array columns and settings (catalog.rs).
-        catalog::overlay(ctx, "datafusion").map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
         // One version everywhere (settings.rs), over DataFusion's own `version()`.
         ctx.register_udf(settings::version_udf());
         ctx.register_udf(settings::current_setting_udf());
@@ -211,6 +209,9 @@ pub fn catalog_extension() -> CatalogExtension {
             ctx.register_udf(f);
         }
         ctx.register_udaf(subquery::single_value_udaf());
+        // Keys, array columns, settings and PostgreSQL's information_schema (catalog.rs), over
+        // the functions above.
+        catalog::overlay(ctx, "datafusion").map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
         Ok(())
     })
 }
