@@ -148,6 +148,7 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         nothing("pg_get_function_result", 1),
         nothing("pg_get_function_arguments", 1),
         nothing("pg_get_function_identity_arguments", 1),
+        ScalarUDF::new_from_impl(Format { signature: Signature::variadic_any(Volatility::Stable) }),
         ScalarUDF::new_from_impl(KeyDef {
             signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64], Volatility::Stable),
         }),
@@ -183,6 +184,83 @@ impl ScalarUDFImpl for Constant {
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// PostgreSQL's `format(template, args...)`: `%s` (the value's text, NULL as empty), `%I` (an
+/// identifier, quoted when needed), `%L` (a literal, NULL as `NULL`) and `%%` (Metabase writes
+/// `format('%I.%I', schema, table)`). A template with another conversion is PostgreSQL's error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: Signature,
+}
+
+/// `template` with `args` put in as PostgreSQL's `format` does.
+pub fn format_text(template: &str, args: &[Option<String>]) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut chars = template.chars();
+    let mut next = 0;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let conversion = chars.next().ok_or("unterminated format() type specifier")?;
+        if conversion == '%' {
+            out.push('%');
+            continue;
+        }
+        let value = args.get(next).ok_or("too few arguments for format()")?;
+        next += 1;
+        match (conversion, value) {
+            ('s', v) => out.push_str(v.as_deref().unwrap_or("")),
+            ('I', None) => return Err("null values cannot be formatted as an SQL identifier".into()),
+            ('I', Some(v)) => out.push_str(&quote_ident(v)),
+            ('L', None) => out.push_str("NULL"),
+            ('L', Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+            (other, _) => return Err(format!("unrecognized format() type specifier \"{other}\"")),
+        }
+    }
+    Ok(out)
+}
+
+/// An identifier as PostgreSQL's `quote_ident` writes it: as it is when it is lower-case
+/// letters, digits and underscores not starting with a digit, else double-quoted.
+fn quote_ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 32);
+        for i in 0..rows {
+            let values: Vec<Option<String>> = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, i).map(|v| (!v.is_null()).then(|| text_of(&v))))
+                .collect::<DfResult<_>>()?;
+            let Some(template) = values.first().cloned().flatten() else {
+                out.append_null();
+                continue;
+            };
+            match format_text(&template, &values[1..]) {
+                Ok(text) => out.append_value(text),
+                Err(e) => return exec_err!("{e}"),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
@@ -491,6 +569,18 @@ impl ScalarUDFImpl for CurrentSetting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_puts_values_in_as_postgresql_does() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(format_text("%I.%I", &[s("public"), s("features")]).unwrap(), "public.features");
+        assert_eq!(format_text("%I", &[s("Mixed Case")]).unwrap(), "\"Mixed Case\"");
+        assert_eq!(format_text("%L and %s and %%", &[s("it's"), None]).unwrap(), "'it''s' and  and %");
+        assert_eq!(format_text("%L", &[None]).unwrap(), "NULL");
+        assert!(format_text("%I", &[None]).is_err());
+        assert!(format_text("%s %s", &[s("one")]).unwrap_err().contains("too few"));
+        assert!(format_text("%x", &[s("a")]).unwrap_err().contains("\"x\""));
+    }
 
     #[test]
     fn keys_are_defined_as_postgresql_shows_them() {

@@ -236,6 +236,41 @@ fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() 
     assert!(out.contains(" feature_id            | text                     |           | not null |"), "{out}");
     assert!(out.contains(" systems               | text[]"), "{out}");
     assert!(out.contains("\"features_pkey\" PRIMARY KEY, btree (feature_id)"), "{out}");
+    // information_schema as Grafana and Metabase read it: PostgreSQL's type names and udt_name,
+    // and the key through table_constraints and key_column_usage.
+    let columns = "SELECT column_name, data_type, udt_name, is_nullable, ordinal_position FROM information_schema.columns \
+                   WHERE table_schema = 'public' AND table_name = 'features' ORDER BY ordinal_position LIMIT 4";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", columns]);
+    assert_eq!(
+        run.stdout(),
+        "feature_id,text,text,NO,1\ntitle,text,text,NO,2\nteam,text,text,YES,3\nsystems,ARRAY,_text,NO,4\n",
+        "{}",
+        run.stderr
+    );
+    let keys = "SELECT c.table_name, c.column_name, pk.column_name IS NOT NULL AS pk FROM information_schema.columns c \
+                LEFT JOIN (SELECT tc.table_schema, tc.table_name, kc.column_name FROM information_schema.table_constraints tc \
+                           JOIN information_schema.key_column_usage kc ON tc.constraint_name = kc.constraint_name \
+                            AND tc.table_schema = kc.table_schema AND tc.table_name = kc.table_name \
+                           WHERE tc.constraint_type = 'PRIMARY KEY') pk \
+                  ON c.table_schema = pk.table_schema AND c.table_name = pk.table_name AND c.column_name = pk.column_name \
+                WHERE c.table_schema = 'public' AND c.table_name = 'capacity' ORDER BY c.ordinal_position";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", keys]);
+    assert_eq!(
+        run.stdout(),
+        "capacity,period_start,t\ncapacity,period_end,f\ncapacity,team,t\ncapacity,budget,f\n\
+         capacity,engineer_weeks,f\ncapacity,quality_share_target,f\n",
+        "{}",
+        run.stderr
+    );
+    let types = "SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1";
+    let run = server.psql(&env, &["-A", "-t", "-c", types]);
+    assert_eq!(
+        run.stdout(),
+        "ARRAY\nbigint\nboolean\ndate\ndouble precision\ntext\ntimestamp with time zone\n",
+        "{}",
+        run.stderr
+    );
+
     // A correlated subquery in the SELECT list was NULL for every row (datafusion-pg-catalog's
     // RemoveSubqueryFromProjection): the same counts as the CLI's now.
     let sql = "SELECT f.feature_id, (SELECT count(*) FROM incidents i WHERE i.feature_id = f.feature_id) AS n \
