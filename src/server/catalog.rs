@@ -62,6 +62,12 @@ fn information_schema(ctx: &SessionContext, catalog: &dyn datafusion::catalog::C
     for (name, sql) in information_schema_sql() {
         schema.register_table(name.to_string(), computed_table(ctx, sql)?)?;
     }
+    // DataFusion's settings stay where DataFusion keeps them (`SHOW ALL` reads them there).
+    let datafusion =
+        datafusion::catalog::information_schema::InformationSchemaProvider::new(ctx.state().catalog_list().clone());
+    if let Some(settings) = futures::executor::block_on(datafusion.table("df_settings"))? {
+        schema.register_table("df_settings".into(), settings)?;
+    }
     catalog.register_schema("information_schema", schema)?;
     Ok(())
 }

@@ -77,7 +77,8 @@ print(json.dumps(out))
         .output()
         .expect("python3 (pip install sqlalchemy psycopg2-binary pandas)");
     let out = run_json(Run::from(run), "SQLAlchemy");
-    assert_eq!(out["schemas"], serde_json::json!(["public"]));
+    // As on PostgreSQL: information_schema is a schema.
+    assert_eq!(out["schemas"], serde_json::json!(["information_schema", "public"]));
     assert_eq!(out["tables"], serde_json::json!(["backlog", "capacity", "features", "incidents", "rejected_rows"]));
     let views: Vec<String> = serde_json::from_value(out["views"].clone()).unwrap();
     for view in ["slowdown_by_system", "system_health", "debt_cost", "backlog_forecast"] {
@@ -202,7 +203,7 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
     let out: std::collections::HashMap<String, String> =
         run.stdout().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
     assert!(out["version"].starts_with("16.6 (debtlens "), "{}", out["version"]);
-    assert_eq!(out["schemas"], "pg_catalog,public");
+    assert_eq!(out["schemas"], "information_schema,pg_catalog,public");
     assert_eq!(out["tables"], "backlog,capacity,features,incidents,rejected_rows");
     assert!(
         out["columns"].starts_with("period_start:date:NO,period_end:date:NO,team:text:YES,budget:float8:NO"),

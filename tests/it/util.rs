@@ -1,4 +1,5 @@
-//! A small harness for running the real binary: each test gets its own working directory, no
+//! A small harness for running the real binary: each test gets its own working directory (and
+//! temporary folder, so that what a killed process leaves there goes with the test), no
 //! inherited store, and a helper to check exit codes and capture output.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join(".tmp")).expect("the test's temporary folder");
+        Self { dir }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -20,7 +23,7 @@ impl Env {
     /// The binary, run in this test's directory with no store from the environment.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_debtlens"));
-        cmd.current_dir(self.dir.path()).env_remove("DEBTLENS_DATA");
+        cmd.current_dir(self.dir.path()).env_remove("DEBTLENS_DATA").env("TMPDIR", self.dir.path().join(".tmp"));
         cmd
     }
 
