@@ -42,6 +42,7 @@ pub fn overlay(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
         ("pg_index", pg_index_sql(schema_of("pg_index")?.as_ref())),
         ("pg_constraint", pg_constraint_sql(schema_of("pg_constraint")?.as_ref())),
         ("pg_settings", pg_settings_sql()),
+        ("pg_description", pg_description_sql(schema_of("pg_description")?.as_ref())),
     ];
     let mut computed: Vec<(String, String)> = views.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
     for (name, sql) in computed.drain(..) {
@@ -423,6 +424,32 @@ fn pg_constraint_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
     format!(
         "{keys} SELECT {base} FROM pg_catalog.base_pg_constraint k0 UNION ALL SELECT {keyed} FROM keys k",
         keys = keys_cte()
+    )
+}
+
+/// `pg_description` with a comment on each table (what one row is, data-model.md) and view (the
+/// first line of its header): what `\dt+`, SQLAlchemy's `get_table_comment` and pgjdbc's
+/// REMARKS show.
+fn pg_description_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    let base = select_list(schema, "d", &HashMap::new());
+    let ours = select_list(
+        schema,
+        "",
+        &HashMap::from([
+            ("objoid", "c.oid".to_string()),
+            // pg_class's own OID (what `'pg_catalog.pg_class'::regclass` gives): a relation's comment.
+            ("classoid", "pc.oid".to_string()),
+            ("objsubid", "0".to_string()),
+            ("description", "relation_comment(c.relname)".to_string()),
+        ]),
+    );
+    format!(
+        "SELECT {base} FROM pg_catalog.base_pg_description d UNION ALL \
+         SELECT {ours} FROM pg_catalog.base_pg_class c JOIN pg_catalog.base_pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN (SELECT max(k.oid) AS oid FROM pg_catalog.base_pg_class k \
+                     JOIN pg_catalog.base_pg_namespace kn ON kn.oid = k.relnamespace \
+                     WHERE k.relname = 'pg_class' AND kn.nspname = 'pg_catalog') pc \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND relation_comment(c.relname) IS NOT NULL"
     )
 }
 

@@ -233,6 +233,19 @@ fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Opt
                 *f = call;
             }
         }
+        Some(kind @ ("obj_description" | "col_description")) => {
+            // The comment in pg_description (catalog.rs), looked up by OID (and column).
+            let args: Vec<String> = list.args.iter().map(|a| a.to_string()).collect();
+            let Some(oid) = args.first() else { return Ok(()) };
+            let column =
+                if kind == "col_description" { args.get(1).cloned().unwrap_or_else(|| "0".into()) } else { "0".into() };
+            if let Ok(Expr::Function(call)) = parse_expr(&format!(
+                "coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment \
+                 WHERE comment.objoid = {oid} AND comment.objsubid = {column}))"
+            )) {
+                *f = call;
+            }
+        }
         Some("pg_get_viewdef") => {
             let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.first_mut() else { return Ok(()) };
             if string_literal(e).is_none() {

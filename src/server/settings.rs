@@ -143,11 +143,13 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         visible("pg_opclass_is_visible"),
         nothing("pg_get_serial_sequence", 2),
         nothing("col_description", 2),
-        nothing("obj_description", 2),
         nothing("shobj_description", 2),
         nothing("pg_get_function_result", 1),
         nothing("pg_get_function_arguments", 1),
         nothing("pg_get_function_identity_arguments", 1),
+        ScalarUDF::new_from_impl(RelationComment {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+        }),
         ScalarUDF::new_from_impl(Format { signature: Signature::variadic_any(Volatility::Stable) }),
         ScalarUDF::new_from_impl(KeyDef {
             signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64], Volatility::Stable),
@@ -184,6 +186,44 @@ impl ScalarUDFImpl for Constant {
     }
     fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+/// `relation_comment(name)`: a table's description (data-model.md's "what one row is") or a
+/// view's (its header's first line); NULL for anything else. catalog.rs puts it in
+/// `pg_description`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RelationComment {
+    signature: Signature,
+}
+
+/// The comment on the table or view `name`.
+pub fn relation_comment(name: &str) -> Option<&'static str> {
+    if let Some(table) = crate::schema::Table::ALL.into_iter().find(|t| t.name() == name) {
+        return Some(table.description());
+    }
+    crate::views::find(name).filter(|v| v.name == name).map(|v| v.description()).filter(|d| !d.is_empty())
+}
+
+impl ScalarUDFImpl for RelationComment {
+    fn name(&self) -> &str {
+        "relation_comment"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let names = args.args[0].to_array(rows)?;
+        let names = names.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(rows, rows * 32);
+        for i in 0..rows {
+            out.append_option(names.is_valid(i).then(|| relation_comment(names.value(i))).flatten());
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 

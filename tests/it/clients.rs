@@ -61,6 +61,7 @@ out = {
     'indexes': i.get_indexes('features'),
     'foreign_keys': i.get_foreign_keys('incidents'),
     'view_definition': i.get_view_definition('slowdown_by_system'),
+    'comments': [i.get_table_comment(t)['text'] for t in ('features', 'slowdown_by_system', 'rejected_rows')],
     'view': ','.join(f'{s}:{n}' for s, n in pandas.read_sql('SELECT system, features FROM slowdown_by_system ORDER BY system', e).values.tolist()),
 }
 with e.connect() as c:
@@ -93,6 +94,15 @@ print(json.dumps(out))
     // The key's index backs the constraint: SQLAlchemy lists no other index, and no foreign keys.
     assert_eq!(out["indexes"], serde_json::json!([]));
     assert_eq!(out["foreign_keys"], serde_json::json!([]));
+    // Comments: what one row of a table is (data-model.md), a view's header's first line.
+    assert_eq!(
+        out["comments"],
+        serde_json::json!([
+            "one row per feature or epic, shipped or in progress",
+            "How much slower is feature work on each system?",
+            null
+        ])
+    );
     let definition = out["view_definition"].as_str().unwrap();
     let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/slowdown_by_system.sql")).unwrap();
     assert!(definition.len() > 40 && sql.contains(&definition[..40]), "{definition}");

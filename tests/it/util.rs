@@ -7,13 +7,13 @@ use std::process::{Command, Output};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The processes' temporary folder (TMPDIR), beside the working directory.
+    tmp: tempfile::TempDir,
 }
 
 impl Env {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join(".tmp")).expect("the test's temporary folder");
-        Self { dir }
+        Self { dir: tempfile::tempdir().expect("tempdir"), tmp: tempfile::tempdir().expect("tempdir") }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -23,7 +23,7 @@ impl Env {
     /// The binary, run in this test's directory with no store from the environment.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_debtlens"));
-        cmd.current_dir(self.dir.path()).env_remove("DEBTLENS_DATA").env("TMPDIR", self.dir.path().join(".tmp"));
+        cmd.current_dir(self.dir.path()).env_remove("DEBTLENS_DATA").env("TMPDIR", self.tmp.path());
         cmd
     }
 
