@@ -559,14 +559,21 @@ fn name_columns(query: &mut Query) {
                     let name = postgres_name(expr);
                     if taken.insert(name.clone()) {
                         *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', name) };
-                    } else if !taken.insert(expr.to_string()) {
-                        // PostgreSQL allows two columns of one name (pgjdbc's getProcedures selects
-                        // `NULL, NULL, NULL`); DataFusion does not: the second is numbered.
-                        let numbered =
-                            (2..).map(|n| format!("{name}{n}")).find(|n| !taken.contains(n)).unwrap_or_default();
-                        taken.insert(numbered.clone());
-                        *item =
-                            SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', numbered) };
+                    } else {
+                        // PostgreSQL allows two columns of one name; DataFusion does not. The
+                        // second is named by its text (`count(b)`, as DataFusion would name it,
+                        // but fixed before the rewrites below change the expression), or numbered
+                        // when that is taken too (pgjdbc's getProcedures selects `NULL, NULL`).
+                        let text = expr.to_string();
+                        let alias = if taken.insert(text.clone()) {
+                            text
+                        } else {
+                            let numbered =
+                                (2..).map(|n| format!("{name}{n}")).find(|n| !taken.contains(n)).unwrap_or_default();
+                            taken.insert(numbered.clone());
+                            numbered
+                        };
+                        *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', alias) };
                     }
                 }
                 return;
@@ -629,11 +636,23 @@ mod tests {
             r#"SELECT count(*) AS "count", 1 AS "?column?", system, f.team, sum(x)::INT AS "sum", (max(y)) AS "max" FROM f"#
         );
         // A name already given is not given twice (DataFusion needs unique names).
-        assert_eq!(rewrite("SELECT count(a), count(b) FROM f"), r#"SELECT count(a) AS "count", count(b) FROM f"#);
-        assert_eq!(rewrite("SELECT 1 AS count, count(*) FROM f"), "SELECT 1 AS count, count(*) FROM f");
+        assert_eq!(
+            rewrite("SELECT count(a), count(b) FROM f"),
+            r#"SELECT count(a) AS "count", count(b) AS "count(b)" FROM f"#
+        );
+        // Named before the catalog lookups rewrite them alike.
+        assert_eq!(
+            rewrite("SELECT col_description(1, 1) IS NULL, obj_description(1, 'pg_class') IS NULL"),
+            "SELECT coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment WHERE comment.objoid = 1 AND comment.objsubid = 1)) IS NULL AS \"?column?\", \
+             coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment WHERE comment.objoid = 1 AND comment.objsubid = 0)) IS NULL AS \"obj_description(1, 'pg_class') IS NULL\""
+        );
+        assert_eq!(
+            rewrite("SELECT 1 AS count, count(*) FROM f"),
+            r#"SELECT 1 AS count, count(*) AS "count(*)" FROM f"#
+        );
         assert_eq!(
             rewrite("SELECT NULL AS a, NULL, NULL, NULL"),
-            r#"SELECT NULL AS a, NULL AS "?column?", NULL, NULL AS "?column?2""#
+            r#"SELECT NULL AS a, NULL AS "?column?", NULL AS "NULL", NULL AS "?column?2""#
         );
         assert_eq!(rewrite("SELECT 1 UNION SELECT 2"), r#"SELECT 1 AS "?column?" UNION SELECT 2"#);
         assert_eq!(
@@ -668,7 +687,7 @@ mod tests {
             rewrite(
                 "SELECT to_char(t, 'YYYY-MM-DD'), to_timestamp(s, 'YYYY-MM-DD HH24:MI:SS.US'), to_char(t, '%Y') FROM f"
             ),
-            r#"SELECT to_char(t, '%Y-%m-%d') AS "to_char", to_timestamp(s, '%Y-%m-%d %H:%M:%S.%6f') AS "to_timestamp", to_char(t, '%Y') FROM f"#
+            r#"SELECT to_char(t, '%Y-%m-%d') AS "to_char", to_timestamp(s, '%Y-%m-%d %H:%M:%S.%6f') AS "to_timestamp", to_char(t, '%Y') AS "to_char(t, '%Y')" FROM f"#
         );
         let mut statement =
             Parser::parse_sql(&PostgreSqlDialect {}, "SELECT to_char(t, 'Q') FROM f").unwrap().remove(0);
