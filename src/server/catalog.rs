@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
@@ -255,41 +254,25 @@ impl SchemaProvider for Overlay {
     }
 }
 
-/// The SQL type to CAST a column to, so that both sides of a UNION have the base's types.
-fn sql_type(t: &DataType) -> Option<&'static str> {
-    Some(match t {
-        DataType::Boolean => "BOOLEAN",
-        DataType::Int16 => "SMALLINT",
-        DataType::Int32 => "INT",
-        DataType::Int64 => "BIGINT",
-        DataType::UInt32 => "INT UNSIGNED",
-        DataType::Float32 => "REAL",
-        DataType::Float64 => "DOUBLE",
-        DataType::Utf8 => "TEXT",
-        _ => return None,
-    })
-}
-
 /// The columns PostgreSQL has as arrays (`int2vector`, `oidvector`, `int2[]`) and
 /// datafusion-pg-catalog as text: their replacements keep their own (array) type.
 const ARRAYS: &[&str] = &["indkey", "indcollation", "indclass", "indoption", "conkey", "confkey"];
 
-/// A SELECT list over `schema`'s columns (of the table aliased `alias`), with some replaced:
-/// a replacement is cast to the column's type, except for the array columns.
+/// A SELECT list over `schema`'s columns (of the table aliased `alias`; none: every column not
+/// replaced is NULL), with some replaced: a replacement is cast to the column's type (with
+/// arrow_cast: CAST AS TEXT would be a Utf8View, and the catalog's are Utf8), except for the
+/// array columns, which keep their own.
 fn select_list(schema: &datafusion::arrow::datatypes::Schema, alias: &str, replace: &HashMap<&str, String>) -> String {
     schema
         .fields()
         .iter()
         .map(|f| {
             let name = f.name();
-            match (replace.get(name.as_str()), sql_type(f.data_type())) {
-                // arrow_cast, not CAST: CAST AS TEXT is a Utf8View, and the catalog's are Utf8.
-                (Some(expr), Some(_)) if !ARRAYS.contains(&name.as_str()) => {
-                    format!("arrow_cast({expr}, '{}') AS \"{name}\"", f.data_type())
-                }
-                (Some(expr), _) => format!("{expr} AS \"{name}\""),
-                (None, _) if alias.is_empty() => format!("arrow_cast(NULL, '{}') AS \"{name}\"", f.data_type()),
-                (None, _) => format!("{alias}.\"{name}\" AS \"{name}\""),
+            match replace.get(name.as_str()) {
+                Some(expr) if ARRAYS.contains(&name.as_str()) => format!("{expr} AS \"{name}\""),
+                Some(expr) => format!("arrow_cast({expr}, '{}') AS \"{name}\"", f.data_type()),
+                None if alias.is_empty() => format!("arrow_cast(NULL, '{}') AS \"{name}\"", f.data_type()),
+                None => format!("{alias}.\"{name}\" AS \"{name}\""),
             }
         })
         .collect::<Vec<_>>()
