@@ -298,19 +298,30 @@ fn reads_an_empty_catalog(query: &Query) -> bool {
     use datafusion::sql::sqlparser::ast::TableFactor;
     const EMPTY: &[&str] =
         &["pg_sequence", "pg_attrdef", "pg_trigger", "pg_inherits", "pg_partitioned_table", "pg_policy"];
+    use datafusion::sql::sqlparser::ast::JoinOperator;
     let SetExpr::Select(select) = query.body.as_ref() else { return false };
     let [table] = select.from.as_slice() else { return false };
-    let TableFactor::Table { name, .. } = &table.relation else { return false };
-    let schema_ok = name.0.len() == 1
-        || matches!(name.0.first(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("pg_catalog"));
-    let empty = matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if EMPTY.contains(&i.value.to_lowercase().as_str()));
+    let is_empty = |factor: &TableFactor| {
+        let TableFactor::Table { name, .. } = factor else { return false };
+        let schema_ok = name.0.len() == 1
+            || matches!(name.0.first(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("pg_catalog"));
+        schema_ok
+            && matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if EMPTY.contains(&i.value.to_lowercase().as_str()))
+    };
+    // The first relation, or one joined to it by an inner join (SQLAlchemy 1.4 joins
+    // pg_sequence to pg_class), empties the whole FROM.
+    let empty = is_empty(&table.relation)
+        || table.joins.iter().any(|j| {
+            matches!(j.join_operator, JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_))
+                && is_empty(&j.relation)
+        });
     let aggregates = select.projection.iter().any(|item| match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
         _ => true,
     });
     let grouped =
         !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
-    table.joins.is_empty() && schema_ok && empty && !aggregates && !grouped && select.projection.len() == 1
+    empty && !aggregates && !grouped && select.projection.len() == 1
 }
 
 /// Takes the conditions of a (single-valued) subquery's WHERE that read only the outer query's
@@ -516,6 +527,36 @@ fn has_aggregate(expr: &Expr) -> bool {
     let mut find = Find(false);
     let _ = expr.visit(&mut find);
     find.0
+}
+
+/// Compared with `=` or `<>`, the literals PostgreSQL reads as booleans (`'t'`, `'f'`, `'true'`,
+/// `'false'`, `'yes'`, `'no'`, `'on'`, `'off'`, `'1'`, `'0'`) become booleans. Only used to plan
+/// again a statement DataFusion refused for comparing a Boolean with text. Whether any changed.
+pub fn boolean_literals(statement: &mut Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    struct Booleans(bool);
+    impl VisitorMut for Booleans {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr {
+                for side in [left, right] {
+                    let value = string_literal(side).and_then(|s| match s.to_ascii_lowercase().as_str() {
+                        "t" | "true" | "yes" | "on" | "1" => Some(true),
+                        "f" | "false" | "no" | "off" | "0" => Some(false),
+                        _ => None,
+                    });
+                    if let Some(b) = value {
+                        **side = Expr::Value(Value::Boolean(b).with_empty_span());
+                        self.0 = true;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Booleans(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
 }
 
 fn parse_expr(sql: &str) -> Result<Expr, datafusion::sql::sqlparser::parser::ParserError> {
@@ -751,6 +792,12 @@ mod tests {
             ),
             "SELECT NULL AS i FROM a"
         );
+        assert_eq!(
+            rewrite(
+                "SELECT (SELECT s.seqstart FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON s.seqrelid = c.oid WHERE a.x <> '') AS i FROM a"
+            ),
+            "SELECT NULL AS i FROM a"
+        );
         // Counting over it is 0, not NULL: left as it is.
         assert_eq!(
             rewrite("SELECT (SELECT count(*) FROM pg_sequence) AS n"),
@@ -775,6 +822,18 @@ mod tests {
             ),
             "SELECT get_field((unnest(_pg_expandarray(i.indkey))), 'n') AS KEY_SEQ, unnest(_pg_expandarray(i.indkey)) AS KEYS FROM pg_index i WHERE a = get_field((result.KEYS), 'x')"
         );
+    }
+
+    #[test]
+    fn text_literals_compared_as_booleans_become_booleans() {
+        let mut statement = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT 1 FROM ix WHERE ix.indisprimary = 'f' AND 't' <> b AND n = 'x'",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(boolean_literals(&mut statement));
+        assert_eq!(statement.to_string(), "SELECT 1 FROM ix WHERE ix.indisprimary = false AND true <> b AND n = 'x'");
     }
 
     #[test]

@@ -109,7 +109,30 @@ impl Guard {
         let mut statement = statement.clone();
         let database = client.metadata().get("database").map_or("debtlens", String::as_str);
         super::dialect::as_postgres(&mut statement, database).map_err(|e| user_error("0A000", e))?;
-        let plan = self.session(client)?.plan_statement(&statement).await.map_err(|e| pg_error(&e))?;
+        let session = self.session(client)?;
+        // Types are checked when the plan is analysed, at execution: checked here, so that a
+        // comparison DataFusion cannot type is known while the statement can be planned again.
+        let checked = |plan: LogicalPlan| -> Result<LogicalPlan, Error> {
+            datafusion::optimizer::Analyzer::new()
+                .execute_and_check(plan.clone(), &datafusion::config::ConfigOptions::default(), |_, _| {})
+                .map(|_| plan)
+                .map_err(Error::from)
+        };
+        let plan = match session.plan_statement(&statement).await.and_then(checked) {
+            // PostgreSQL reads `flag = 'f'` as a boolean comparison (SQLAlchemy 1.4's
+            // get_indexes writes `ix.indisprimary = 'f'`); DataFusion cannot compare a Boolean
+            // with text. Planned again with such literals as booleans; if that fails too, the
+            // first error stands.
+            Err(e) if e.to_string().contains("Boolean = Utf8") || e.to_string().contains("Utf8 = Boolean") => {
+                let mut again = statement.clone();
+                if super::dialect::boolean_literals(&mut again) {
+                    session.plan_statement(&again).await.and_then(checked).map_err(|_| pg_error(&e))?
+                } else {
+                    return Err(pg_error(&e));
+                }
+            }
+            other => other.map_err(|e| pg_error(&e))?,
+        };
         super::params::type_array_parameters(plan).map_err(|e| pg_error(&e.into()))
     }
 
