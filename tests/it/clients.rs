@@ -282,6 +282,25 @@ fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() 
         run.stderr
     );
 
+    // SQLAlchemy 1.4 (Superset's): get_columns' identity options over pg_sequence joined to
+    // pg_class, and get_indexes' `indisprimary = 'f'`.
+    let identity = "SELECT a.attname, (SELECT json_build_object('always', a.attidentity = 'a', 'start', s.seqstart) \
+                    FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON s.seqrelid = c.oid \
+                    WHERE c.relkind = 'S' AND a.attidentity != '' \
+                    AND s.seqrelid = pg_catalog.pg_get_serial_sequence(a.attrelid::regclass::text, a.attname)::regclass::oid) AS identity_options \
+                    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class t ON t.oid = a.attrelid \
+                    WHERE t.relname = 'backlog' AND a.attnum = 1";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", identity]);
+    assert_eq!(run.stdout(), "item_id,\n", "{}", run.stderr);
+    let indexes = "SELECT i.relname, ix.indisprimary FROM pg_class t JOIN pg_index ix ON t.oid = ix.indrelid \
+                   JOIN pg_class i ON i.oid = ix.indexrelid WHERE t.relname = 'features' AND ix.indisprimary = 't'";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", indexes]);
+    assert_eq!(run.stdout(), "features_pkey,t\n", "{}", run.stderr);
+    // A text literal that is not a boolean is still the error it was.
+    let run = server.psql(&env, &["-c", "SELECT count(*) FROM pg_index WHERE indisprimary = 'maybe'"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("Boolean = Utf8"), "{}", run.stderr);
+
     // A correlated subquery in the SELECT list was NULL for every row (datafusion-pg-catalog's
     // RemoveSubqueryFromProjection): the same counts as the CLI's now.
     let sql = "SELECT f.feature_id, (SELECT count(*) FROM incidents i WHERE i.feature_id = f.feature_id) AS n \
