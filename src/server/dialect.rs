@@ -529,6 +529,42 @@ fn has_aggregate(expr: &Expr) -> bool {
     find.0
 }
 
+/// Grafana's "schemas on the search path" subquery (`SELECT CASE WHEN trim(s[i]) = '"$user"'
+/// THEN user ELSE trim(s[i]) END FROM generate_series(...) AS i, string_to_array(
+/// current_setting('search_path'), ',') s`), which uses scalar functions as relations: the
+/// server's search path is `"$user", public` and no user has a schema, so its rows are
+/// `public`. Without this, datafusion-pg-catalog's table of client queries replaced it by `''`
+/// and Grafana listed every table schema-qualified. Whether any was replaced.
+pub fn search_path_subqueries(statement: &mut Statement) -> bool {
+    struct SearchPath(bool);
+    impl VisitorMut for SearchPath {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let is_search_path = |query: &Query| {
+                let text = query.to_string();
+                text.contains("current_setting('search_path')") && text.contains("generate_series(")
+            };
+            let public = Expr::Value(Value::SingleQuotedString("public".into()).with_empty_span());
+            // As a list, so that it also works where DataFusion takes no subquery (ORDER BY).
+            match expr {
+                Expr::InSubquery { expr: tested, subquery, negated } if is_search_path(subquery) => {
+                    *expr = Expr::InList { expr: tested.clone(), list: vec![public], negated: *negated };
+                    self.0 = true;
+                }
+                Expr::Subquery(query) if is_search_path(query) => {
+                    *expr = public;
+                    self.0 = true;
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = SearchPath(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
+}
+
 /// Compared with `=` or `<>`, the literals PostgreSQL reads as booleans (`'t'`, `'f'`, `'true'`,
 /// `'false'`, `'yes'`, `'no'`, `'on'`, `'off'`, `'1'`, `'0'`) become booleans. Only used to plan
 /// again a statement DataFusion refused for comparing a Boolean with text. Whether any changed.

@@ -47,7 +47,16 @@ impl Default for SqlParser {
 impl SqlParser {
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, ParserError> {
         let library = self.library.parse(sql)?;
-        let Ok(raw) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(library) };
+        let Ok(mut raw) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(library) };
+        // Grafana's search-path subquery is answered here rather than by the library's table
+        // (dialect.rs).
+        let mut grafana = false;
+        for statement in &mut raw {
+            grafana |= super::dialect::search_path_subqueries(statement);
+        }
+        if grafana {
+            return Ok(raw.into_iter().map(|s| self.rules.iter().fold(s, |s, rule| rule.rewrite(s))).collect());
+        }
         // Where the library's table of client queries replaced something, its statements are
         // not the raw ones rewritten: they are kept.
         let replaced =

@@ -282,6 +282,16 @@ fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() 
         run.stderr
     );
 
+    // Grafana's table list: the tables of the search path (public) unqualified.
+    let grafana = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/grafana_tables.sql");
+    let run = server.psql(&env, &["-A", "-t", "-f", grafana]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tables: Vec<String> = run.stdout().lines().map(str::to_string).collect();
+    for table in ["features", "incidents", "capacity", "backlog", "slowdown_by_system"] {
+        assert!(tables.contains(&table.to_string()), "{table} in {tables:?}");
+    }
+    assert!(!tables.iter().any(|t| t.starts_with("public.")), "{tables:?}");
+
     // SQLAlchemy 1.4 (Superset's): get_columns' identity options over pg_sequence joined to
     // pg_class, and get_indexes' `indisprimary = 'f'`.
     let identity = "SELECT a.attname, (SELECT json_build_object('always', a.attidentity = 'a', 'start', s.seqstart) \
