@@ -565,6 +565,47 @@ pub fn search_path_subqueries(statement: &mut Statement) -> bool {
     visitor.0
 }
 
+/// `pg_type.typinput = 'pg_catalog.array_in'::regproc` (pgjdbc's type cache): datafusion-pg-catalog
+/// keeps `typinput` and the other function columns of pg_type as the function's name, and would
+/// turn the cast into a subquery for an OID, which a name cannot be compared with. Compared with
+/// one of those columns, the cast is the name itself. Whether any changed.
+pub fn regproc_names(statement: &mut Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    const NAMED: &[&str] = &["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze"];
+    struct Names(bool);
+    impl VisitorMut for Names {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr else {
+                return ControlFlow::Continue(());
+            };
+            let named = |e: &Expr| match e {
+                Expr::Identifier(i) => NAMED.contains(&i.value.to_lowercase().as_str()),
+                Expr::CompoundIdentifier(parts) => {
+                    parts.last().is_some_and(|i| NAMED.contains(&i.value.to_lowercase().as_str()))
+                }
+                _ => false,
+            };
+            let (column, cast) = if named(left) { (left, right) } else { (right, left) };
+            if !named(column) {
+                return ControlFlow::Continue(());
+            }
+            if let Expr::Cast { expr: inner, data_type, .. } = cast.as_mut()
+                && data_type.to_string().to_lowercase().trim_start_matches("pg_catalog.") == "regproc"
+                && let Some(name) = string_literal(inner)
+            {
+                let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
+                **cast = Expr::Value(Value::SingleQuotedString(bare).with_empty_span());
+                self.0 = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Names(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
+}
+
 /// Compared with `=` or `<>`, the literals PostgreSQL reads as booleans (`'t'`, `'f'`, `'true'`,
 /// `'false'`, `'yes'`, `'no'`, `'on'`, `'off'`, `'1'`, `'0'`) become booleans. Only used to plan
 /// again a statement DataFusion refused for comparing a Boolean with text. Whether any changed.
@@ -870,6 +911,21 @@ mod tests {
         .remove(0);
         assert!(boolean_literals(&mut statement));
         assert_eq!(statement.to_string(), "SELECT 1 FROM ix WHERE ix.indisprimary = false AND true <> b AND n = 'x'");
+    }
+
+    #[test]
+    fn regproc_literals_compared_with_function_name_columns_are_names() {
+        let mut statement = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT typinput = 'pg_catalog.array_in'::regproc AS is_array FROM pg_type WHERE p.oid = 'x'::regproc",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(regproc_names(&mut statement));
+        assert_eq!(
+            statement.to_string(),
+            "SELECT typinput = 'array_in' AS is_array FROM pg_type WHERE p.oid = 'x'::regproc"
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ impl SqlParser {
         if replaced {
             return Ok(library);
         }
+        for statement in &mut raw {
+            super::dialect::regproc_names(statement);
+        }
         Ok(raw.into_iter().map(|s| self.rules.iter().fold(s, |s, rule| rule.rewrite(s))).collect())
     }
 }

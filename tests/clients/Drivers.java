@@ -30,6 +30,7 @@ public class Drivers {
             System.out.println("indexes=" + rows(m.getIndexInfo(null, "public", "features", false, true), "INDEX_NAME", "COLUMN_NAME", "NON_UNIQUE"));
             System.out.println("imported_keys=" + rows(m.getImportedKeys(null, "public", "incidents"), "FKCOLUMN_NAME"));
             System.out.println("procedures=" + rows(m.getProcedures(null, "public", "%"), "PROCEDURE_NAME"));
+            System.out.println("type_info=" + rows(m.getTypeInfo(), "TYPE_NAME", "DATA_TYPE"));
             try (PreparedStatement s = c.prepareStatement("SELECT count(*) FROM features WHERE shipped_at >= ?")) {
                 s.setDate(1, java.sql.Date.valueOf("2025-06-01"));
                 System.out.println("set_date=" + rows(s.executeQuery(), "count"));

@@ -224,6 +224,12 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
     assert_eq!(out["indexes"], "features_pkey:feature_id:f");
     assert_eq!(out["imported_keys"], "");
     assert_eq!(out["procedures"], "");
+    // getTypeInfo: PostgreSQL's types with their java.sql.Types (pgjdbc compares
+    // `typinput = 'array_in'::regproc` on the way).
+    let types: Vec<&str> = out["type_info"].split(',').collect();
+    for t in ["text:12", "bool:-7", "int8:-5", "float8:8", "timestamptz:93", "date:91", "_text:2003"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
     assert_eq!(
         out["set_date"],
         count(&env, &store, "SELECT count(*) FROM features WHERE shipped_at >= '2025-06-01T00:00:00Z'").to_string()
