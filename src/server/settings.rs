@@ -105,14 +105,17 @@ pub fn version_udf() -> ScalarUDF {
 /// new connection has them (`SHOW` gives a connection's own); an unknown name is PostgreSQL's
 /// error, or NULL with missing_ok.
 pub fn current_setting_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(CurrentSetting {
-        signature: Signature::one_of(
-            vec![
-                TypeSignature::Exact(vec![DataType::Utf8]),
-                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
-            ],
-            Volatility::Stable,
-        ),
+    let signature = Signature::one_of(
+        vec![TypeSignature::Exact(vec![DataType::Utf8]), TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean])],
+        Volatility::Stable,
+    );
+    text("current_setting", signature, |a| {
+        let Some(name) = a[0].as_deref() else { return Ok(None) };
+        match default_setting(name) {
+            Some(value) => Ok(Some(value)),
+            None if a.get(1).is_some_and(|m| m.as_deref() == Some("true")) => Ok(None),
+            None => Err(format!("unrecognized configuration parameter \"{name}\"")),
+        }
     })
 }
 
@@ -147,22 +150,107 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
         nothing("pg_get_function_result", 1),
         nothing("pg_get_function_arguments", 1),
         nothing("pg_get_function_identity_arguments", 1),
-        ScalarUDF::new_from_impl(RelationComment {
-            signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+        text("relation_comment", Signature::exact(vec![DataType::Utf8], Volatility::Stable), |a| {
+            Ok(a[0].as_deref().and_then(relation_comment).map(str::to_string))
         }),
-        ScalarUDF::new_from_impl(Format { signature: Signature::variadic_any(Volatility::Stable) }),
-        ScalarUDF::new_from_impl(KeyDef {
-            signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64], Volatility::Stable),
+        text("format", Signature::variadic_any(Volatility::Stable), |a| match a.first().cloned().flatten() {
+            Some(template) => format_text(&template, &a[1..]).map(Some),
+            None => Ok(None),
         }),
+        text(
+            "pg_get_keydef",
+            Signature::exact(vec![DataType::Utf8, DataType::Utf8, DataType::Int64], Volatility::Stable),
+            |a| {
+                let column = a[2].as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+                Ok(a[0].as_deref().zip(a[1].as_deref()).and_then(|(name, kind)| key_definition(name, kind, column)))
+            },
+        ),
         ScalarUDF::new_from_impl(ExpandArray { signature: Signature::any(1, Volatility::Immutable) }),
-        ScalarUDF::new_from_impl(EscapeLikePattern {
-            signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
-        }),
+        text(
+            "escape_like_pattern",
+            Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
+            |a| match (a[0].as_deref(), a[1].as_deref()) {
+                (Some(pattern), Some(escape)) => super::dialect::with_backslash_escapes(pattern, escape)
+                    .map(Some)
+                    .ok_or_else(|| "LIKE pattern must not end with escape character".to_string()),
+                _ => Ok(None),
+            },
+        ),
         ScalarUDF::new_from_impl(JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable) }),
-        ScalarUDF::new_from_impl(ViewDef {
-            signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
-        }),
+        text(
+            "pg_get_viewdef",
+            Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
+            // A view's name (an OID is not one: NULL, as PostgreSQL answers for an OID that is
+            // not a view's).
+            |a| {
+                let name = a[0].as_deref().map(|n| n.trim_matches('"')).map(|n| n.rsplit('.').next().unwrap_or(n));
+                Ok(name.and_then(crate::views::find).map(|view| view_body(view.sql)))
+            },
+        ),
     ]
+}
+
+/// A function of text, row by row: each argument's text (a number's, a boolean's `true`; NULL as
+/// `None`) in, text or NULL out, or the error PostgreSQL gives. The catalog functions are this
+/// shape; their rows are few.
+#[derive(Debug)]
+struct TextFunction {
+    name: &'static str,
+    signature: Signature,
+    row: fn(&[Option<String>]) -> Result<Option<String>, String>,
+}
+
+// One function per name: equal by name and signature (function pointers have no reliable
+// equality).
+impl PartialEq for TextFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.signature == other.signature
+    }
+}
+
+impl Eq for TextFunction {}
+
+impl std::hash::Hash for TextFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.signature.hash(state);
+    }
+}
+
+fn text(
+    name: &'static str,
+    signature: Signature,
+    row: fn(&[Option<String>]) -> Result<Option<String>, String>,
+) -> ScalarUDF {
+    ScalarUDF::new_from_impl(TextFunction { name, signature, row })
+}
+
+impl ScalarUDFImpl for TextFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 32);
+        for i in 0..rows {
+            let values: Vec<Option<String>> = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, i).map(|v| (!v.is_null()).then(|| text_of(&v))))
+                .collect::<DfResult<_>>()?;
+            match (self.row)(&values) {
+                Ok(value) => out.append_option(value),
+                Err(e) => return exec_err!("{e}"),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
 }
 
 /// A function whose answer is always the same: `version()`'s text, NULL for the catalog
@@ -192,11 +280,6 @@ impl ScalarUDFImpl for Constant {
 /// `relation_comment(name)`: a table's description (data-model.md's "what one row is") or a
 /// view's (its header's first line); NULL for anything else. catalog.rs puts it in
 /// `pg_description`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RelationComment {
-    signature: Signature,
-}
-
 /// The comment on the table or view `name`.
 pub fn relation_comment(name: &str) -> Option<&'static str> {
     if let Some(table) = crate::schema::Table::ALL.into_iter().find(|t| t.name() == name) {
@@ -205,36 +288,9 @@ pub fn relation_comment(name: &str) -> Option<&'static str> {
     crate::views::find(name).filter(|v| v.name == name).map(|v| v.description()).filter(|d| !d.is_empty())
 }
 
-impl ScalarUDFImpl for RelationComment {
-    fn name(&self) -> &str {
-        "relation_comment"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let names = args.args[0].to_array(rows)?;
-        let names = names.as_string::<i32>();
-        let mut out = StringBuilder::with_capacity(rows, rows * 32);
-        for i in 0..rows {
-            out.append_option(names.is_valid(i).then(|| relation_comment(names.value(i))).flatten());
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
 /// PostgreSQL's `format(template, args...)`: `%s` (the value's text, NULL as empty), `%I` (an
 /// identifier, quoted when needed), `%L` (a literal, NULL as `NULL`) and `%%` (Metabase writes
 /// `format('%I.%I', schema, table)`). A template with another conversion is PostgreSQL's error.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Format {
-    signature: Signature,
-}
-
 /// `template` with `args` put in as PostgreSQL's `format` does.
 pub fn format_text(template: &str, args: &[Option<String>]) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 16);
@@ -272,47 +328,10 @@ fn quote_ident(name: &str) -> String {
     if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
 }
 
-impl ScalarUDFImpl for Format {
-    fn name(&self) -> &str {
-        "format"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
-        let mut out = StringBuilder::with_capacity(rows, rows * 32);
-        for i in 0..rows {
-            let values: Vec<Option<String>> = arrays
-                .iter()
-                .map(|a| ScalarValue::try_from_array(a, i).map(|v| (!v.is_null()).then(|| text_of(&v))))
-                .collect::<DfResult<_>>()?;
-            let Some(template) = values.first().cloned().flatten() else {
-                out.append_null();
-                continue;
-            };
-            match format_text(&template, &values[1..]) {
-                Ok(text) => out.append_value(text),
-                Err(e) => return exec_err!("{e}"),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
 /// `pg_get_keydef(name, 'index' | 'constraint', column)`: what `pg_get_indexdef` and
 /// `pg_get_constraintdef` say of a table's key (dialect.rs looks the name up by OID): the index's
 /// CREATE statement, or its `column`th column, or the constraint's `PRIMARY KEY (...)`. NULL for
 /// any other index or constraint.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct KeyDef {
-    signature: Signature,
-}
-
 /// The key definition of `name` (`features_pkey`).
 pub fn key_definition(name: &str, kind: &str, column: i64) -> Option<String> {
     let table = crate::schema::Table::ALL.into_iter().find(|t| name == format!("{}_pkey", t.name()))?;
@@ -322,34 +341,6 @@ pub fn key_definition(name: &str, kind: &str, column: i64) -> Option<String> {
         ("index", k) if k > 0 => table.key().get(k as usize - 1).map(|c| c.to_string()),
         ("constraint", _) => Some(format!("PRIMARY KEY ({columns})")),
         _ => None,
-    }
-}
-
-impl ScalarUDFImpl for KeyDef {
-    fn name(&self) -> &str {
-        "pg_get_keydef"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        use datafusion::arrow::datatypes::Int64Type;
-        let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
-        let (names, kinds, columns) =
-            (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>(), arrays[2].as_primitive::<Int64Type>());
-        let mut out = StringBuilder::with_capacity(rows, rows * 32);
-        for i in 0..rows {
-            let column = if columns.is_null(i) { 0 } else { columns.value(i) };
-            let def = (names.is_valid(i) && kinds.is_valid(i))
-                .then(|| key_definition(names.value(i), kinds.value(i), column))
-                .flatten();
-            out.append_option(def);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
@@ -416,40 +407,6 @@ impl ScalarUDFImpl for ExpandArray {
 /// `escape_like_pattern(pattern, escape)`: a LIKE pattern written with another escape character
 /// as one with the backslash DataFusion takes (dialect.rs rewrites `LIKE p ESCAPE 'c'` to it when
 /// `p` is computed in the query). An escape at the end of the pattern is PostgreSQL's error.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct EscapeLikePattern {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for EscapeLikePattern {
-    fn name(&self) -> &str {
-        "escape_like_pattern"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
-        let (patterns, escapes) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
-        let mut out = StringBuilder::with_capacity(rows, rows * 16);
-        for i in 0..rows {
-            if patterns.is_null(i) || escapes.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            match super::dialect::with_backslash_escapes(patterns.value(i), escapes.value(i)) {
-                Some(p) => out.append_value(p),
-                None => return exec_err!("LIKE pattern must not end with escape character"),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
 /// `json_build_object(key, value, ...)`: a JSON object as text (SQLAlchemy's `get_columns` asks
 /// for identity and collation details with it). Numbers and booleans are JSON's, NULL is null,
 /// anything else its text.
@@ -525,85 +482,10 @@ fn json_of(v: &ScalarValue) -> serde_json::Value {
 }
 
 /// `pg_get_viewdef(view [, pretty])`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct ViewDef {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for ViewDef {
-    fn name(&self) -> &str {
-        "pg_get_viewdef"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let views = args.args[0].to_array(rows)?;
-        let mut out = StringBuilder::with_capacity(rows, rows * 64);
-        // Names of any string type (a catalog view's are Utf8View); a number stays unnamed.
-        let views = match views.data_type() {
-            DataType::Utf8View | DataType::LargeUtf8 => datafusion::arrow::compute::cast(&views, &DataType::Utf8)?,
-            _ => views,
-        };
-        let names = views.as_string_opt::<i32>();
-        for i in 0..rows {
-            // An OID (a number) is not mapped to a view: NULL, as PostgreSQL answers for an
-            // OID that is not a view's.
-            let name = names.filter(|n| n.is_valid(i)).map(|n| n.value(i).trim_matches('"'));
-            let name = name.map(|n| n.rsplit('.').next().unwrap_or(n));
-            match name.and_then(crate::views::find) {
-                Some(view) => out.append_value(view_body(view.sql)),
-                None => out.append_null(),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
 /// A view's SELECT without its header comment, as `pg_get_viewdef` shows a view's query.
 fn view_body(sql: &str) -> String {
     let body: Vec<&str> = sql.lines().skip_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty()).collect();
     body.join("\n").trim().trim_end_matches(';').to_string()
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct CurrentSetting {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for CurrentSetting {
-    fn name(&self) -> &str {
-        "current_setting"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
-        let names = arrays[0].as_string::<i32>();
-        let missing_ok = arrays.get(1).map(|a| a.as_boolean().clone());
-        let mut out = StringBuilder::with_capacity(rows, rows * 8);
-        for i in 0..rows {
-            if names.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            match default_setting(names.value(i)) {
-                Some(value) => out.append_value(value),
-                None if missing_ok.as_ref().is_some_and(|m| m.is_valid(i) && m.value(i)) => out.append_null(),
-                None => return exec_err!("unrecognized configuration parameter \"{}\"", names.value(i)),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
 }
 
 #[cfg(test)]
