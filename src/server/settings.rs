@@ -193,11 +193,14 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
 /// A function of text, row by row: each argument's text (a number's, a boolean's `true`; NULL as
 /// `None`) in, text or NULL out, or the error PostgreSQL gives. The catalog functions are this
 /// shape; their rows are few.
+/// One row's arguments as text to the function's text, NULL, or PostgreSQL's error.
+type RowFn = fn(&[Option<String>]) -> Result<Option<String>, String>;
+
 #[derive(Debug)]
 struct TextFunction {
     name: &'static str,
     signature: Signature,
-    row: fn(&[Option<String>]) -> Result<Option<String>, String>,
+    row: RowFn,
 }
 
 // One function per name: equal by name and signature (function pointers have no reliable
@@ -217,11 +220,7 @@ impl std::hash::Hash for TextFunction {
     }
 }
 
-fn text(
-    name: &'static str,
-    signature: Signature,
-    row: fn(&[Option<String>]) -> Result<Option<String>, String>,
-) -> ScalarUDF {
+fn text(name: &'static str, signature: Signature, row: RowFn) -> ScalarUDF {
     ScalarUDF::new_from_impl(TextFunction { name, signature, row })
 }
 
