@@ -38,7 +38,7 @@ use crate::window::{self, AsOfSource, Window, WindowConfig, WindowSettings};
 
 /// Called on the context of every new snapshot, after the tables and views are registered:
 /// what a surface adds to the catalog (the server's `pg_catalog`).
-pub type CatalogExtension = Arc<dyn Fn(&SessionContext) -> Result<()> + Send + Sync>;
+pub type CatalogExtension = Arc<dyn Fn(&SessionContext, &crate::store::TableBytes) -> Result<()> + Send + Sync>;
 
 /// How to open an engine.
 #[derive(Clone, Default)]
@@ -237,7 +237,7 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
             .map_err(|e| Error::Internal(format!("queries/{}.sql: {}", view.name, Error::from(e))))?;
     }
     if let Some(extend) = &options.extension {
-        extend(&ctx)?;
+        extend(&ctx, &opened.bytes)?;
     }
     Ok(Snapshot { ctx, versions: opened.versions, newest_shipped: tokio::sync::OnceCell::new() })
 }

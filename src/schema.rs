@@ -29,6 +29,49 @@ impl Table {
         }
     }
 
+    /// What a column holds and its rule (data-model.md's tables): the comment BI tools show for
+    /// it (the server's `pg_description`). `None` for a column the table does not have.
+    pub fn column_description(self, column: &str) -> Option<&'static str> {
+        let dod = "the shared definition of done: whether this item was delivered (null: unknown)";
+        Some(match (self, column) {
+            (Table::Features, "feature_id") => "the feature's id; unique key: ingesting the same id again replaces the row",
+            (Table::Features, "title") | (Table::Backlog, "title") => "what the work is",
+            (Table::Features, "team") | (Table::Backlog, "team") => "the team that owns the work (nullable)",
+            (Table::Features, "systems") => "the systems the feature touched, at least one",
+            (Table::Features, "work_type") | (Table::Backlog, "work_type") => {
+                "product (product-requested) or quality (engineering-owned: debt, infrastructure, tests)"
+            }
+            (Table::Features, "estimated_weeks") => "the estimate before work started, in weeks (> 0)",
+            (Table::Features, "actual_weeks") => "the weeks it really took; null while not shipped",
+            (Table::Features, "delay_days") => "days the feature was late, >= 0",
+            (Table::Features, "delay_reasons") => "why it was late (may be empty)",
+            (Table::Features, "started_at") => "when work started (UTC, nullable)",
+            (Table::Features, "shipped_at") => "when it shipped (UTC); null while not shipped",
+            (Table::Features, c) if DOD_COLUMNS.contains(&c) => dod,
+            (Table::Incidents, "incident_id") => "the incident's id; unique key",
+            (Table::Incidents, "system") => "the system where it happened",
+            (Table::Incidents, "severity") => "sev1 ... sev4, sev1 the worst",
+            (Table::Incidents, "title") => "what happened (nullable)",
+            (Table::Incidents, "started_at") => "when it started (UTC)",
+            (Table::Incidents, "resolved_at") => "when it was resolved (UTC); null while open",
+            (Table::Incidents, "users_affected") => "users affected (nullable, >= 0)",
+            (Table::Incidents, "debt_related") => "true when the root cause lies in known debt (nullable)",
+            (Table::Incidents, "feature_id") => "the feature whose change caused it (nullable)",
+            (Table::Capacity, "period_start") => "the first day of the period; with team, the unique key",
+            (Table::Capacity, "period_end") => "the day after the period (exclusive)",
+            (Table::Capacity, "team") => "the team; null means the whole organisation",
+            (Table::Capacity, "budget") => "the period's engineering budget, in the store's currency (>= 0)",
+            (Table::Capacity, "engineer_weeks") => "engineer-weeks available in the period (nullable, > 0)",
+            (Table::Capacity, "quality_share_target") => "the share of capacity meant for quality work (default 0.2)",
+            (Table::Backlog, "item_id") => "the planned item's id; unique key",
+            (Table::Backlog, "systems") => "the systems the item will touch, at least one",
+            (Table::Backlog, "estimated_weeks") => "the team's estimate in weeks (> 0)",
+            (Table::Backlog, "priority") => "the order of work within the team, lower first (nullable: last)",
+            (Table::Backlog, "planned_start") => "the earliest day work may start (nullable)",
+            _ => return None,
+        })
+    }
+
     /// The table's name, which is also its folder in the store and its SQL name.
     pub fn name(self) -> &'static str {
         match self {

@@ -410,9 +410,10 @@ fn pg_constraint_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
     )
 }
 
-/// `pg_description` with a comment on each table (what one row is, data-model.md) and view (the
-/// first line of its header): what `\dt+`, SQLAlchemy's `get_table_comment` and pgjdbc's
-/// REMARKS show.
+/// `pg_description` with a comment on each table (what one row is, data-model.md), each view (the
+/// first line of its header) and each table's column (its rule in data-model.md): what `\dt+`
+/// and `\d+`, SQLAlchemy's `get_table_comment` and `get_columns`, pgjdbc's REMARKS and
+/// Metabase's field descriptions show.
 fn pg_description_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
     let base = select_list(schema, "d", &HashMap::new());
     let ours = select_list(
@@ -426,13 +427,28 @@ fn pg_description_sql(schema: &datafusion::arrow::datatypes::Schema) -> String {
             ("description", "relation_comment(c.relname)".to_string()),
         ]),
     );
+    let columns = select_list(
+        schema,
+        "",
+        &HashMap::from([
+            ("objoid", "c.oid".to_string()),
+            ("classoid", "pc.oid".to_string()),
+            ("objsubid", "CAST(a.attnum AS INT)".to_string()),
+            ("description", "column_comment(c.relname, a.attname)".to_string()),
+        ]),
+    );
+    let pg_class_oid = "CROSS JOIN (SELECT max(k.oid) AS oid FROM pg_catalog.base_pg_class k \
+                        JOIN pg_catalog.base_pg_namespace kn ON kn.oid = k.relnamespace \
+                        WHERE k.relname = 'pg_class' AND kn.nspname = 'pg_catalog') pc";
     format!(
         "SELECT {base} FROM pg_catalog.base_pg_description d UNION ALL \
          SELECT {ours} FROM pg_catalog.base_pg_class c JOIN pg_catalog.base_pg_namespace n ON n.oid = c.relnamespace \
-         CROSS JOIN (SELECT max(k.oid) AS oid FROM pg_catalog.base_pg_class k \
-                     JOIN pg_catalog.base_pg_namespace kn ON kn.oid = k.relnamespace \
-                     WHERE k.relname = 'pg_class' AND kn.nspname = 'pg_catalog') pc \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND relation_comment(c.relname) IS NOT NULL"
+         {pg_class_oid} \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') AND relation_comment(c.relname) IS NOT NULL \
+         UNION ALL \
+         SELECT {columns} FROM pg_catalog.base_pg_class c JOIN pg_catalog.base_pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.base_pg_attribute a ON a.attrelid = c.oid {pg_class_oid} \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND column_comment(c.relname, a.attname) IS NOT NULL"
     )
 }
 

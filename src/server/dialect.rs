@@ -173,6 +173,9 @@ fn set_returning(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> 
         if function_name(f)? != "array" || query.order_by.is_some() || query.limit_clause.is_some() {
             return None;
         }
+        if let Some(each) = array_of_unnest(query) {
+            return Some(each);
+        }
         let mut query = query.clone();
         let SetExpr::Select(select) = query.body.as_mut() else { return None };
         let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = select.projection.as_mut_slice()
@@ -239,10 +242,50 @@ fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Opt
             let Some(oid) = args.first() else { return Ok(()) };
             let column =
                 if kind == "col_description" { args.get(1).cloned().unwrap_or_else(|| "0".into()) } else { "0".into() };
+            // A relation named by text computed in the query (Metabase: `col_description(
+            // format('%I.%I', schema, table)::regclass::oid, n)`): looked up by name, since the
+            // OID a name has is only in pg_class.
+            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first()
+                && let Some(name) = regclass_of_text(first)
+            {
+                if let Ok(Expr::Function(call)) = parse_expr(&format!(
+                    "coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment \
+                     JOIN pg_catalog.pg_class AS comment_class ON comment_class.oid = comment.objoid \
+                     JOIN pg_catalog.pg_namespace AS comment_ns ON comment_ns.oid = comment_class.relnamespace \
+                     WHERE comment_class.relname = regclass_part(CAST({name} AS TEXT), 'name') \
+                     AND comment_ns.nspname = regclass_part(CAST({name} AS TEXT), 'schema') \
+                     AND comment.objsubid = {column}))"
+                )) {
+                    *f = call;
+                }
+                return Ok(());
+            }
             if let Ok(Expr::Function(call)) = parse_expr(&format!(
                 "coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment \
                  WHERE comment.objoid = {oid} AND comment.objsubid = {column}))"
             )) {
+                *f = call;
+            }
+        }
+        Some("pg_table_size" | "pg_relation_size" | "pg_total_relation_size") => {
+            // The bytes of the relation's data (settings.rs `relation_size`), by its name: an
+            // OID is looked up in pg_class, a name given as text (`pg_table_size('features')`)
+            // is read as a regclass.
+            let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = list.args.first() else { return Ok(()) };
+            let name = if string_literal(first).is_some() {
+                format!("regclass_part({first}, 'name')")
+            } else if let Some(text) = regclass_of_text(first) {
+                format!("regclass_part(CAST({text} AS TEXT), 'name')")
+            } else {
+                format!("(SELECT max(size_class.relname) FROM pg_catalog.pg_class AS size_class WHERE size_class.oid = {first})")
+            };
+            if let Ok(Expr::Function(call)) = parse_expr(&format!("relation_size({name})")) {
+                *f = call;
+            }
+        }
+        Some("pg_indexes_size") => {
+            // debtlens keeps no index: a key is checked at ingest.
+            if let Ok(Expr::Function(call)) = parse_expr("coalesce(CAST(0 AS BIGINT))") {
                 *f = call;
             }
         }
@@ -261,6 +304,20 @@ fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Opt
         _ => {}
     }
     Ok(())
+}
+
+/// `E::regclass` (or `E::regclass::oid`) of a text `E` computed in the query: `E`. A literal's
+/// cast is datafusion-pg-catalog's to resolve.
+fn regclass_of_text(e: &Expr) -> Option<&Expr> {
+    let Expr::Cast { expr, data_type, .. } = e else { return None };
+    let target = data_type.to_string().to_lowercase();
+    if target == "oid" || target.ends_with(".oid") {
+        return regclass_of_text(expr);
+    }
+    if (target == "regclass" || target.ends_with(".regclass")) && string_literal(expr).is_none() {
+        return Some(expr);
+    }
+    None
 }
 
 /// A scalar subquery whose SELECT is not an aggregate takes its value through `single_value`
@@ -288,6 +345,66 @@ fn single_valued(query: &mut Query) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// `ARRAY(SELECT 'p' || x || 's' FROM unnest(a) x)` (psql's `\d+` prefixes a TOAST table's
+/// options so): each element of the outer row's array with literal text around it, as
+/// `concat_each(a, 'p', 's')` (settings.rs), since DataFusion cannot plan an unnest of an outer
+/// row's column. `None` for any other subquery.
+fn array_of_unnest(query: &Query) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, FunctionArg, FunctionArgExpr, TableFactor};
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let [from] = select.from.as_slice() else { return None };
+    if !from.joins.is_empty() || select.selection.is_some() || query.with.is_some() {
+        return None;
+    }
+    let (array, alias) = match &from.relation {
+        TableFactor::UNNEST { alias, array_exprs, with_offset: false, .. } => match array_exprs.as_slice() {
+            [a] => (a.clone(), alias.as_ref()?),
+            _ => return None,
+        },
+        TableFactor::Table { name, args: Some(args), alias: Some(alias), .. }
+            if matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("unnest")) =>
+        {
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => (a.clone(), alias),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // The element's name: the column alias, or (PostgreSQL's rule for a function of one
+    // column) the table alias.
+    let element = match alias.columns.as_slice() {
+        [] => alias.name.value.clone(),
+        [column] => column.name.value.clone(),
+        _ => return None,
+    };
+    let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = select.projection.as_slice() else {
+        return None;
+    };
+    fn operands<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::BinaryOp { left, op: BinaryOperator::StringConcat, right } => {
+                operands(left, out);
+                operands(right, out);
+            }
+            Expr::Nested(inner) => operands(inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut parts = Vec::new();
+    operands(e, &mut parts);
+    let is_element = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value == element,
+        Expr::CompoundIdentifier(ids) => ids.len() == 2 && ids[0].value == alias.name.value && ids[1].value == element,
+        _ => false,
+    };
+    let at = parts.iter().position(|p| is_element(p))?;
+    let text = |ps: &[&Expr]| -> Option<String> { ps.iter().map(|p| string_literal(p)).collect() };
+    let (prefix, suffix) = (text(&parts[..at])?, text(&parts[at + 1..])?);
+    let quote = |t: String| format!("'{}'", t.replace('\'', "''"));
+    parse_expr(&format!("concat_each({array}, {}, {})", quote(prefix), quote(suffix))).ok()
 }
 
 /// Whether a scalar subquery reads only a catalog table that is always empty in debtlens (no
@@ -596,6 +713,35 @@ pub fn regproc_names(statement: &mut Statement) -> bool {
             {
                 let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
                 **cast = Expr::Value(Value::SingleQuotedString(bare).with_empty_span());
+                self.0 = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Names(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
+}
+
+/// `'pg_class'::regclass`: an unqualified name cast to `regclass` is looked up as PostgreSQL's
+/// search path finds it, where `pg_catalog` comes first. datafusion-pg-catalog's
+/// `RewriteRegCastToSubquery` (sql/rules.rs, its `regclass` lookup) looks in `current_schema()`
+/// only, so Metabase's `d.classoid = 'pg_class'::regclass` was NULL and its table list lost
+/// every description. The name of a catalog table is qualified with `pg_catalog` before that
+/// rule runs. Whether any was.
+pub fn catalog_regclass_names(statement: &mut Statement) -> bool {
+    struct Names(bool);
+    impl VisitorMut for Names {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Cast { expr: inner, data_type, .. } = expr
+                && data_type.to_string().to_lowercase().trim_start_matches("pg_catalog.") == "regclass"
+                && let Some(name) = string_literal(inner)
+                && let Ok((schema, relation)) = super::settings::regclass_name(&name)
+                && schema == "pg_catalog"
+                && !name.contains('.')
+            {
+                **inner = Expr::Value(Value::SingleQuotedString(format!("pg_catalog.{relation}")).with_empty_span());
                 self.0 = true;
             }
             ControlFlow::Continue(())

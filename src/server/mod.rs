@@ -199,7 +199,7 @@ pub async fn serve(engine: Engine, options: ServeOptions, on_listening: impl FnO
 /// What the server adds to every snapshot's catalog: PostgreSQL's `pg_catalog`, which BI tools
 /// browse on connect. Give it to the engine's options before opening the engine.
 pub fn catalog_extension() -> CatalogExtension {
-    Arc::new(|ctx| {
+    Arc::new(|ctx, bytes| {
         setup_pg_catalog(ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("cannot set up pg_catalog: {e}")))?;
         // One version everywhere (settings.rs), over DataFusion's own `version()`.
@@ -208,6 +208,7 @@ pub fn catalog_extension() -> CatalogExtension {
         for f in settings::catalog_udfs() {
             ctx.register_udf(f);
         }
+        ctx.register_udf(settings::relation_size_udf(bytes));
         ctx.register_udaf(subquery::single_value_udaf());
         // Keys, array columns, settings and PostgreSQL's information_schema (catalog.rs), over
         // the functions above.

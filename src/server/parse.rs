@@ -66,6 +66,7 @@ impl SqlParser {
         }
         for statement in &mut raw {
             super::dialect::regproc_names(statement);
+            super::dialect::catalog_regclass_names(statement);
         }
         Ok(raw.into_iter().map(|s| self.rules.iter().fold(s, |s, rule| rule.rewrite(s))).collect())
     }

@@ -177,6 +177,30 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
             },
         ),
         ScalarUDF::new_from_impl(JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable) }),
+        // An expression stored in the catalog, as text. debtlens stores none (no defaults, no
+        // partial or expression indexes): NULL in, NULL out. datafusion-pg-catalog's
+        // `pg_get_expr` answers '' for NULL, so Metabase's `pg_get_expr(indpred, indrelid) IS
+        // NULL` (no partial index) dropped every index.
+        text(
+            "pg_get_expr",
+            Signature::one_of(vec![TypeSignature::Any(2), TypeSignature::Any(3)], Volatility::Stable),
+            |a| Ok(a[0].clone()),
+        ),
+        text("column_comment", Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Stable), |a| {
+            Ok(a[0].as_deref().zip(a[1].as_deref()).and_then(|(relation, column)| column_comment(relation, column)))
+        }),
+        text("regclass_part", Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable), |a| {
+            let (Some(name), Some(part)) = (a[0].as_deref(), a[1].as_deref()) else { return Ok(None) };
+            let (schema, relation) = regclass_name(name)?;
+            Ok(Some(if part == "schema" { schema } else { relation }))
+        }),
+        ScalarUDF::new_from_impl(ConcatEach {
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(3)],
+                Volatility::Immutable,
+            ),
+        }),
+        ScalarUDF::new_from_impl(SizePretty { signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable) }),
         text(
             "pg_get_viewdef",
             Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
@@ -285,6 +309,64 @@ pub fn relation_comment(name: &str) -> Option<&'static str> {
         return Some(table.description());
     }
     crate::views::find(name).filter(|v| v.name == name).map(|v| v.description()).filter(|d| !d.is_empty())
+}
+
+/// The comment on column `column` of the table `relation` (data-model.md's rule for it); NULL for
+/// a view's columns and anything else.
+pub fn column_comment(relation: &str, column: &str) -> Option<String> {
+    let table = crate::schema::Table::ALL.into_iter().find(|t| t.name() == relation)?;
+    table.column_description(column).map(str::to_string)
+}
+
+/// A relation's name as PostgreSQL reads the text of a `regclass`: an identifier, or a schema
+/// and an identifier separated by a dot, each lower-cased unless double-quoted. Unqualified, the
+/// schema is the one the search path finds it in: `pg_catalog` for the catalog's `pg_` tables,
+/// else `public`. Returns (schema, name), or PostgreSQL's error for a name it cannot read.
+pub fn regclass_name(text: &str) -> Result<(String, String), String> {
+    let invalid = || format!("invalid name syntax: \"{text}\"");
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(invalid()),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c == '"' {
+                    break;
+                }
+                part.extend(c.to_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_string();
+        }
+        if part.is_empty() {
+            return Err(invalid());
+        }
+        parts.push(part);
+        match chars.next() {
+            None => break,
+            Some('.') => continue,
+            Some(_) => return Err(invalid()),
+        }
+    }
+    match parts.as_slice() {
+        [name] if name.starts_with("pg_") => Ok(("pg_catalog".into(), name.clone())),
+        [name] => Ok(("public".into(), name.clone())),
+        [schema, name] | [_, schema, name] => Ok((schema.clone(), name.clone())),
+        _ => Err(format!("improper relation name (too many dotted names): {text}")),
+    }
 }
 
 /// PostgreSQL's `format(template, args...)`: `%s` (the value's text, NULL as empty), `%I` (an
@@ -403,9 +485,155 @@ impl ScalarUDFImpl for ExpandArray {
     }
 }
 
-/// `escape_like_pattern(pattern, escape)`: a LIKE pattern written with another escape character
-/// as one with the backslash DataFusion takes (dialect.rs rewrites `LIKE p ESCAPE 'c'` to it when
-/// `p` is computed in the query). An escape at the end of the pattern is PostgreSQL's error.
+/// `relation_size(name)`: the bytes a relation's data takes, for `pg_table_size`,
+/// `pg_relation_size` and `pg_total_relation_size` (dialect.rs looks the OID's name up): a
+/// table's data files in the store (its memory for the built-in sample), 0 for a view and for a
+/// key's index (debtlens keeps none), NULL for anything else and where the size is unknown.
+pub fn relation_size_udf(bytes: &crate::store::TableBytes) -> ScalarUDF {
+    let mut sizes: Vec<(String, Option<i64>)> =
+        bytes.iter().map(|(name, b)| (name.to_string(), b.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))).collect();
+    sizes.sort();
+    ScalarUDF::new_from_impl(RelationSize { sizes, signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable) })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RelationSize {
+    sizes: Vec<(String, Option<i64>)>,
+    signature: Signature,
+}
+
+impl RelationSize {
+    fn size(&self, name: &str) -> Option<i64> {
+        if let Some((_, bytes)) = self.sizes.iter().find(|(n, _)| n == name) {
+            return *bytes;
+        }
+        let is_key = self.sizes.iter().any(|(n, _)| name == format!("{n}_pkey"));
+        let is_view = crate::views::find(name).is_some_and(|v| v.name == name);
+        (is_key || is_view).then_some(0)
+    }
+}
+
+impl ScalarUDFImpl for RelationSize {
+    fn name(&self) -> &str {
+        "relation_size"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        let input = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let out: datafusion::arrow::array::Int64Array =
+            input.as_string::<i32>().iter().map(|name| name.and_then(|n| self.size(n))).collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `concat_each(array, prefix, suffix)`: each element with `prefix` before and `suffix` after it,
+/// NULL elements staying NULL; an empty array for a NULL one. It is what
+/// `ARRAY(SELECT 'p' || x || 's' FROM unnest(array) x)` gives (psql's `\d+`, over `reloptions`),
+/// which dialect.rs rewrites to it: DataFusion cannot plan an unnest of the outer row's column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConcatEach {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ConcatEach {
+    fn name(&self) -> &str {
+        "concat_each"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(crate::schema::string_list())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{ListBuilder, StringBuilder as Strings};
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<DfResult<_>>()?;
+        let mut out = ListBuilder::new(Strings::new());
+        for i in 0..rows {
+            let affix = |k: usize| -> DfResult<String> {
+                let v = ScalarValue::try_from_array(&arrays[k], i)?;
+                Ok(if v.is_null() { String::new() } else { text_of(&v) })
+            };
+            let (prefix, suffix) = (affix(1)?, affix(2)?);
+            match ScalarValue::try_from_array(&arrays[0], i)? {
+                ScalarValue::List(list) if !list.is_null(0) => {
+                    let values = list.value(0);
+                    for k in 0..values.len() {
+                        let v = ScalarValue::try_from_array(&values, k)?;
+                        out.values().append_option((!v.is_null()).then(|| format!("{prefix}{}{suffix}", text_of(&v))));
+                    }
+                }
+                ScalarValue::List(_) | ScalarValue::Null => {}
+                other => return exec_err!("concat_each: {} is not an array", other.data_type()),
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `pg_size_pretty(bytes)`: PostgreSQL's human-readable size: bytes below 10240, then the first
+/// of kB, MB, GB, TB, PB under which the value is below 20480 (half) units, rounded half away
+/// from zero (PostgreSQL 16's `size_pretty_units` in dbsize.c).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SizePretty {
+    signature: Signature,
+}
+
+/// `bytes` as `pg_size_pretty` writes it.
+pub fn size_pretty(bytes: i64) -> String {
+    // (name, the limit below which the value is shown in it, whether it is shown rounded from
+    // halves, its power of two)
+    const UNITS: [(&str, u64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes;
+    let mut unit = 0;
+    loop {
+        let (name, limit, round, bits) = UNITS[unit];
+        match UNITS.get(unit + 1) {
+            // The value goes on in the next unit, keeping one bit for the rounding.
+            Some(&(_, _, next_round, next_bits)) if size.unsigned_abs() >= limit => {
+                size /= 1_i64 << (next_bits - bits - u32::from(next_round) + u32::from(round));
+                unit += 1;
+            }
+            _ => return format!("{} {name}", if round { half_rounded(size) } else { size }),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SizePretty {
+    fn name(&self) -> &str {
+        "pg_size_pretty"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::datatypes::Int64Type;
+        let input = args.args[0].to_array(args.number_rows)?;
+        let out: datafusion::arrow::array::StringArray =
+            input.as_primitive::<Int64Type>().iter().map(|v| v.map(size_pretty)).collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 /// `json_build_object(key, value, ...)`: a JSON object as text (SQLAlchemy's `get_columns` asks
 /// for identity and collation details with it). Numbers and booleans are JSON's, NULL is null,
 /// anything else its text.
@@ -516,6 +744,38 @@ mod tests {
         assert_eq!(key_definition("capacity_pkey", "index", 2).as_deref(), Some("team"));
         assert_eq!(key_definition("capacity_pkey", "index", 3), None);
         assert_eq!(key_definition("pg_class_oid_index", "index", 0), None);
+    }
+
+    #[test]
+    fn sizes_are_pretty_as_postgresql_prints_them() {
+        // SELECT pg_size_pretty(x::bigint) in PostgreSQL 16.
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (10752, "11 kB"),
+            (10485247, "10239 kB"),
+            (10485248, "10 MB"),
+            (1073741824, "1024 MB"),
+            (-10240, "-10 kB"),
+            (i64::MAX, "8192 PB"),
+        ] {
+            assert_eq!(size_pretty(bytes), text, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn regclass_text_is_read_as_postgresql_reads_it() {
+        let pair = |s: &str, n: &str| Ok((s.to_string(), n.to_string()));
+        assert_eq!(regclass_name("public.features"), pair("public", "features"));
+        assert_eq!(regclass_name("Features"), pair("public", "features"));
+        assert_eq!(regclass_name("\"public\".\"Odd \"\"name\"\""), pair("public", "Odd \"name"));
+        assert_eq!(regclass_name("pg_class"), pair("pg_catalog", "pg_class"));
+        assert_eq!(regclass_name("debtlens.public.features"), pair("public", "features"));
+        assert!(regclass_name("a..b").unwrap_err().contains("invalid name syntax"));
+        assert!(regclass_name("a.b.c.d").unwrap_err().contains("too many dotted names"));
+        assert_eq!(column_comment("capacity", "team").as_deref(), Some("the team; null means the whole organisation"));
+        assert_eq!(column_comment("system_health", "system"), None);
     }
 
     #[test]

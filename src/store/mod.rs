@@ -35,7 +35,13 @@ pub const DEFAULT_DIR: &str = "debtlens-data";
 pub struct OpenTables {
     pub tables: Vec<(&'static str, Arc<dyn TableProvider>)>,
     pub versions: Vec<(Table, Option<u64>)>,
+    /// The bytes each table's data takes (its files, or its memory when held in memory); `None`
+    /// where unknown.
+    pub bytes: TableBytes,
 }
+
+/// Each table's SQL name with the bytes its data takes, where known.
+pub type TableBytes = Vec<(&'static str, Option<u64>)>;
 
 /// Where a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

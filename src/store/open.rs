@@ -25,15 +25,17 @@ impl Store {
     pub async fn open_tables(&self, state: &SessionState) -> Result<OpenTables> {
         let mut tables = Vec::with_capacity(Table::ALL.len() + 1);
         let mut versions = Vec::with_capacity(Table::ALL.len());
+        let mut bytes = Vec::with_capacity(Table::ALL.len());
         for table in Table::ALL {
-            let (provider, version) = self.open_table(state, table).await?;
+            let (provider, version, size) = self.open_table(state, table).await?;
             let casts = schema::check(table, provider.schema().as_ref())?;
             let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
             tables.push((table.name(), provider));
             versions.push((table, version));
+            bytes.push((table.name(), size));
         }
         tables.push((REJECTED_TABLE, self.open_rejected(state).await?));
-        Ok(OpenTables { tables, versions })
+        Ok(OpenTables { tables, versions, bytes })
     }
 
     /// The rejected rows, or an empty table when nothing was ever refused.
@@ -54,21 +56,22 @@ impl Store {
         }
     }
 
-    async fn open_table(&self, state: &SessionState, table: Table) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
+    /// A table's provider, the Delta version it reads, and the bytes its data takes: its data
+    /// files' sizes, or the memory of a table held in memory (`None` where the size is unknown).
+    async fn open_table(&self, state: &SessionState, table: Table) -> Result<Opened> {
         let batches = match &self.location {
             Location::BuiltinSample => sample_data::batches(table)?,
             Location::Scratch => vec![],
             Location::Url(_) => return self.open_files(state, table).await,
         };
-        Ok((Arc::new(MemTable::try_new(table.schema(), vec![batches])?), None))
+        let bytes = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+        Ok((Arc::new(MemTable::try_new(table.schema(), vec![batches])?), None, Some(bytes)))
     }
 
-    async fn open_files(&self, state: &SessionState, table: Table) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
+    async fn open_files(&self, state: &SessionState, table: Table) -> Result<Opened> {
         let url = self.table_url(table)?;
         // The backlog came after the first stores were made: one without it has an empty backlog.
-        let empty = || -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
-            Ok((Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?), None))
-        };
+        let empty = || -> Result<Opened> { Ok((Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?), None, Some(0))) };
         if let Some(dir) = self.local_dir() {
             let dir = dir.join(table.name());
             if !dir.is_dir() && table == Table::Backlog {
@@ -78,7 +81,7 @@ impl Store {
                 return Err(Error::MissingTable { store: self.to_string(), table: table.name() });
             }
             if !dir.join("_delta_log").is_dir() {
-                return Ok((self.open_parquet_folder(state, table, url).await?, None));
+                return Ok((self.open_parquet_folder(state, table, url).await?, None, parquet_bytes(&dir)));
             }
         }
         match self.open_delta(url.clone()).await {
@@ -86,14 +89,18 @@ impl Store {
                 self.check_files(table, &delta)?;
                 delta.update_datafusion_session(state)?;
                 let provider = delta.table_provider().await.map_err(|e| self.explain(table, &e))?;
-                Ok((provider, delta.version()))
+                let bytes = delta.snapshot().ok().map(|s| s.log_data().iter().map(|f| f.size().max(0) as u64).sum());
+                Ok((provider, delta.version(), bytes))
             }
             Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() && table == Table::Backlog => empty(),
             // Plain Parquet folders are read from local stores only.
             Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() => {
                 Err(Error::MissingTable { store: self.to_string(), table: table.name() })
             }
-            Err(DeltaTableError::NotATable(_)) => Ok((self.open_parquet_folder(state, table, url).await?, None)),
+            Err(DeltaTableError::NotATable(_)) => {
+                let bytes = self.local_dir().and_then(|dir| parquet_bytes(&dir.join(table.name())));
+                Ok((self.open_parquet_folder(state, table, url).await?, None, bytes))
+            }
             Err(e) if self.local_dir().is_some() => Err(self.log_unreadable(table, &e)),
             Err(e) => Err(self.explain(table, &e)),
         }
@@ -148,6 +155,27 @@ impl Store {
         let config = ListingTableConfig::new(path).with_listing_options(options).with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+/// An opened table: its provider, the Delta version it reads, the bytes its data takes.
+type Opened = (Arc<dyn TableProvider>, Option<u64>, Option<u64>);
+
+/// The sizes of the `.parquet` files under `dir` (a listing table reads them all).
+fn parquet_bytes(dir: &std::path::Path) -> Option<u64> {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()? {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if entry.path().extension().is_some_and(|e| e == "parquet") {
+                total += meta.len();
+            }
+        }
+    }
+    Some(total)
 }
 
 /// The table with the columns of `casts` converted to the spec's types (an export with integer
