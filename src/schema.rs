@@ -34,7 +34,9 @@ impl Table {
     pub fn column_description(self, column: &str) -> Option<&'static str> {
         let dod = "the shared definition of done: whether this item was delivered (null: unknown)";
         Some(match (self, column) {
-            (Table::Features, "feature_id") => "the feature's id; unique key: ingesting the same id again replaces the row",
+            (Table::Features, "feature_id") => {
+                "the feature's id; unique key: ingesting the same id again replaces the row"
+            }
             (Table::Features, "title") | (Table::Backlog, "title") => "what the work is",
             (Table::Features, "team") | (Table::Backlog, "team") => "the team that owns the work (nullable)",
             (Table::Features, "systems") => "the systems the feature touched, at least one",

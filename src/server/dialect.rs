@@ -277,7 +277,9 @@ fn rewrite_function(f: &mut datafusion::sql::sqlparser::ast::Function, name: Opt
             } else if let Some(text) = regclass_of_text(first) {
                 format!("regclass_part(CAST({text} AS TEXT), 'name')")
             } else {
-                format!("(SELECT max(size_class.relname) FROM pg_catalog.pg_class AS size_class WHERE size_class.oid = {first})")
+                format!(
+                    "(SELECT max(size_class.relname) FROM pg_catalog.pg_class AS size_class WHERE size_class.oid = {first})"
+                )
             };
             if let Ok(Expr::Function(call)) = parse_expr(&format!("relation_size({name})")) {
                 *f = call;
@@ -363,9 +365,7 @@ fn array_of_unnest(query: &Query) -> Option<Expr> {
             [a] => (a.clone(), alias.as_ref()?),
             _ => return None,
         },
-        TableFactor::Table { name, args: Some(args), alias: Some(alias), .. }
-            if matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("unnest")) =>
-        {
+        TableFactor::Table { name, args: Some(args), alias: Some(alias), .. } if matches!(name.0.last(), Some(ObjectNamePart::Identifier(i)) if i.value.eq_ignore_ascii_case("unnest")) => {
             match args.args.as_slice() {
                 [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => (a.clone(), alias),
                 _ => return None,
@@ -959,6 +959,41 @@ mod tests {
     }
 
     #[test]
+    fn comments_and_sizes_of_a_relation_named_by_computed_text_are_looked_up_by_name() {
+        // Metabase's describe-fields.
+        assert_eq!(
+            rewrite(
+                "SELECT col_description(CAST(CAST(format('%I.%I', CAST(c.table_schema AS TEXT), CAST(c.table_name AS TEXT)) AS REGCLASS) AS OID), c.ordinal_position) AS x FROM information_schema.columns c"
+            ),
+            "SELECT coalesce((SELECT max(comment.description) FROM pg_catalog.pg_description AS comment \
+             JOIN pg_catalog.pg_class AS comment_class ON comment_class.oid = comment.objoid \
+             JOIN pg_catalog.pg_namespace AS comment_ns ON comment_ns.oid = comment_class.relnamespace \
+             WHERE comment_class.relname = regclass_part(CAST(format('%I.%I', CAST(c.table_schema AS TEXT), CAST(c.table_name AS TEXT)) AS TEXT), 'name') \
+             AND comment_ns.nspname = regclass_part(CAST(format('%I.%I', CAST(c.table_schema AS TEXT), CAST(c.table_name AS TEXT)) AS TEXT), 'schema') \
+             AND comment.objsubid = c.ordinal_position)) AS x FROM information_schema.columns c"
+        );
+        assert_eq!(
+            rewrite("SELECT pg_size_pretty(pg_table_size(c.oid)), pg_relation_size('features') FROM pg_class c"),
+            r#"SELECT pg_size_pretty(relation_size((SELECT max(size_class.relname) FROM pg_catalog.pg_class AS size_class WHERE size_class.oid = c.oid))) AS "pg_size_pretty", relation_size(regclass_part('features', 'name')) AS "pg_relation_size" FROM pg_class c"#
+        );
+    }
+
+    #[test]
+    fn a_catalog_table_s_unqualified_regclass_name_is_found_in_pg_catalog() {
+        let mut statement = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT 1 FROM d WHERE d.classoid = 'pg_class'::regclass AND d.objoid = 'features'::regclass",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(catalog_regclass_names(&mut statement));
+        assert_eq!(
+            statement.to_string(),
+            "SELECT 1 FROM d WHERE d.classoid = 'pg_catalog.pg_class'::REGCLASS AND d.objoid = 'features'::REGCLASS"
+        );
+    }
+
+    #[test]
     fn pg_get_viewdef_of_an_oid_looks_the_name_up() {
         assert_eq!(
             rewrite("SELECT pg_get_viewdef(c.oid, true) FROM pg_class c"),
@@ -1037,6 +1072,20 @@ mod tests {
         assert_eq!(
             rewrite("SELECT ARRAY(SELECT a.x FROM a WHERE a.id = b.id) AS xs FROM b"),
             "SELECT (SELECT array_agg(a.x) FROM a WHERE a.id = b.id) AS xs FROM b"
+        );
+        // psql's \d+: the TOAST table's options, prefixed, from an unnest of the outer row's.
+        assert_eq!(
+            rewrite("SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) FROM pg_class tc"),
+            r#"SELECT concat_each(tc.reloptions, 'toast.', '') AS "array" FROM pg_class tc"#
+        );
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT o.v || '!' FROM unnest(t.opts) AS o(v)) AS x FROM t"),
+            "SELECT concat_each(t.opts, '', '!') AS x FROM t"
+        );
+        // Anything else over an unnest is left to DataFusion (and its error).
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT upper(x) FROM unnest(t.opts) x) AS x FROM t"),
+            "SELECT (SELECT array_agg(upper(x)) FROM UNNEST(t.opts) x) AS x FROM t"
         );
         // pgjdbc's getPrimaryKeys.
         assert_eq!(

@@ -195,12 +195,11 @@ pub fn catalog_udfs() -> Vec<ScalarUDF> {
             Ok(Some(if part == "schema" { schema } else { relation }))
         }),
         ScalarUDF::new_from_impl(ConcatEach {
-            signature: Signature::one_of(
-                vec![TypeSignature::Any(3)],
-                Volatility::Immutable,
-            ),
+            signature: Signature::one_of(vec![TypeSignature::Any(3)], Volatility::Immutable),
         }),
-        ScalarUDF::new_from_impl(SizePretty { signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable) }),
+        ScalarUDF::new_from_impl(SizePretty {
+            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+        }),
         text(
             "pg_get_viewdef",
             Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
@@ -493,7 +492,10 @@ pub fn relation_size_udf(bytes: &crate::store::TableBytes) -> ScalarUDF {
     let mut sizes: Vec<(String, Option<i64>)> =
         bytes.iter().map(|(name, b)| (name.to_string(), b.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))).collect();
     sizes.sort();
-    ScalarUDF::new_from_impl(RelationSize { sizes, signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable) })
+    ScalarUDF::new_from_impl(RelationSize {
+        sizes,
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+    })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -769,7 +771,9 @@ mod tests {
         let pair = |s: &str, n: &str| Ok((s.to_string(), n.to_string()));
         assert_eq!(regclass_name("public.features"), pair("public", "features"));
         assert_eq!(regclass_name("Features"), pair("public", "features"));
-        assert_eq!(regclass_name("\"public\".\"Odd \"\"name\"\""), pair("public", "Odd \"name"));
+        assert_eq!(regclass_name("\"public\".\"Odd \"\"name\"\"\""), pair("public", "Odd \"name\""));
+        // An unterminated quoted name, as PostgreSQL says.
+        assert!(regclass_name("\"public\".\"Odd").unwrap_err().contains("invalid name syntax"));
         assert_eq!(regclass_name("pg_class"), pair("pg_catalog", "pg_class"));
         assert_eq!(regclass_name("debtlens.public.features"), pair("public", "features"));
         assert!(regclass_name("a..b").unwrap_err().contains("invalid name syntax"));

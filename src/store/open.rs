@@ -71,7 +71,8 @@ impl Store {
     async fn open_files(&self, state: &SessionState, table: Table) -> Result<Opened> {
         let url = self.table_url(table)?;
         // The backlog came after the first stores were made: one without it has an empty backlog.
-        let empty = || -> Result<Opened> { Ok((Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?), None, Some(0))) };
+        let empty =
+            || -> Result<Opened> { Ok((Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?), None, Some(0))) };
         if let Some(dir) = self.local_dir() {
             let dir = dir.join(table.name());
             if !dir.is_dir() && table == Table::Backlog {

@@ -327,3 +327,95 @@ fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() 
     assert_eq!(served, cli(&env, &store, sql));
     assert!(served[0].ends_with(|c: char| c.is_ascii_digit() && c != '0'), "{served:?}");
 }
+
+/// Metabase's sync (tests/clients/metabase_sync.sql: its table list, describe-fields with the
+/// column comments it reads through `col_description(format('%I.%I', ...)::regclass::oid, n)`,
+/// describe-fks, describe-indexes, `show timezone`), and psql's `\d+`, `\dt+`, `\df`, `\dT`.
+#[test]
+fn metabase_syncs_and_psql_shows_sizes_and_comments() {
+    let env = Env::new();
+    let store = store(&env);
+    let server = Server::start(&env, &store, &[], &[]);
+    let sync = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/metabase_sync.sql");
+    let run = server.psql(&env, &["-A", "-t", "-f", sync]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.stdout();
+    let section = |name: &str| -> Vec<String> {
+        out.lines()
+            .skip_while(|l| *l != name)
+            .skip(1)
+            .take_while(|l| !["tables", "fields", "fks", "indexes", "timezone"].contains(l))
+            .map(str::to_string)
+            .collect()
+    };
+    let tables = section("tables");
+    assert!(
+        tables.contains(&"public|features|TABLE|one row per feature or epic, shipped or in progress|".into()),
+        "{tables:?}"
+    );
+    assert!(
+        tables.contains(&"public|system_health|VIEW|Which systems most need attention this month?|".into()),
+        "{tables:?}"
+    );
+    assert_eq!(tables.len(), 5 + debtlens::views::VIEWS.len(), "{tables:?}");
+    let fields = section("fields");
+    // name, type, position, schema, table, key?, comment, required, auto-increment.
+    for row in [
+        "feature_id|text|0|public|features|t|the feature's id; unique key: ingesting the same id again replaces the row|t|f",
+        "systems|_text|3|public|features|f|the systems the feature touched, at least one|t|f",
+        "actual_weeks|float8|6|public|features|f|the weeks it really took; null while not shipped|f|f",
+        "team|text|2|public|capacity|t|the team; null means the whole organisation|f|f",
+        "period_start|date|0|public|capacity|t|the first day of the period; with team, the unique key|t|f",
+        "users_affected|int8|6|public|incidents|f|users affected (nullable, >= 0)|f|f",
+        // A view's columns have no comment.
+        "tax_low|float8|11|public|system_health|f||f|f",
+    ] {
+        assert!(fields.contains(&row.to_string()), "{row} in {fields:#?}");
+    }
+    assert!(section("fks").is_empty());
+    let mut indexes = section("indexes");
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "public|backlog|item_id",
+            "public|capacity|period_start",
+            "public|features|feature_id",
+            "public|incidents|incident_id"
+        ]
+    );
+    assert_eq!(section("timezone"), ["UTC"]);
+
+    // psql's \d+: the columns' comments and the key.
+    let run = server.psql(&env, &["-c", r"\d+ capacity"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let described = run.stdout();
+    assert!(described.contains("| the team; null means the whole organisation"), "{described}");
+    assert!(described.contains("\"capacity_pkey\" PRIMARY KEY, btree (period_start, team)"), "{described}");
+    // \dt+: each table's size is its data files' (the sample writes one version: every file in
+    // the folder is in the table), 0 for a view.
+    let files: u64 = std::fs::read_dir(store.join("features"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let sizes = "SELECT pg_table_size('features'), pg_total_relation_size('public.features'::regclass), \
+                 pg_relation_size(c.oid) FROM pg_class c WHERE c.relname = 'system_health'";
+    let run = server.psql(&env, &["-A", "-F", ",", "-t", "-c", sizes]);
+    assert_eq!(run.stdout(), format!("{files},{files},0\n"), "{}", run.stderr);
+    let run = server.psql(&env, &["-A", "-t", "-c", r"\dt+"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = run.stdout();
+    let pretty = if files < 10 * 1024 { format!("{files} bytes") } else { format!("{} kB", (files + 512) / 1024) };
+    assert!(
+        listed.contains(&format!("public|features|table|postgres|permanent||{pretty}|one row per feature or epic")),
+        "{pretty} in {listed}"
+    );
+    // No functions or types of the user's (PostgreSQL's answer on a new database): listed, empty.
+    for command in [r"\df", r"\dT"] {
+        let run = server.psql(&env, &["-c", command]);
+        assert_eq!(run.code, 0, "{command}: {}", run.stderr);
+        assert!(run.stdout().contains("(0 rows)"), "{command}: {}", run.stdout());
+    }
+}
