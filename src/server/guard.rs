@@ -78,6 +78,8 @@ impl Kind {
 
 pub struct Guard {
     engine: Engine,
+    /// The catalog's numbers for the columns of RowDescriptions (origins.rs).
+    pub origins: super::origins::Origins,
     /// The longest a statement may run; also the timeout when the client sets none.
     max_timeout: Duration,
     /// Queries whose rows are still being produced.
@@ -86,7 +88,7 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(engine: Engine, max_timeout: Duration, active: Arc<AtomicUsize>) -> Self {
-        Self { engine, max_timeout, active }
+        Self { engine, max_timeout, active, origins: Default::default() }
     }
 
     /// The connection's session: the engine's default window with the connection's own
@@ -165,13 +167,14 @@ impl Guard {
         let schema = plan.schema().as_arrow().clone();
         let session = self.session(client)?;
         let windowed = references_window(&statement.to_string());
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields = arrow_schema_to_pg_fields(&schema, format, Some(options))?;
+        let fields = Arc::new(super::origins::describe(fields, &plan, &*self.origins.refresh(&self.engine).await));
         let batches = tokio::time::timeout_at(deadline, session.execute_plan(plan, windowed))
             .await
             .map_err(|_| timed_out(limit))?
             .map_err(|e| pg_error(&e))?
             .stream;
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
         Ok(Response::Query(QueryResponse::new(fields.clone(), rows(batches, fields, deadline, limit, running))))
     }
 
@@ -530,7 +533,11 @@ impl QueryHook for Guard {
         match Kind::of(statement) {
             Kind::Session => Some(session_plan(statement)),
             Kind::Passthrough => self.check_cursor(statement, client).await.err().map(Err),
-            Kind::Query => Some(self.plan(statement, client).await),
+            Kind::Query => {
+                // The Describe that follows reads the catalog's numbers from the cache.
+                self.origins.refresh(&self.engine).await;
+                Some(self.plan(statement, client).await)
+            }
         }
     }
 

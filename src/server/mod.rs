@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod copy;
 pub mod dialect;
 pub mod guard;
+pub mod origins;
 pub mod params;
 pub mod parse;
 pub mod scram;
@@ -574,7 +575,11 @@ impl QueryParser for OneStatement {
         statement: &DfStatement,
         format: Option<&datafusion_postgres::pgwire::api::portal::Format>,
     ) -> PgWireResult<Vec<datafusion_postgres::pgwire::api::results::FieldInfo>> {
-        self.inner.get_result_schema(statement, format)
+        let fields = self.inner.get_result_schema(statement, format)?;
+        Ok(match statement {
+            (_, Some((_, plan))) => origins::describe(fields, plan, &self.guard.origins.cached()),
+            _ => fields,
+        })
     }
 }
 

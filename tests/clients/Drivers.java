@@ -42,6 +42,23 @@ public class Drivers {
             try (Statement s = c.createStatement()) {
                 System.out.println("view=" + rows(s.executeQuery("SELECT system, features FROM slowdown_by_system ORDER BY system"), "system", "features"));
             }
+            // ResultSetMetaData as DBeaver's and DataGrip's result editors read it: each column's
+            // table and nullability (from the table OID and column number of the RowDescription),
+            // for a plain statement and a prepared one.
+            String sql = "SELECT f.feature_id, f.team AS owner, i.severity, f.estimated_weeks * 2 AS doubled, s.tax "
+                + "FROM features f JOIN incidents i ON i.feature_id = f.feature_id "
+                + "JOIN system_tax s ON s.system = i.system LIMIT 1";
+            try (Statement s = c.createStatement(); PreparedStatement ps = c.prepareStatement(sql)) {
+                for (ResultSet rs : new ResultSet[] {s.executeQuery(sql), ps.executeQuery()}) {
+                    ResultSetMetaData md = rs.getMetaData();
+                    List<String> cols = new ArrayList<>();
+                    for (int k = 1; k <= md.getColumnCount(); k++) {
+                        cols.add(md.getColumnName(k) + ":" + md.getTableName(k) + ":" + ((org.postgresql.PGResultSetMetaData) md).getBaseColumnName(k) + ":" + md.isNullable(k));
+                    }
+                    System.out.println((rs.getStatement() instanceof PreparedStatement ? "prepared_meta=" : "meta=") + String.join(",", cols));
+                    rs.close();
+                }
+            }
         }
     }
 }

@@ -198,7 +198,13 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
     let jar = "/usr/share/java/postgresql.jar";
     let classes = env.path("classes");
     let javac = Command::new("javac")
-        .args(["-d", classes.to_str().unwrap(), concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/Drivers.java")])
+        .args([
+            "-cp",
+            jar,
+            "-d",
+            classes.to_str().unwrap(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/Drivers.java"),
+        ])
         .output()
         .expect("javac (apt-get install default-jdk-headless)");
     assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
@@ -238,6 +244,13 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
         out["any_array"],
         count(&env, &store, "SELECT count(*) FROM features WHERE team IN ('platform', 'checkout')").to_string()
     );
+    // Each column's table, its name there, and isNullable (0 no nulls, 1 nullable, 2 unknown, as
+    // PostgreSQL says of a computed column):
+    // from the table, through an alias, a computed column (no table), a view's column.
+    let expected = "feature_id:features:feature_id:0,owner:features:team:1,severity:incidents:severity:0,\
+                    doubled:::2,tax:system_tax:tax:1";
+    assert_eq!(out["meta"], expected);
+    assert_eq!(out["prepared_meta"], expected);
     assert_eq!(out["view"], view_pairs(&env, &store));
 }
 
