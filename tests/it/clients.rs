@@ -54,7 +54,7 @@ out = {
     'schemas': i.get_schema_names(),
     'tables': sorted(i.get_table_names()),
     'views': sorted(i.get_view_names()),
-    'columns': [[c['name'], str(c['type']), c['nullable']] for c in i.get_columns('capacity')],
+    'columns': [[c['name'], str(c['type']), c['nullable'], c.get('comment')] for c in i.get_columns('capacity')],
     'view_columns': [c['name'] for c in i.get_columns('slowdown_by_system')],
     'pk_features': i.get_pk_constraint('features'),
     'pk_capacity': i.get_pk_constraint('capacity')['constrained_columns'],
@@ -85,8 +85,19 @@ print(json.dumps(out))
     for view in ["slowdown_by_system", "system_health", "debt_cost", "backlog_forecast"] {
         assert!(views.contains(&view.to_string()), "{view} in {views:?}");
     }
-    assert_eq!(out["columns"][0], serde_json::json!(["period_start", "DATE", false]), "{}", out["columns"]);
-    assert_eq!(out["columns"][2], serde_json::json!(["team", "TEXT", true]), "{}", out["columns"]);
+    // Each column with its rule from data-model.md as its comment.
+    assert_eq!(
+        out["columns"][0],
+        serde_json::json!(["period_start", "DATE", false, "the first day of the period; with team, the unique key"]),
+        "{}",
+        out["columns"]
+    );
+    assert_eq!(
+        out["columns"][2],
+        serde_json::json!(["team", "TEXT", true, "the team; null means the whole organisation"]),
+        "{}",
+        out["columns"]
+    );
     assert_eq!(out["view_columns"][0], "system");
     assert_eq!(out["pk_features"]["constrained_columns"], serde_json::json!(["feature_id"]));
     assert_eq!(out["pk_features"]["name"], "features_pkey");
