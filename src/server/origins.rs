@@ -22,10 +22,13 @@ use crate::schema::Table;
 /// (schema, relation, column) to (relation OID, column number).
 type Columns = HashMap<(String, String, String), (i32, i16)>;
 
+/// The tables' versions of a snapshot, with its catalog's column numbers.
+type Snapshot = (Vec<(Table, Option<u64>)>, Arc<Columns>);
+
 /// The catalog's column numbers of one snapshot, fetched when first asked for.
 #[derive(Default)]
 pub struct Origins {
-    cached: Mutex<Option<(Vec<(Table, Option<u64>)>, Arc<Columns>)>>,
+    cached: Mutex<Option<Snapshot>>,
 }
 
 impl Origins {
