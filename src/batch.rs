@@ -1,6 +1,8 @@
 //! Scheduled batch runs: a jobs file (TOML) lists outputs, each a view, a query or the roadmap
-//! forecast (`plan = { ... }`, `debtlens plan`'s flags as keys) with a format and a path. Every job runs even when another fails; each output is written atomically, so a
-//! dashboard never reads a half-written file; a manifest records what each job did.
+//! forecast (`plan = { ... }`, `debtlens plan`'s flags as keys) with a format and a path, and
+//! maintenance (`optimize = "features"`: compact tables, as `debtlens optimize`). Every job runs
+//! even when another fails; each output is written atomically, so a dashboard never reads a
+//! half-written file; a manifest records what each job did.
 //!
 //! The jobs file is checked as a whole before anything runs (unknown keys, missing paths,
 //! unknown views, bad formats), with the line and column of each problem.
@@ -46,10 +48,34 @@ struct JobEntry {
     sql: Option<Spanned<String>>,
     sql_file: Option<Spanned<String>>,
     plan: Option<Spanned<PlanJob>>,
+    optimize: Option<Spanned<Tables>>,
+    target_size: Option<Spanned<String>>,
     format: Option<Spanned<String>>,
-    path: Spanned<String>,
+    path: Option<Spanned<String>>,
     as_of: Option<Spanned<String>>,
     window_days: Option<Spanned<u32>>,
+}
+
+/// The tables of an `optimize` job: one name, a list, or `"all"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Tables {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Tables {
+    fn tables(&self) -> std::result::Result<Vec<crate::schema::Table>, String> {
+        let names = match self {
+            Tables::One(name) if name == "all" => return Ok(crate::schema::Table::ALL.to_vec()),
+            Tables::One(name) => std::slice::from_ref(name),
+            Tables::Many(names) => names.as_slice(),
+        };
+        if names.is_empty() {
+            return Err("optimize: name at least one table, or \"all\"".into());
+        }
+        names.iter().map(|n| n.parse().map_err(|e: Error| format!("optimize: {e}"))).collect()
+    }
 }
 
 /// A `plan = { ... }` job: `debtlens plan`'s flags as keys (all optional).
@@ -123,6 +149,11 @@ pub enum JobQuery {
     Sql(String),
     /// The roadmap forecast (`debtlens plan`): one row per backlog item, or the nested JSON.
     Plan(PlanOptions),
+    /// Compact tables (`debtlens optimize`); writes no output.
+    Optimize {
+        tables: Vec<crate::schema::Table>,
+        target_size: Option<u64>,
+    },
 }
 
 impl JobQuery {
@@ -133,7 +164,7 @@ impl JobQuery {
                 Some(views::find(name).map_or_else(|| format!("SELECT * FROM {name}"), |v| v.query()))
             }
             JobQuery::Sql(sql) => Some(sql.clone()),
-            JobQuery::Plan(_) => None,
+            JobQuery::Plan(_) | JobQuery::Optimize { .. } => None,
         }
     }
 }
@@ -200,6 +231,50 @@ impl Jobs {
                     format!("two jobs are named `{name}`: names identify jobs in the manifest"),
                 ));
             }
+            if let Some(target) = &job.target_size
+                && job.optimize.is_none()
+            {
+                return Err(at(target.span(), format!("job `{name}`: target_size is a key of optimize jobs")));
+            }
+            if let Some(optimize) = &job.optimize {
+                let others = [job.view.is_some(), job.sql.is_some(), job.sql_file.is_some(), job.plan.is_some()];
+                if others.contains(&true) {
+                    return Err(at(
+                        span,
+                        format!("job `{name}`: give exactly one of `view`, `sql`, `sql_file`, `plan` and `optimize`"),
+                    ));
+                }
+                if let Some(key) = job.format.as_ref().map(|f| f.span()).or(job.path.as_ref().map(|p| p.span())) {
+                    return Err(at(
+                        key,
+                        format!("job `{name}`: an optimize job writes no file: drop `format` and `path`"),
+                    ));
+                }
+                let tables =
+                    optimize.get_ref().tables().map_err(|m| at(optimize.span(), format!("job `{name}`: {m}")))?;
+                let target_size = job
+                    .target_size
+                    .as_ref()
+                    .map(|t| {
+                        crate::cli::parse_size(t.get_ref())
+                            .map(|b| b as u64)
+                            .map_err(|m| at(t.span(), format!("job `{name}`: target_size: {m}")))
+                    })
+                    .transpose()?;
+                jobs.push(Job {
+                    name,
+                    query: JobQuery::Optimize { tables, target_size },
+                    format: Format::Table,
+                    path: String::new(),
+                    as_of: None,
+                    window_days: None,
+                    at: position(text, optimize.span().start),
+                });
+                continue;
+            }
+            let Some(path_entry) = &job.path else {
+                return Err(at(span, format!("job `{name}`: give the output's `path`")));
+            };
             let (query, query_span) = match (&job.view, &job.sql, &job.sql_file, &job.plan) {
                 (Some(view), None, None, None) => {
                     let Some(def) = views::find(view.get_ref()) else {
@@ -226,7 +301,7 @@ impl Jobs {
                 _ => {
                     return Err(at(
                         span,
-                        format!("job `{name}`: give exactly one of `view`, `sql`, `sql_file` and `plan`"),
+                        format!("job `{name}`: give exactly one of `view`, `sql`, `sql_file`, `plan` and `optimize`"),
                     ));
                 }
             };
@@ -239,8 +314,8 @@ impl Jobs {
                     ));
                 }
             }
-            let path = job.path.get_ref();
-            check_template(path).map_err(|m| at(job.path.span(), format!("job `{name}`: {m}")))?;
+            let path = path_entry.get_ref();
+            check_template(path).map_err(|m| at(path_entry.span(), format!("job `{name}`: {m}")))?;
             let format = match &job.format {
                 Some(f) => {
                     let format = Format::from_str(f.get_ref(), true).ok().filter(|f| *f != Format::Table);
@@ -256,7 +331,7 @@ impl Jobs {
                 }
                 None => Format::from_extension(Path::new(path)).ok_or_else(|| {
                     at(
-                        job.path.span(),
+                        path_entry.span(),
                         format!("job `{name}`: give `format`, or a path ending in .csv, .json, .parquet, ..."),
                     )
                 })?,
@@ -325,6 +400,9 @@ pub struct JobReport {
     pub window: Option<WindowReport>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What an optimize job did to each table, one line each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -391,6 +469,7 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
             window: None,
             duration_ms: 0,
             error: None,
+            detail: None,
         };
         if let Err(e) = run_job(&session, job, &today, &mut report).await {
             report.status = Status::Failed;
@@ -427,6 +506,27 @@ pub async fn run(engine: &Engine, jobs: &Jobs, mut progress: impl FnMut(&JobRepo
 }
 
 async fn run_job(session: &Session, job: &Job, today: &str, report: &mut JobReport) -> Result<()> {
+    if let JobQuery::Optimize { tables, target_size } = &job.query {
+        report.format = "optimize".into();
+        let mut lines = Vec::with_capacity(tables.len());
+        let mut rows = 0;
+        let mut bytes = 0;
+        for table in tables {
+            let line = match session.engine().store().optimize(*table, *target_size).await? {
+                None => "no Delta table in this store".to_string(),
+                Some(optimized) => {
+                    if let Some(r) = optimized.rewritten {
+                        rows += r.rows as usize;
+                        bytes += r.bytes;
+                    }
+                    crate::cmd::optimize::summary(&optimized)
+                }
+            };
+            lines.push(format!("{}: {line}", table.name()));
+        }
+        (report.rows, report.bytes, report.detail) = (Some(rows), Some(bytes), Some(lines.join("; ")));
+        return Ok(());
+    }
     let Some(sql) = job.query.sql() else {
         return run_plan(session, job, today, report).await;
     };

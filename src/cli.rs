@@ -98,6 +98,9 @@ pub enum Command {
     /// Remove data files no table version uses (left by interrupted ingests, replaced by
     /// upserts) once they are older than --retain.
     Vacuum(cmd::vacuum::VacuumArgs),
+    /// Compact a table's small files (left by many small ingests) into the layout the first
+    /// ingest writes, in one commit: readers see the old table or the new one.
+    Optimize(cmd::optimize::OptimizeArgs),
     /// Run the jobs of a jobs file (for cron): each output written atomically, then a manifest.
     Batch(cmd::batch::BatchArgs),
     /// Serve the tables and views over the PostgreSQL wire protocol, read-only, for BI tools and
@@ -165,6 +168,7 @@ pub fn run() -> Result<u8> {
                 Command::Report => cmd::report::run(&config).await,
                 Command::Batch(args) => cmd::batch::run(&config, args).await,
                 Command::Vacuum(args) => cmd::vacuum::run(&config, args).await,
+                Command::Optimize(args) => cmd::optimize::run(&config, args).await,
                 Command::Serve(args) => cmd::serve::run(&config, args).await,
             }
         };

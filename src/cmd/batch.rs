@@ -33,7 +33,11 @@ pub async fn run(config: &Config, args: BatchArgs) -> Result<u8> {
             config.note(format_args!(
                 "ok      {:<24} {:<8} {}",
                 job.name,
-                format!("{:?}", job.format).to_lowercase(),
+                if matches!(job.query, batch::JobQuery::Optimize { .. }) {
+                    "optimize".to_string()
+                } else {
+                    format!("{:?}", job.format).to_lowercase()
+                },
                 job.path
             ));
         }
@@ -47,7 +51,7 @@ pub async fn run(config: &Config, args: BatchArgs) -> Result<u8> {
             job.rows.unwrap_or(0),
             human_bytes(job.bytes.unwrap_or(0)),
             job.duration_ms,
-            job.path
+            job.detail.as_deref().unwrap_or(&job.path)
         )),
         Status::Failed => eprintln!("FAILED  {:<24} {}", job.name, job.error.as_deref().unwrap_or("")),
     })

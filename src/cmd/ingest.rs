@@ -32,6 +32,13 @@ pub struct IngestArgs {
     /// Exit 0 even when rows were rejected (they are still kept in _rejected/).
     #[arg(long)]
     pub allow_rejects: bool,
+    /// Do not compact the table after the ingest, however many small files it has.
+    #[arg(long)]
+    pub no_auto_optimize: bool,
+    /// Compact the table after the ingest (as `debtlens optimize TABLE`) once it has this many
+    /// data files and more than a compact table has.
+    #[arg(long, value_name = "FILES", default_value_t = crate::cmd::optimize::AUTO_OPTIMIZE_FILES)]
+    pub auto_optimize_at: usize,
 }
 
 pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
@@ -81,6 +88,7 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
         Err(e) if !e.is_broken_pipe() => return Err(e),
         _ => {}
     }
+    compact_if_fragmented(config, table, &args).await?;
     if summary.rejected > 0 {
         config.note(format_args!(
             "rejected rows are kept in {}/_rejected with their line and reason: debtlens query \"SELECT * FROM rejected_rows\"",
@@ -91,6 +99,39 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// After an ingest: a table that many small ingests left in many files is compacted (past
+/// `--auto-optimize-at`, unless `--no-auto-optimize`), or the user is told `optimize` would
+/// compact it. The ingest's rows are committed already: a compaction that fails is a warning,
+/// not a failed ingest.
+async fn compact_if_fragmented(config: &Config, table: Table, args: &IngestArgs) -> Result<()> {
+    use crate::cmd::optimize::{HINT_FILES, summary};
+    let Some((files, planned)) = config.store.file_counts(table).await? else { return Ok(()) };
+    if files <= planned {
+        return Ok(());
+    }
+    let name = table.name();
+    if !args.no_auto_optimize && files >= args.auto_optimize_at.max(1) {
+        match config.store.optimize(table, None).await {
+            Ok(Some(optimized)) => config.note(format_args!(
+                "{name}: compacted after the ingest (--no-auto-optimize turns this off): {}",
+                summary(&optimized)
+            )),
+            Ok(None) => {}
+            Err(e) => config.note(format_args!(
+                "warning: {name}: the ingest landed, but compacting its {files} files failed: {e}; \
+                 run `debtlens optimize {name}`"
+            )),
+        }
+    } else if files >= HINT_FILES {
+        config.note(format_args!(
+            "hint: {name} has {files} data files where {planned} would hold it; `debtlens optimize {name}` compacts \
+             them (ingest does it by itself at {} files)",
+            args.auto_optimize_at
+        ));
+    }
+    Ok(())
 }
 
 /// The ignored columns as a warning names them: each cut to 60 characters, at most 20.

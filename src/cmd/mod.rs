@@ -5,6 +5,7 @@ pub mod batch;
 pub mod estimate;
 pub mod ingest;
 pub mod init;
+pub mod optimize;
 pub mod paydown;
 pub mod plan;
 pub mod query;

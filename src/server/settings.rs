@@ -589,34 +589,6 @@ struct SizePretty {
     signature: Signature,
 }
 
-/// `bytes` as `pg_size_pretty` writes it.
-pub fn size_pretty(bytes: i64) -> String {
-    // (name, the limit below which the value is shown in it, whether it is shown rounded from
-    // halves, its power of two)
-    const UNITS: [(&str, u64, bool, u32); 6] = [
-        ("bytes", 10 * 1024, false, 0),
-        ("kB", 20 * 1024 - 1, true, 10),
-        ("MB", 20 * 1024 - 1, true, 20),
-        ("GB", 20 * 1024 - 1, true, 30),
-        ("TB", 20 * 1024 - 1, true, 40),
-        ("PB", 20 * 1024 - 1, true, 50),
-    ];
-    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
-    let mut size = bytes;
-    let mut unit = 0;
-    loop {
-        let (name, limit, round, bits) = UNITS[unit];
-        match UNITS.get(unit + 1) {
-            // The value goes on in the next unit, keeping one bit for the rounding.
-            Some(&(_, _, next_round, next_bits)) if size.unsigned_abs() >= limit => {
-                size /= 1_i64 << (next_bits - bits - u32::from(next_round) + u32::from(round));
-                unit += 1;
-            }
-            _ => return format!("{} {name}", if round { half_rounded(size) } else { size }),
-        }
-    }
-}
-
 impl ScalarUDFImpl for SizePretty {
     fn name(&self) -> &str {
         "pg_size_pretty"
@@ -631,7 +603,7 @@ impl ScalarUDFImpl for SizePretty {
         use datafusion::arrow::datatypes::Int64Type;
         let input = args.args[0].to_array(args.number_rows)?;
         let out: datafusion::arrow::array::StringArray =
-            input.as_primitive::<Int64Type>().iter().map(|v| v.map(size_pretty)).collect();
+            input.as_primitive::<Int64Type>().iter().map(|v| v.map(crate::numbers::bytes)).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -746,24 +718,6 @@ mod tests {
         assert_eq!(key_definition("capacity_pkey", "index", 2).as_deref(), Some("team"));
         assert_eq!(key_definition("capacity_pkey", "index", 3), None);
         assert_eq!(key_definition("pg_class_oid_index", "index", 0), None);
-    }
-
-    #[test]
-    fn sizes_are_pretty_as_postgresql_prints_them() {
-        // SELECT pg_size_pretty(x::bigint) in PostgreSQL 16.
-        for (bytes, text) in [
-            (0, "0 bytes"),
-            (10239, "10239 bytes"),
-            (10240, "10 kB"),
-            (10752, "11 kB"),
-            (10485247, "10239 kB"),
-            (10485248, "10 MB"),
-            (1073741824, "1024 MB"),
-            (-10240, "-10 kB"),
-            (i64::MAX, "8192 PB"),
-        ] {
-            assert_eq!(size_pretty(bytes), text, "{bytes}");
-        }
     }
 
     #[test]

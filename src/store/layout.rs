@@ -28,33 +28,50 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// files, each file stays sorted and every partition gets a share of the window. (The writers
 /// of the files also encode in parallel.)
 pub const STRIPES: usize = 4;
-/// The file each turn deals to. A scan splits the files, taken in order (of their names in a
-/// Parquet folder, of the Delta log in a Delta table: both are stripe order), into contiguous
-/// byte ranges, one per partition: neighbouring row groups go to files far apart in that
-/// order (0, 2, 1, 3), so that two partitions, or four, each get every other one.
-const TURNS: [usize; STRIPES] = [0, 2, 1, 3];
-
-/// Deals a sorted stream of batches out to `STRIPES` files, a row group's worth of rows to each
-/// in turn, so that every row group of every file holds rows that were side by side.
-#[derive(Debug, Default)]
+/// Deals a sorted stream of batches out to files (`STRIPES` unless told), a row group's worth of
+/// rows to each in turn, so that every row group of every file holds rows that were side by side.
+/// A scan splits the files, taken in order (of their names in a Parquet folder, of the Delta log
+/// in a Delta table: both are file order), into contiguous byte ranges, one per partition: the
+/// turns go to files far apart in that order (0, 2, 1, 3 for four: the even-numbered files, then
+/// the odd), so that two partitions, or four, each get every other row group.
+#[derive(Debug)]
 pub struct Dealer {
+    turns: Vec<usize>,
     turn: usize,
     rows_this_turn: usize,
 }
 
+impl Default for Dealer {
+    fn default() -> Self {
+        Dealer::over(STRIPES)
+    }
+}
+
 impl Dealer {
-    /// `batch` cut at row-group boundaries, each piece with the stripe it goes to.
+    /// A dealer over `files` files (at least one).
+    pub fn over(files: usize) -> Self {
+        let files = files.max(1);
+        let turns = (0..files).step_by(2).chain((1..files).step_by(2)).collect();
+        Dealer { turns, turn: 0, rows_this_turn: 0 }
+    }
+
+    /// How many files it deals to.
+    pub fn files(&self) -> usize {
+        self.turns.len()
+    }
+
+    /// `batch` cut at row-group boundaries, each piece with the file it goes to.
     pub fn deal(&mut self, batch: &RecordBatch) -> Vec<(usize, RecordBatch)> {
         let mut pieces = Vec::new();
         let mut at = 0;
         while at < batch.num_rows() {
             let n = (ROW_GROUP_ROWS - self.rows_this_turn).min(batch.num_rows() - at);
-            pieces.push((TURNS[self.turn], batch.slice(at, n)));
+            pieces.push((self.turns[self.turn], batch.slice(at, n)));
             at += n;
             self.rows_this_turn += n;
             if self.rows_this_turn == ROW_GROUP_ROWS {
                 self.rows_this_turn = 0;
-                self.turn = (self.turn + 1) % STRIPES;
+                self.turn = (self.turn + 1) % self.turns.len();
             }
         }
         pieces
@@ -168,6 +185,14 @@ mod tests {
         assert_eq!(files[3], (3 * group..4 * group).collect::<Vec<_>>());
         assert_eq!(files.iter().map(Vec::len).sum::<usize>(), rows);
         assert_eq!((dealer.turn, dealer.rows_this_turn), (1, 10));
+    }
+
+    #[test]
+    fn a_dealer_over_n_files_deals_the_even_numbered_files_first() {
+        assert_eq!(Dealer::default().turns, [0, 2, 1, 3]);
+        assert_eq!(Dealer::over(5).turns, [0, 2, 4, 1, 3]);
+        assert_eq!(Dealer::over(1).turns, [0]);
+        assert_eq!(Dealer::over(0).files(), 1);
     }
 
     #[test]

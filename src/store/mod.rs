@@ -9,7 +9,7 @@ mod s3;
 mod sample_data;
 mod write;
 
-pub use write::{Upserted, Vacuumed};
+pub use write::{Optimized, Rewritten, Upserted, Vacuumed, planned_files};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};

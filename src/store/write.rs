@@ -173,16 +173,12 @@ async fn append_to_empty(
 }
 
 /// Writes `batches` to `delta` in the order they come, in one commit, with the table's writer
-/// properties (which say the files are sorted: the caller sorts). The rows are dealt over
-/// `layout::STRIPES` files a row group at a time (see `layout::Dealer`), each file written by
-/// a writer of its own on its own task, so the files are encoded in parallel. delta-rs's `write`
-/// operation does not keep the order of its input (it splits it over partitions, and drops a
-/// sort no operator above it needs), so this goes through its `RecordBatchWriter`, which writes
-/// batch by batch. Returns the rows written and the new version.
+/// properties (which say the files are sorted: the caller sorts), dealt over
+/// `layout::STRIPES` files (see `write_files`). Returns the rows written and the new version.
 async fn write_in_order<E>(
     table: Table,
     delta: &mut DeltaTable,
-    mut batches: impl futures::Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
+    batches: impl futures::Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
     commit: CommitProperties,
 ) -> std::result::Result<(u64, u64), DeltaTableError>
 where
@@ -190,12 +186,39 @@ where
 {
     use deltalake::kernel::transaction::CommitBuilder;
     use deltalake::protocol::DeltaOperation;
+    let (rows, adds) = write_files(table, delta, batches, layout::STRIPES).await?;
+    let actions = adds.into_iter().map(deltalake::kernel::Action::Add).collect();
+    let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+    let committed = CommitBuilder::from(commit)
+        .with_actions(actions)
+        .build(Some(delta.snapshot()?), delta.log_store(), operation)
+        .await?;
+    Ok((rows, committed.version()))
+}
+
+/// Writes `batches` in the order they come into new data files of `delta`'s table, not yet
+/// committed: the rows are dealt over `files` files a row group at a time (see
+/// `layout::Dealer`), each file written by a writer of its own on its own task, so the files
+/// are encoded in parallel. delta-rs's `write` operation does not keep the order of its input
+/// (it splits it over partitions, and drops a sort no operator above it needs), so this goes
+/// through its `RecordBatchWriter`, which writes batch by batch. Returns the rows written and
+/// the files' Add actions, in file order.
+async fn write_files<E>(
+    table: Table,
+    delta: &DeltaTable,
+    mut batches: impl futures::Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
+    files: usize,
+) -> std::result::Result<(u64, Vec<deltalake::kernel::Add>), DeltaTableError>
+where
+    DeltaTableError: From<E>,
+{
     use deltalake::writer::{DeltaWriter, RecordBatchWriter};
     use futures::TryStreamExt;
 
-    let mut stripes = Vec::with_capacity(layout::STRIPES);
-    let mut writers = Vec::with_capacity(layout::STRIPES);
-    for _ in 0..layout::STRIPES {
+    let mut dealer = layout::Dealer::over(files);
+    let mut stripes = Vec::with_capacity(dealer.files());
+    let mut writers = Vec::with_capacity(dealer.files());
+    for _ in 0..dealer.files() {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let mut writer =
             RecordBatchWriter::for_table(delta)?.with_writer_properties(layout::writer_properties(table, true));
@@ -207,7 +230,6 @@ where
         }));
         stripes.push(sender);
     }
-    let mut dealer = layout::Dealer::default();
     let mut rows = 0u64;
     let read = async {
         while let Some(batch) = batches.try_next().await? {
@@ -226,23 +248,153 @@ where
     if read.is_err() {
         writers.iter().for_each(|writer| writer.abort());
     }
-    // The files in stripe order: a scan splits them in the order of the log (see
-    // `layout::TURNS`).
+    // The files in file order: a scan splits them in the order of the log (see `layout::Dealer`).
     let mut adds = Vec::new();
     for writer in writers {
         match writer.await {
-            Ok(files) => adds.extend(files?.into_iter().map(deltalake::kernel::Action::Add)),
+            Ok(files) => adds.extend(files?),
             Err(e) if e.is_cancelled() => {}
             Err(e) => return Err(DeltaTableError::Generic(format!("a Parquet writer stopped: {e}"))),
         }
     }
     read?;
-    let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
-    let committed = CommitBuilder::from(commit)
-        .with_actions(adds)
-        .build(Some(delta.snapshot()?), delta.log_store(), operation)
+    Ok((rows, adds))
+}
+
+/// What `optimize` found in a table, and what it wrote.
+#[derive(Debug, Clone)]
+pub struct Optimized {
+    /// The table's data files before, and their bytes.
+    pub files_before: usize,
+    pub bytes_before: u64,
+    /// The files a compact table of this size has.
+    pub planned_files: usize,
+    /// `None` when the table was compact already: nothing was written.
+    pub rewritten: Option<Rewritten>,
+}
+
+/// The table after `optimize` rewrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rewritten {
+    pub files: usize,
+    pub bytes: u64,
+    pub rows: u64,
+    /// The table's version after the commit.
+    pub version: u64,
+}
+
+/// The data files a compact table has: as many as its rows fill row groups, up to the layout's
+/// `STRIPES` (every scan partition gets a share of the window), or, with a target size, as many
+/// as keep each file about that size or under (and not more files than row groups).
+pub fn planned_files(rows: u64, bytes: u64, target_size: Option<u64>) -> usize {
+    let groups = usize::try_from(rows.div_ceil(layout::ROW_GROUP_ROWS as u64)).unwrap_or(usize::MAX).max(1);
+    let files = match target_size {
+        Some(target) => usize::try_from(bytes.div_ceil(target.max(1))).unwrap_or(usize::MAX).max(layout::STRIPES),
+        None => layout::STRIPES,
+    };
+    files.min(groups)
+}
+
+impl Store {
+    /// The number of data files of `table`'s current version and the number a compact table of
+    /// its size has (`planned_files`); `None` when it is not a Delta table.
+    pub async fn file_counts(&self, table: Table) -> Result<Option<(usize, usize)>> {
+        let delta = match self.open_delta(self.table_url(table)?).await {
+            Ok(delta) => delta,
+            Err(DeltaTableError::NotATable(_)) => return Ok(None),
+            Err(e) => return Err(self.explain(table, &e)),
+        };
+        let snapshot = delta.snapshot()?;
+        let files: Vec<_> = snapshot.log_data().iter().collect();
+        let bytes: u64 = files.iter().map(|f| f.size().max(0) as u64).sum();
+        let rows: Option<u64> = files.iter().map(|f| f.num_records().map(|n| n as u64)).sum();
+        Ok(Some((files.len(), planned_files(rows.unwrap_or(u64::MAX), bytes, None))))
+    }
+
+    /// Compacts `table`: when it has more data files than a compact table of its size
+    /// (`planned_files`), its rows are rewritten in the layout the first ingest writes (sorted by
+    /// the windowed time, then the key; row groups dealt over the files; statistics and page
+    /// index) and the new files replace every old one in one Delta commit, so a reader sees the
+    /// old snapshot or the new one, never half. The commit must land on the version the rows
+    /// were read at: when another writer commits first, the rewrite starts over from the new
+    /// version, so nothing it added is lost. The old files stay for readers that started before
+    /// the commit, until `vacuum` removes them. `None` when the store has no such Delta table.
+    pub async fn optimize(&self, table: Table, target_size: Option<u64>) -> Result<Option<Optimized>> {
+        let url = self.table_url(table)?;
+        if let Some(dir) = self.local_dir()
+            && !dir.join(table.name()).join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
+        retry_on_conflict(|| {
+            let url = url.clone();
+            async move {
+                let delta = match self.open_delta(url).await {
+                    Ok(delta) => delta,
+                    Err(DeltaTableError::NotATable(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                compact(table, delta, target_size).await.map(Some)
+            }
+        })
+        .await
+    }
+}
+
+/// `Store::optimize` on an opened table.
+async fn compact(
+    table: Table,
+    delta: DeltaTable,
+    target_size: Option<u64>,
+) -> std::result::Result<Optimized, DeltaTableError> {
+    use deltalake::kernel::Action;
+    use deltalake::kernel::transaction::CommitBuilder;
+    use deltalake::protocol::DeltaOperation;
+
+    let snapshot = delta.snapshot()?;
+    let files: Vec<_> = snapshot.log_data().iter().collect();
+    let bytes_before: u64 = files.iter().map(|f| f.size().max(0) as u64).sum();
+    let known_rows: Option<u64> = files.iter().map(|f| f.num_records().map(|n| n as u64)).sum();
+    // Without statistics, every row group of the largest possible table.
+    let planned = planned_files(known_rows.unwrap_or(u64::MAX), bytes_before, target_size);
+    let mut optimized = Optimized { files_before: files.len(), bytes_before, planned_files: planned, rewritten: None };
+    if files.len() <= planned {
+        return Ok(optimized);
+    }
+    // Arrow's plain string types, which the table's schema has (not the view types DataFusion
+    // reads Parquet strings as by default).
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().execution.parquet.schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config(config);
+    delta.update_datafusion_session(&ctx.state())?;
+    let provider = delta.table_provider().await?;
+    let order: Vec<_> =
+        layout::sort_columns(table).iter().chain(table.key()).map(|c| col(*c).sort(true, false)).collect();
+    // Each column in the type the table's writers take (the scan reads strings as views).
+    let target = deltalake::writer::RecordBatchWriter::for_table(&delta)?.arrow_schema();
+    let columns: Vec<_> = target
+        .fields()
+        .iter()
+        .map(|f| datafusion::logical_expr::cast(col(f.name().as_str()), f.data_type().clone()).alias(f.name()))
+        .collect();
+    let rows = ctx.read_table(provider)?.sort(order)?.select(columns)?.execute_stream().await?;
+    let (rows, mut adds) = write_files(table, &delta, rows, planned).await?;
+    // A rewrite changes no data: readers of the table's changes skip it.
+    adds.iter_mut().for_each(|add| add.data_change = false);
+    let written =
+        Rewritten { files: adds.len(), bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(), rows, version: 0 };
+    let actions: Vec<Action> =
+        adds.into_iter().map(Action::Add).chain(files.iter().map(|f| Action::Remove(f.remove_action(false)))).collect();
+    let operation = DeltaOperation::Optimize {
+        predicate: None,
+        target_size: target_size.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+    };
+    let committed = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+        .with_actions(actions)
+        .build(Some(snapshot), delta.log_store(), operation)
         .await?;
-    Ok((rows, committed.version()))
+    optimized.rewritten = Some(Rewritten { version: committed.version(), ..written });
+    Ok(optimized)
 }
 
 /// What an upsert did.
@@ -362,5 +514,24 @@ impl Store {
             .await?;
         }
         Ok(Some(Vacuumed { files, log_entries }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compact_table_has_a_file_per_row_group_up_to_the_layout_s_or_the_target_size_s() {
+        let group = layout::ROW_GROUP_ROWS as u64;
+        assert_eq!(planned_files(0, 0, None), 1);
+        assert_eq!(planned_files(group, 5 << 20, None), 1);
+        assert_eq!(planned_files(group + 1, 5 << 20, None), 2);
+        assert_eq!(planned_files(100 * group, 900 << 20, None), layout::STRIPES);
+        // 900 MB at 64 MB a file: 15 files, as the row groups allow.
+        assert_eq!(planned_files(100 * group, 900 << 20, Some(64 << 20)), 15);
+        assert_eq!(planned_files(10 * group, 900 << 20, Some(64 << 20)), 10);
+        // A target larger than the table still deals over the layout's files.
+        assert_eq!(planned_files(100 * group, 900 << 20, Some(1 << 40)), layout::STRIPES);
     }
 }

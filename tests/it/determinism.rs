@@ -23,7 +23,7 @@ fn jobs_file(env: &Env) -> PathBuf {
 
 /// Every view's CSV over `store` (a directory, or an `s3://` URL with its endpoint) with
 /// `threads`, as one text.
-fn views_csv(env: &Env, store: &str, threads: &str, s3: Option<&str>) -> String {
+pub(crate) fn views_csv(env: &Env, store: &str, threads: &str, s3: Option<&str>) -> String {
     let jobs = jobs_file(env);
     let out = env.path("out");
     let _ = std::fs::remove_dir_all(&out);
@@ -38,7 +38,7 @@ fn views_csv(env: &Env, store: &str, threads: &str, s3: Option<&str>) -> String 
         .collect()
 }
 
-fn query_to(env: &Env, store: &Path, sql: &str, output: &Path) {
+pub(crate) fn query_to(env: &Env, store: &Path, sql: &str, output: &Path) {
     env.run(&["-q", "--data", store.to_str().unwrap(), "query", sql, "--output", output.to_str().unwrap()]).success();
 }
 

@@ -3,6 +3,7 @@ mod cli;
 mod clients;
 mod determinism;
 mod ingest;
+mod optimize;
 mod plan;
 mod reliability;
 mod report;
