@@ -5,16 +5,17 @@
 -- absorbed by the difference. Sums over a period with no shipped feature are null. Not windowed.
 --
 -- Features are summed per (day, team) first: the range join to the capacity rows then pairs a
--- few thousand daily rows instead of every feature (a nested-loop join either way).
--- The sums are exact (exact per-day sums, each rounded once, then summed exactly), so they do
--- not depend on the files' layout or the number of threads.
+-- few thousand daily rows instead of every feature (a nested-loop join either way). Each day
+-- keeps its sum exact (exact_partials) and each period adds those exactly (sum_partials), so a
+-- period's sum is its features' exact sum rounded once: the same number as summing the features
+-- directly, whatever the files' layout or the number of threads.
 WITH daily AS (
     SELECT
         CAST(shipped_at AS DATE) AS day,
         team,
         count(feature_id) AS features,
-        sum(estimated_weeks) AS estimated_weeks,
-        sum(actual_weeks) AS actual_weeks
+        exact_partials(estimated_weeks) AS estimated_weeks,
+        exact_partials(actual_weeks) AS actual_weeks
     FROM shipped_features
     GROUP BY CAST(shipped_at AS DATE), team
 ),
@@ -25,8 +26,8 @@ per_row AS (
         c.team,
         c.budget,
         coalesce(sum(d.features), 0) AS features_shipped,
-        sum(d.estimated_weeks) AS estimated_weeks,
-        sum(d.actual_weeks) AS actual_weeks
+        sum_partials(d.estimated_weeks) AS estimated_weeks,
+        sum_partials(d.actual_weeks) AS actual_weeks
     FROM capacity c
     LEFT JOIN daily d
         ON d.day >= c.period_start

@@ -4,14 +4,15 @@
 -- (and team), the quality share, its target (0.2 when not set) and the gap. A null work_type
 -- counts as product. Sums over a period with no shipped feature are null. Not windowed.
 WITH daily AS (
-    -- Summed per (day, team) first, so the range join pairs days, not features (exact sums:
-    -- the result does not depend on layout or threads).
+    -- Summed per (day, team) first, so the range join pairs days, not features. The daily sums
+    -- stay exact (exact_partials) and each period adds them exactly (sum_partials): its sums are
+    -- its features' exact sums rounded once, whatever the layout or the threads.
     SELECT
         CAST(shipped_at AS DATE) AS day,
         team,
         count(feature_id) AS features,
-        sum(CASE WHEN work_type = 'quality' THEN 0.0 ELSE actual_weeks END) AS product_weeks,
-        sum(CASE WHEN work_type = 'quality' THEN actual_weeks ELSE 0.0 END) AS quality_weeks
+        exact_partials(CASE WHEN work_type = 'quality' THEN 0.0 ELSE actual_weeks END) AS product_weeks,
+        exact_partials(CASE WHEN work_type = 'quality' THEN actual_weeks ELSE 0.0 END) AS quality_weeks
     FROM shipped_features
     GROUP BY CAST(shipped_at AS DATE), team
 ),
@@ -21,8 +22,8 @@ per_row AS (
         c.period_end,
         c.team,
         coalesce(c.quality_share_target, 0.2) AS quality_share_target,
-        CASE WHEN sum(d.features) > 0 THEN sum(d.product_weeks) END AS product_weeks,
-        CASE WHEN sum(d.features) > 0 THEN sum(d.quality_weeks) END AS quality_weeks
+        CASE WHEN sum(d.features) > 0 THEN sum_partials(d.product_weeks) END AS product_weeks,
+        CASE WHEN sum(d.features) > 0 THEN sum_partials(d.quality_weeks) END AS quality_weeks
     FROM capacity c
     LEFT JOIN daily d
         ON d.day >= c.period_start

@@ -161,6 +161,8 @@ impl ExactSum {
 enum Output {
     Sum,
     Mean,
+    /// The partials themselves (`exact_partials`).
+    Partials,
 }
 
 /// Which DataFusion function a wrapper stands in for.
@@ -315,7 +317,7 @@ fn floats(values: &[ArrayRef]) -> Result<ArrayRef> {
 
 fn output_value(sum: &ExactSum, output: Output) -> Option<f64> {
     match output {
-        Output::Sum => sum.value(),
+        Output::Sum | Output::Partials => sum.value(),
         Output::Mean => sum.mean(),
     }
 }
@@ -426,6 +428,9 @@ impl GroupsAccumulator for ExactGroups {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let sums = emit_to.take_needed(&mut self.sums);
+        if self.output == Output::Partials {
+            return Ok(partials_array(&sums));
+        }
         let out: Float64Array = sums.iter().map(|s| output_value(s, self.output)).collect();
         Ok(Arc::new(out))
     }
@@ -554,6 +559,131 @@ impl Accumulator for PercentileAccumulator {
 
 /// `sum` and `avg` with exact float accumulation, `percentile_cont` and `median` with exact
 /// interpolation, to register over DataFusion's.
+/// `exact_partials(x)`: a group's exact float sum as its partials (a list of floats whose exact
+/// sum is the exact sum of the values; an infinity or NaN seen is one more element), NULL when
+/// the group has no value. `sum_partials(list)` adds such lists exactly and rounds once, so a
+/// query that sums per day first and then over days (the capacity views) gives the correctly
+/// rounded sum of the rows themselves, not a sum of rounded daily sums.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Partials {
+    signature: Signature,
+    /// `exact_partials` (values in, partials out) or `sum_partials` (partials in, the sum out).
+    collect: bool,
+}
+
+fn float_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+}
+
+impl AggregateUDFImpl for Partials {
+    fn name(&self) -> &str {
+        if self.collect { "exact_partials" } else { "sum_partials" }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(if self.collect { float_list() } else { DataType::Float64 })
+    }
+    fn is_nullable(&self) -> bool {
+        true
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(PartialsAccumulator { sum: ExactSum::new(), collect: self.collect }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        self.collect
+    }
+    fn create_groups_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(ExactGroups { sums: Vec::new(), output: Output::Partials }))
+    }
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+}
+
+/// The partials of a sum as `exact_partials` gives them: NULL for no value.
+fn partials_of(sum: &ExactSum) -> Option<Vec<f64>> {
+    (sum.count > 0).then(|| {
+        let mut out = sum.partials.clone();
+        if sum.special != 0.0 {
+            out.push(sum.special);
+        }
+        out
+    })
+}
+
+fn partials_array(sums: &[ExactSum]) -> ArrayRef {
+    let mut out = ListBuilder::new(Float64Builder::new());
+    for s in sums {
+        match partials_of(s) {
+            Some(p) => {
+                out.values().append_slice(&p);
+                out.append(true);
+            }
+            None => out.append(false),
+        }
+    }
+    Arc::new(out.finish())
+}
+
+#[derive(Debug)]
+struct PartialsAccumulator {
+    sum: ExactSum,
+    collect: bool,
+}
+
+impl Accumulator for PartialsAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if self.collect {
+            let v = floats(values)?;
+            for x in v.as_primitive::<Float64Type>().iter().flatten() {
+                self.sum.add(x);
+            }
+            return Ok(());
+        }
+        // Lists of partials: each non-null list counts as one value, its elements added exactly.
+        let lists = values[0].as_list::<i32>();
+        for i in 0..lists.len() {
+            if lists.is_null(i) {
+                continue;
+            }
+            self.sum.count += 1;
+            let list = lists.value(i);
+            let elements = cast(&list, &DataType::Float64)?;
+            for x in elements.as_primitive::<Float64Type>().iter().flatten() {
+                self.sum.add_partial(x);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        if !self.collect {
+            return Ok(ScalarValue::Float64(self.sum.value()));
+        }
+        Ok(ScalarValue::List(Arc::new(partials_array(std::slice::from_ref(&self.sum)).as_list::<i32>().clone())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sum.partials.capacity() * 8
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        ExactAccumulator { sum: self.sum.clone(), output: Output::Sum }.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for other in sums_of_states(states) {
+            self.sum.merge(&other);
+        }
+        Ok(())
+    }
+}
+
 pub fn functions() -> Vec<AggregateUDF> {
     use datafusion::functions_aggregate::average::avg_udaf;
     use datafusion::functions_aggregate::median::median_udaf;
@@ -564,6 +694,14 @@ pub fn functions() -> Vec<AggregateUDF> {
         AggregateUDF::new_from_impl(Exact { inner: avg_udaf(), kind: Kind::Mean }),
         AggregateUDF::new_from_impl(Exact { inner: percentile_cont_udaf(), kind: Kind::Percentile }),
         AggregateUDF::new_from_impl(Exact { inner: median_udaf(), kind: Kind::Median }),
+        AggregateUDF::new_from_impl(Partials {
+            signature: Signature::exact(vec![DataType::Float64], datafusion::logical_expr::Volatility::Immutable),
+            collect: true,
+        }),
+        AggregateUDF::new_from_impl(Partials {
+            signature: Signature::exact(vec![float_list()], datafusion::logical_expr::Volatility::Immutable),
+            collect: false,
+        }),
     ]
 }
 
@@ -793,6 +931,30 @@ mod tests {
                 assert_eq!(total.count(), values.len() as u64);
             }
         }
+    }
+
+    #[test]
+    fn partials_of_groups_summed_again_give_the_rows_exact_sum() {
+        // The capacity views' shape: per-day partials, then their sum per period.
+        let values: Vec<f64> =
+            (0..3000).map(|i| ((i * 7919) % 997) as f64 * 0.1 + if i % 5 == 0 { 1e9 } else { -2.5e8 }).collect();
+        let expected = reference(&values);
+        for days in [1, 3, 40] {
+            let mut groups = ExactGroups { sums: Vec::new(), output: Output::Partials };
+            let input: ArrayRef = Arc::new(Float64Array::from(values.clone()));
+            let indices: Vec<usize> = (0..values.len()).map(|i| (i * 13) % days).collect();
+            groups.update_batch(&[input], &indices, None, days).unwrap();
+            let lists = groups.evaluate(EmitTo::All).unwrap();
+            let mut total = PartialsAccumulator { sum: ExactSum::new(), collect: false };
+            total.update_batch(&[lists]).unwrap();
+            assert_eq!(total.evaluate().unwrap(), ScalarValue::Float64(Some(expected)), "{days} days");
+        }
+        // No value: NULL partials, and a NULL sum of them.
+        let mut empty = PartialsAccumulator { sum: ExactSum::new(), collect: true };
+        assert!(
+            empty.evaluate().unwrap().is_null()
+                || matches!(empty.evaluate().unwrap(), ScalarValue::List(l) if l.is_null(0))
+        );
     }
 
     #[test]
