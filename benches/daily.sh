@@ -5,12 +5,13 @@
 #
 # 1. Generates a sample store (--days x --rows-per-day features, 1.5x as many incidents) and
 #    exports its features as --days CSV files of --rows-per-day rows each, in shipping order.
-# 2. Builds three stores with the same rows: `once` (every table ingested in one go), `daily`
-#    (features ingested one day's file at a time, --no-auto-optimize: one small file a day) and
-#    `optimized` (a copy of `daily` after `debtlens optimize`).
+# 2. Builds four stores with the same rows: `once` (every table ingested in one go), `daily`
+#    (features ingested one day's file at a time, --no-auto-optimize: one small file a day),
+#    `optimized` (a copy of `daily` after `debtlens optimize`) and `auto` (the daily ingests with
+#    ingest's defaults, which compact the table whenever it reaches 50 files).
 # 3. Times every view N times on each store (default 5), each a fresh process writing CSV to
-#    /dev/null, checks that the three stores give the same bytes, and prints each view's median
-#    on `once` and the ratios daily/once and optimized/once.
+#    /dev/null, checks that the stores give the same bytes, and prints each view's median on
+#    `once` and the ratios daily/once, optimized/once and auto/once.
 # Default: 200 days of 1,000 features (the issue's store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +59,7 @@ for day, start in enumerate(range(0, len(rows), per_day)):
         w.writerows(rows[start:start + per_day])
 PY
 
-for store in once daily; do
+for store in once daily auto; do
     "$bin" -q init "$work/$store"
     for table in incidents capacity backlog; do
         "$bin" -q --data "$work/$store" ingest "$table" "$work/csv/$table.csv" > /dev/null
@@ -70,12 +71,19 @@ for day in "$work"/csv/day-*.csv; do
     "$bin" -q --data "$work/daily" ingest features "$day" --no-auto-optimize > /dev/null
 done
 ingest_s=$(echo "$(date +%s.%N) - $start" | bc)
+start=$(date +%s.%N)
+for day in "$work"/csv/day-*.csv; do
+    "$bin" -q --data "$work/auto" ingest features "$day" > /dev/null
+done
+auto_s=$(echo "$(date +%s.%N) - $start" | bc)
 files=$(find "$work/daily/features" -maxdepth 1 -name '*.parquet' | wc -l)
 cp -r "$work/daily" "$work/optimized"
 start=$(date +%s.%N)
 "$bin" --data "$work/optimized" optimize features
 optimize_s=$(echo "$(date +%s.%N) - $start" | bc)
+auto_files=$(find "$work/auto/features" -maxdepth 1 -name '*.parquet' | wc -l)
 echo "daily: $days ingests of $per_day features in ${ingest_s}s, $files files; optimize ${optimize_s}s" >&2
+echo "auto: the same ingests with auto-optimize in ${auto_s}s ($auto_files files on disk before vacuum)" >&2
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 time_view() {
@@ -88,17 +96,19 @@ time_view() {
     done | median
 }
 
-printf '%-22s %10s %12s %16s\n' view once_s daily/once optimized/once
+printf '%-22s %10s %12s %16s %11s\n' view once_s daily/once optimized/once auto/once
 for sql in queries/*.sql; do
     view=$(basename "$sql" .sql)
-    for store in once daily optimized; do
+    for store in once daily optimized auto; do
         "$bin" -q --data "$work/$store" view "$view" --format csv > "$work/$view-$store.csv"
     done
     cmp -s "$work/$view-once.csv" "$work/$view-daily.csv" || echo "warning: $view differs between once and daily" >&2
     cmp -s "$work/$view-once.csv" "$work/$view-optimized.csv" || echo "warning: $view differs after optimize" >&2
+    cmp -s "$work/$view-once.csv" "$work/$view-auto.csv" || echo "warning: $view differs with auto-optimize" >&2
     once=$(time_view "$work/once" "$view")
     daily=$(time_view "$work/daily" "$view")
     optimized=$(time_view "$work/optimized" "$view")
-    printf '%-22s %10.3f %11.2fx %15.2fx\n' "$view" "$once" "$(echo "$daily / $once" | bc -l)" \
-        "$(echo "$optimized / $once" | bc -l)"
+    auto=$(time_view "$work/auto" "$view")
+    printf '%-22s %10.3f %11.2fx %15.2fx %10.2fx\n' "$view" "$once" "$(echo "$daily / $once" | bc -l)" \
+        "$(echo "$optimized / $once" | bc -l)" "$(echo "$auto / $once" | bc -l)"
 done

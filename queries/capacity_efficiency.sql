@@ -13,7 +13,7 @@ WITH daily AS (
     SELECT
         CAST(shipped_at AS DATE) AS day,
         team,
-        count(feature_id) AS features,
+        count(*) AS features,
         exact_partials(estimated_weeks) AS estimated_weeks,
         exact_partials(actual_weeks) AS actual_weeks
     FROM shipped_features

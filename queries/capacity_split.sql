@@ -10,7 +10,7 @@ WITH daily AS (
     SELECT
         CAST(shipped_at AS DATE) AS day,
         team,
-        count(feature_id) AS features,
+        count(*) AS features,
         exact_partials(CASE WHEN work_type = 'quality' THEN 0.0 ELSE actual_weeks END) AS product_weeks,
         exact_partials(CASE WHEN work_type = 'quality' THEN actual_weeks ELSE 0.0 END) AS quality_weeks
     FROM shipped_features

@@ -344,7 +344,7 @@ impl Store {
 /// `Store::optimize` on an opened table.
 async fn compact(
     table: Table,
-    delta: DeltaTable,
+    mut delta: DeltaTable,
     target_size: Option<u64>,
 ) -> std::result::Result<Optimized, DeltaTableError> {
     use deltalake::kernel::Action;
@@ -393,7 +393,14 @@ async fn compact(
         .with_actions(actions)
         .build(Some(snapshot), delta.log_store(), operation)
         .await?;
-    optimized.rewritten = Some(Rewritten { version: committed.version(), ..written });
+    let version = committed.version();
+    optimized.rewritten = Some(Rewritten { version, ..written });
+    // A checkpoint of the compacted version, so that opening the table reads its few files
+    // from one checkpoint instead of replaying the many small commits before it. The rewrite
+    // has landed already: a checkpoint that cannot be written only leaves the log longer.
+    if delta.load_version(version).await.is_ok() {
+        let _ = deltalake::protocol::checkpoints::create_checkpoint(&delta, None).await;
+    }
     Ok(optimized)
 }
 
