@@ -653,7 +653,7 @@ window_days = 30
 
         let (line, _, message) = located(parse("[[job]]\nname = \"a\"\nview = \"slowdown_by_system\"\n").unwrap_err());
         assert_eq!(line, 1);
-        assert!(message.contains("missing field `path`"), "{message}");
+        assert!(message.contains("job `a`: give the output's `path`"), "{message}");
 
         let (line, column, message) =
             located(parse("[[job]]\nname = \"a\"\nview = \"slowdwn_by_system\"\npath = \"a.csv\"\n").unwrap_err());
@@ -662,7 +662,7 @@ window_days = 30
 
         let (line, _, message) = located(parse("[[job]]\nname = \"a\"\npath = \"a.csv\"\n").unwrap_err());
         assert_eq!(line, 1);
-        assert!(message.contains("exactly one of `view`, `sql`, `sql_file` and `plan`"), "{message}");
+        assert!(message.contains("exactly one of `view`, `sql`, `sql_file`, `plan` and `optimize`"), "{message}");
 
         let (_, _, message) =
             located(parse("[[job]]\nname = \"a\"\nview = \"delay_by_reason\"\npath = \"a.txt\"\n").unwrap_err());

@@ -168,7 +168,7 @@ fn mistakes_in_the_jobs_file_exit_2_with_their_position_and_run_nothing() {
             "[[job]]\nname = \"a\"\nview = \"slowdown_by_system\"\npath = \"a.csv\"\nevery = \"day\"\n",
             "jobs.toml:5:1: unknown field `every`",
         ),
-        ("[[job]]\nname = \"a\"\nview = \"slowdown_by_system\"\n", "missing field `path`"),
+        ("[[job]]\nname = \"a\"\nview = \"slowdown_by_system\"\n", "jobs.toml:1:1: job `a`: give the output's `path`"),
         (
             "[[job]]\nname = \"a\"\nview = \"slowdown_by_systm\"\npath = \"a.csv\"\n",
             "jobs.toml:3:8: job `a`: unknown view `slowdown_by_systm`; did you mean `slowdown_by_system`",
