@@ -256,7 +256,7 @@ impl Jobs {
                     .target_size
                     .as_ref()
                     .map(|t| {
-                        crate::cli::parse_size(t.get_ref())
+                        crate::numbers::parse_size(t.get_ref())
                             .map(|b| b as u64)
                             .map_err(|m| at(t.span(), format!("job `{name}`: target_size: {m}")))
                     })

@@ -54,7 +54,7 @@ pub struct GlobalArgs {
     pub output: Option<PathBuf>,
 
     /// Memory for query execution (e.g. 512M, 2G); operators spill to disk beyond it.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::numbers::parse_size)]
     pub memory_limit: Option<usize>,
 
     /// Threads for query execution (default: one per core). Answers are the same for any N.
@@ -207,42 +207,9 @@ async fn interrupted() -> Error {
     }
 }
 
-/// Parses a size such as `512M`, `2G`, `1.5GB` or `1048576` into bytes.
-pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("invalid size `{s}`: expected a number and a unit, such as 512M"))?;
-    let multiplier: f64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1.0,
-        "K" | "KB" | "KIB" => 1024.0,
-        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
-        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TB" | "TIB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("invalid size unit `{other}`: expected K, M, G or T")),
-    };
-    let bytes = number * multiplier;
-    if bytes < 1.0 {
-        return Err(format!("invalid size `{s}`: must be at least one byte"));
-    }
-    Ok(bytes as usize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("512M"), Ok(512 * 1024 * 1024));
-        assert_eq!(parse_size("2g"), Ok(2 * 1024 * 1024 * 1024));
-        assert_eq!(parse_size("1.5GB"), Ok(1536 * 1024 * 1024));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").unwrap_err().contains("512M"));
-        assert!(parse_size("3X").unwrap_err().contains("unit"));
-        assert!(parse_size("0").is_err());
-    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -200,6 +200,15 @@ fn integer_scale(values: impl Iterator<Item = f64>) -> Option<i32> {
     (high - low + carry <= 126 && (-1022..=896).contains(&low)).then_some(low)
 }
 
+/// `x` in units of 2^`low` (exact for the values `integer_scale` admits `low` for); 0 for zero.
+fn units(x: f64, low: i32) -> i128 {
+    if x == 0.0 {
+        return 0;
+    }
+    let (mant, exp, _) = split(x);
+    mant << (exp - low)
+}
+
 impl ExactSum {
     /// Adds an integer total in units of 2^`low` (see `integer_scale`), exactly: as the two or
     /// three floats it rounds to and leaves over.
@@ -398,10 +407,7 @@ impl Accumulator for ExactAccumulator {
                     let mut total = 0i128;
                     for x in piece.iter().flatten() {
                         self.sum.count += 1;
-                        if x != 0.0 {
-                            let (mant, exp, _) = split(x);
-                            total += mant << (exp - low);
-                        }
+                        total += units(x, low);
                     }
                     self.sum.add_scaled(total, low);
                 }
@@ -520,8 +526,7 @@ impl ExactGroups {
                 self.seen[group] = true;
                 self.touched.push(group);
             }
-            let (mant, exp, _) = split(x);
-            self.totals[group] += mant << (exp - low);
+            self.totals[group] += units(x, low);
         }
         for group in self.touched.drain(..) {
             self.seen[group] = false;

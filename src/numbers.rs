@@ -31,6 +31,28 @@ pub fn bytes(bytes: i64) -> String {
     }
 }
 
+/// Parses a size such as `512M`, `2G`, `1.5GB` or `1048576` into bytes.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("invalid size `{s}`: expected a number and a unit, such as 512M"))?;
+    let multiplier: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TB" | "TIB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("invalid size unit `{other}`: expected K, M, G or T")),
+    };
+    let bytes = number * multiplier;
+    if bytes < 1.0 {
+        return Err(format!("invalid size `{s}`: must be at least one byte"));
+    }
+    Ok(bytes as usize)
+}
+
 /// `1,234,567`
 pub fn count(x: f64) -> String {
     let digits = format!("{:.0}", x.abs());
@@ -69,6 +91,17 @@ pub fn percent(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("512M"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("2g"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("1.5GB"), Ok(1536 * 1024 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").unwrap_err().contains("512M"));
+        assert!(parse_size("3X").unwrap_err().contains("unit"));
+        assert!(parse_size("0").is_err());
+    }
 
     #[test]
     fn sizes_are_pretty_as_postgresql_prints_them() {

@@ -21,7 +21,7 @@ pub struct OptimizeArgs {
 }
 
 fn parse_target(s: &str) -> std::result::Result<u64, String> {
-    crate::cli::parse_size(s).map(|b| b as u64)
+    crate::numbers::parse_size(s).map(|b| b as u64)
 }
 
 pub async fn run(config: &Config, args: OptimizeArgs) -> Result<u8> {

@@ -304,11 +304,9 @@ impl Store {
             Err(DeltaTableError::NotATable(_)) => return Ok(None),
             Err(e) => return Err(self.explain(table, &e)),
         };
-        let snapshot = delta.snapshot()?;
-        let files: Vec<_> = snapshot.log_data().iter().collect();
-        let bytes: u64 = files.iter().map(|f| f.size().max(0) as u64).sum();
-        let rows: Option<u64> = files.iter().map(|f| f.num_records().map(|n| n as u64)).sum();
-        Ok(Some((files.len(), planned_files(rows.unwrap_or(u64::MAX), bytes, None))))
+        let files: Vec<_> = delta.snapshot()?.log_data().iter().collect();
+        let (_, planned) = footprint(&files, None);
+        Ok(Some((files.len(), planned)))
     }
 
     /// Compacts `table`: when it has more data files than a compact table of its size
@@ -341,6 +339,14 @@ impl Store {
     }
 }
 
+/// The bytes of a table's data files and the number of files a compact table of its size has
+/// (`planned_files`; without row counts in the log's statistics, as many as the layout deals).
+fn footprint(files: &[deltalake::kernel::LogicalFileView], target_size: Option<u64>) -> (u64, usize) {
+    let bytes: u64 = files.iter().map(|f| f.size().max(0) as u64).sum();
+    let rows: Option<u64> = files.iter().map(|f| f.num_records().map(|n| n as u64)).sum();
+    (bytes, planned_files(rows.unwrap_or(u64::MAX), bytes, target_size))
+}
+
 /// `Store::optimize` on an opened table.
 async fn compact(
     table: Table,
@@ -353,10 +359,7 @@ async fn compact(
 
     let snapshot = delta.snapshot()?;
     let files: Vec<_> = snapshot.log_data().iter().collect();
-    let bytes_before: u64 = files.iter().map(|f| f.size().max(0) as u64).sum();
-    let known_rows: Option<u64> = files.iter().map(|f| f.num_records().map(|n| n as u64)).sum();
-    // Without statistics, every row group of the largest possible table.
-    let planned = planned_files(known_rows.unwrap_or(u64::MAX), bytes_before, target_size);
+    let (bytes_before, planned) = footprint(&files, target_size);
     let mut optimized = Optimized { files_before: files.len(), bytes_before, planned_files: planned, rewritten: None };
     if files.len() <= planned {
         return Ok(optimized);
