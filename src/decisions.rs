@@ -168,6 +168,31 @@ pub struct Paydown {
     /// efficiencies (Student's t over the periods), carried through the formula. `None` with
     /// fewer than two periods.
     pub range: Option<PaydownRange>,
+    /// The return priced in delayed value as well (`--value cost_of_delay`).
+    pub delayed_value: Option<DelayedValue>,
+}
+
+/// The paydown's return in product's unit: the value of the valued features that ship earlier.
+/// A feature of e estimated weeks takes e / E weeks today and e / T after, so each week of
+/// valued work saves (1/E − 1/T) weeks of its cost of delay.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DelayedValue {
+    /// Shipped features of the window with and without a cost of delay.
+    pub valued_features: u64,
+    pub unvalued_features: u64,
+    /// V: the valued features' cost of delay per week times their estimated weeks, per average
+    /// month of the window (30.436875 days).
+    pub valued_work_per_month: f64,
+    /// V x M x (1/E - 1/T)
+    pub value_returned: f64,
+    /// value_returned - invest
+    pub net_value_return: f64,
+    /// Months until the value returned equals the investment.
+    pub value_payback_months: f64,
+    /// value_returned at the ends of E's 90% interval (with `range`; `None` when its low end is
+    /// 0).
+    pub value_returned_low: Option<f64>,
+    pub value_returned_high: Option<f64>,
 }
 
 /// Paydown's numbers at the ends of E's 90% interval (a higher E returns less).
@@ -205,6 +230,27 @@ impl std::fmt::Display for Paydown {
             money(self.net_return)
         )?;
         write!(f, "payback: {:.1} months", self.payback_months)?;
+        if let Some(v) = &self.delayed_value {
+            write!(
+                f,
+                "\ndelayed value returned = V x M x (1/E - 1/T) = {} x {} x (1/{:.3} - 1/{:.3}) = {}\n\
+                 (V: the cost of delay per week times the estimated weeks of the window's {} valued features, per month; \
+                 {} without a value left out)\n\
+                 net return in delayed value = {} - {} = {}\n\
+                 payback in delayed value: {:.1} months",
+                money(v.valued_work_per_month),
+                self.months,
+                self.current_efficiency,
+                self.target_efficiency,
+                money(v.value_returned),
+                v.valued_features,
+                v.unvalued_features,
+                money(v.value_returned),
+                money(self.invest),
+                money(v.net_value_return),
+                v.value_payback_months
+            )?;
+        }
         if let Some(r) = &self.range {
             let months = |m: f64| if m.is_finite() { format!("{m:.1}") } else { "never".into() };
             write!(
@@ -220,6 +266,11 @@ impl std::fmt::Display for Paydown {
                 months(r.payback_months_low),
                 months(r.payback_months_high)
             )?;
+            if let Some((low, high)) =
+                self.delayed_value.as_ref().and_then(|v| v.value_returned_low.zip(v.value_returned_high))
+            {
+                write!(f, ", delayed value returned {}–{}", money(low), money(high))?;
+            }
         }
         Ok(())
     }
@@ -233,6 +284,7 @@ pub async fn paydown(
     target: f64,
     months: u32,
     capacity: Option<f64>,
+    value: PaydownValue,
 ) -> Result<Paydown> {
     if !(invest.is_finite() && invest >= 0.0) {
         return Err(Error::Usage(format!("--invest must be a number of at least 0, not {invest}")));
@@ -302,6 +354,13 @@ pub async fn paydown(
             format!("; C = their budget per year, {yearly_capacity:.0}")
         }
     );
+    let delayed_value = match value {
+        PaydownValue::Capacity => None,
+        PaydownValue::CostOfDelay => {
+            let (low, high) = range.as_ref().map_or((None, None), |r| (Some(r.efficiency_low), Some(r.efficiency_high)));
+            Some(delayed_value(session, invest, current, target, months, low, high).await?)
+        }
+    };
     Ok(Paydown {
         invest,
         current_efficiency: current,
@@ -313,6 +372,66 @@ pub async fn paydown(
         payback_months: if monthly_gain > 0.0 { invest / monthly_gain } else { f64::INFINITY },
         basis,
         range,
+        delayed_value,
+    })
+}
+
+/// How `paydown` prices the return.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaydownValue {
+    /// In engineering capacity (the budget the efficiency gain frees).
+    #[default]
+    Capacity,
+    /// In delayed value as well: the cost of delay of the valued features that ship earlier.
+    #[value(name = "cost_of_delay")]
+    CostOfDelay,
+}
+
+/// The valued work of the window and what the efficiency gain returns in its cost of delay.
+async fn delayed_value(
+    session: &Session,
+    invest: f64,
+    current: f64,
+    target: f64,
+    months: u32,
+    efficiency_low: Option<f64>,
+    efficiency_high: Option<f64>,
+) -> Result<DelayedValue> {
+    let result = session
+        .execute(
+            "SELECT count(cost_of_delay_per_week), count(*) - count(cost_of_delay_per_week), \
+             sum(cost_of_delay_per_week * estimated_weeks) * 30.436875 / window_days() FROM window_features",
+        )
+        .await?;
+    let batch = result.batches.iter().find(|b| b.num_rows() > 0);
+    let count = |i: usize| -> u64 {
+        batch.map_or(0, |b| {
+            datafusion::arrow::compute::cast(b.column(i), &datafusion::arrow::datatypes::DataType::UInt64)
+                .map_or(0, |c| c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>().value(0))
+        })
+    };
+    let (valued, unvalued) = (count(0), count(1));
+    let per_month = batch
+        .and_then(|b| b.column(2).as_primitive_opt::<Float64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0)));
+    let Some(per_month) = per_month.filter(|_| valued > 0) else {
+        return Err(Error::Usage(format!(
+            "--value cost_of_delay: none of the window's {unvalued} shipped features has a cost_of_delay_per_week; \
+             ingest it with the features (README, \"Cost of delay\") or price the return in capacity"
+        )));
+    };
+    let returned = |e: f64| per_month * f64::from(months) * (1.0 / e - 1.0 / target);
+    let value_returned = returned(current);
+    let monthly = value_returned / f64::from(months);
+    Ok(DelayedValue {
+        valued_features: valued,
+        unvalued_features: unvalued,
+        valued_work_per_month: per_month,
+        value_returned,
+        net_value_return: value_returned - invest,
+        value_payback_months: if monthly > 0.0 { invest / monthly } else { f64::INFINITY },
+        // A lower efficiency returns more.
+        value_returned_low: efficiency_high.map(returned),
+        value_returned_high: efficiency_low.filter(|e| *e > 0.0).map(returned),
     })
 }
 

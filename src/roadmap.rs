@@ -254,6 +254,10 @@ pub struct PaidTeam {
     /// The mean work the paydown saves over the team's items, in engineer-weeks, and its money.
     pub weeks_returned: f64,
     pub money_returned: Option<f64>,
+    /// The delayed value the earlier finishes bring forward over the team's valued items: each
+    /// one's cost of delay per week times the weeks its mean finish moves; `None` when no item
+    /// of the team has a cost of delay.
+    pub value_brought_forward: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -268,8 +272,11 @@ pub struct PlannedItem {
     pub p50_finish: NaiveDate,
     pub p85_finish: NaiveDate,
     pub flag: Option<String>,
+    pub cost_of_delay_per_week: Option<f64>,
     pub paid_p50_finish: Option<NaiveDate>,
     pub paid_p85_finish: Option<NaiveDate>,
+    /// With a paydown and a cost of delay: the value its earlier (mean) finish brings forward.
+    pub value_brought_forward: Option<f64>,
 }
 
 /// The jobs of a team's items with their forecasts.
@@ -294,6 +301,7 @@ struct BacklogRow {
     estimated_weeks: f64,
     priority: Option<i64>,
     planned_start: Option<NaiveDate>,
+    cost_of_delay: Option<f64>,
 }
 
 /// The forecast of the store's backlog, per team.
@@ -408,6 +416,12 @@ impl Planner {
             let paid_outcome = after
                 .as_ref()
                 .map(|after| simulate(&jobs_of(items, after, start), slots, options.trials, options.seed));
+            // Each valued item's delayed value brought forward: its cost of delay per week times
+            // the weeks its mean finish moves (the draws are the same in both worlds).
+            let brought = |j: usize| -> Option<f64> {
+                let o = paid_outcome.as_ref()?;
+                Some(items[j].cost_of_delay? * (outcome.finish[j].mean - o.finish[j].mean) / 7.0)
+            };
             let planned = items
                 .iter()
                 .enumerate()
@@ -422,10 +436,13 @@ impl Planner {
                     p50_finish: date(outcome.finish[j].p50),
                     p85_finish: date(outcome.finish[j].p85),
                     flag: now[j].flag(options.debt_share, options.architecture_ratio),
+                    cost_of_delay_per_week: i.cost_of_delay,
                     paid_p50_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p50)),
                     paid_p85_finish: paid_outcome.as_ref().map(|o| date(o.finish[j].p85)),
+                    value_brought_forward: brought(j),
                 })
-                .collect();
+                .collect::<Vec<PlannedItem>>();
+            let value_brought_forward = exact_sum(planned.iter().filter_map(|i| i.value_brought_forward));
             let paid_team = paid_outcome.map(|o| {
                 let weeks_returned: f64 = outcome.weeks.iter().zip(&o.weeks).map(|(a, b)| a - b).sum();
                 PaidTeam {
@@ -433,6 +450,7 @@ impl Planner {
                     done_p85: date(o.done.p85),
                     weeks_returned,
                     money_returned: self.cost.map(|c| weeks_returned * c),
+                    value_brought_forward,
                 }
             });
             teams.push(TeamPlan {
@@ -468,14 +486,27 @@ impl Roadmap {
     pub fn money_returned(&self) -> Option<f64> {
         self.cost_per_engineer_week.map(|c| c * self.weeks_returned())
     }
+
+    /// The delayed value the paydown brings forward over every team's valued items; `None`
+    /// without a paydown or without any item with a cost of delay.
+    pub fn value_brought_forward(&self) -> Option<f64> {
+        exact_sum(self.teams.iter().filter_map(|t| t.paid.as_ref()).filter_map(|p| p.value_brought_forward))
+    }
+
+    /// (items with a cost of delay, items) over every team.
+    pub fn valued_items(&self) -> (usize, usize) {
+        let items = self.teams.iter().flat_map(|t| &t.items);
+        let all: Vec<&PlannedItem> = items.collect();
+        (all.iter().filter(|i| i.cost_of_delay_per_week.is_some()).count(), all.len())
+    }
 }
 
 /// The backlog in priority order (items without one last, then by item_id).
 async fn backlog_rows(session: &Session) -> Result<Vec<BacklogRow>> {
     let result = session
         .execute(
-            "SELECT item_id, title, team, systems, estimated_weeks, priority, planned_start FROM backlog \
-             ORDER BY priority NULLS LAST, item_id",
+            "SELECT item_id, title, team, systems, estimated_weeks, priority, planned_start, cost_of_delay_per_week \
+             FROM backlog ORDER BY priority NULLS LAST, item_id",
         )
         .await?;
     let mut rows = Vec::new();
@@ -487,6 +518,7 @@ async fn backlog_rows(session: &Session) -> Result<Vec<BacklogRow>> {
         let estimated = batch.column(4).as_primitive::<Float64Type>();
         let priority = batch.column(5).as_primitive::<Int64Type>();
         let planned = batch.column(6).as_primitive::<Date32Type>();
+        let value = batch.column(7).as_primitive::<Float64Type>();
         for r in 0..batch.num_rows() {
             rows.push(BacklogRow {
                 item_id: id.value(r).to_string(),
@@ -496,6 +528,7 @@ async fn backlog_rows(session: &Session) -> Result<Vec<BacklogRow>> {
                 estimated_weeks: estimated.value(r),
                 priority: priority.is_valid(r).then(|| priority.value(r)),
                 planned_start: planned.is_valid(r).then(|| planned.value_as_date(r)).flatten(),
+                cost_of_delay: value.is_valid(r).then(|| value.value(r)),
             });
         }
     }
@@ -631,6 +664,14 @@ impl Roadmap {
                 systems.join(" and "),
                 p.weeks_returned
             ));
+            if let Some(v) = p.value_brought_forward {
+                let valued = t.items.iter().filter(|i| i.cost_of_delay_per_week.is_some()).count();
+                s.push_str(&format!(
+                    ", bringing ${} of delayed value forward ({valued} of {} items valued)",
+                    crate::numbers::count(v.max(0.0)),
+                    t.items.len()
+                ));
+            }
         }
         s
     }
@@ -653,6 +694,7 @@ impl Roadmap {
             Field::new("slots", DataType::UInt64, false),
             Field::new("team_done_p50", DataType::Date32, false),
             Field::new("team_done_p85", DataType::Date32, false),
+            Field::new("cost_of_delay_per_week", DataType::Float64, true),
         ];
         if paid {
             fields.extend([
@@ -662,6 +704,8 @@ impl Roadmap {
                 Field::new("team_paid_done_p85", DataType::Date32, true),
                 Field::new("team_weeks_returned", DataType::Float64, true),
                 Field::new("team_money_returned", DataType::Float64, true),
+                Field::new("value_brought_forward", DataType::Float64, true),
+                Field::new("team_value_brought_forward", DataType::Float64, true),
             ]);
         }
         let schema = Arc::new(Schema::new(fields));
@@ -692,6 +736,7 @@ impl Roadmap {
             Arc::new(items.iter().map(|(t, _)| Some(t.slots as u64)).collect::<UInt64Array>()),
             date(&|(t, _)| Some(t.done_p50)),
             date(&|(t, _)| Some(t.done_p85)),
+            float(&|(_, i)| i.cost_of_delay_per_week),
         ];
         if paid {
             columns.extend([
@@ -701,11 +746,20 @@ impl Roadmap {
                 date(&|(t, _)| t.paid.as_ref().map(|p| p.done_p85)),
                 float(&|(t, _)| t.paid.as_ref().map(|p| p.weeks_returned)),
                 float(&|(t, _)| t.paid.as_ref().and_then(|p| p.money_returned)),
+                float(&|(_, i)| i.value_brought_forward),
+                float(&|(t, _)| t.paid.as_ref().and_then(|p| p.value_brought_forward)),
             ]);
         }
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         Ok(QueryResult { schema, batches: vec![batch], window: None })
     }
+}
+
+/// The exact sum of some values, `None` for none.
+fn exact_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut sum = crate::exact::ExactSum::new();
+    values.for_each(|v| sum.add(v));
+    sum.value()
 }
 
 /// A date as the sentences write it: `14 Apr 2027`.

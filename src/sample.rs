@@ -176,11 +176,16 @@ impl SampleStore {
 /// Generates a store.
 pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
     let mut rng = Rng(spec.seed);
-    let (features, shipped_by_system) = features(&mut rng, spec.features)?;
+    // Values come from streams of their own, so that adding them left every other column as it was.
+    let (features, shipped_by_system) = features(&mut rng, &mut Rng(spec.seed ^ VALUE_STREAM), spec.features)?;
     let incidents = incidents(&mut rng, spec.incidents, &shipped_by_system)?;
     let capacity = capacity()?;
     // The backlog draws from its own stream, so its size does not change the other tables.
-    let backlog = backlog(&mut Rng(spec.seed ^ 0xBAC1_0600_0000_0000), spec.backlog)?;
+    let backlog = backlog(
+        &mut Rng(spec.seed ^ 0xBAC1_0600_0000_0000),
+        &mut Rng(spec.seed ^ VALUE_STREAM ^ 0xBAC1_0600_0000_0000),
+        spec.backlog,
+    )?;
     Ok(SampleStore { features, incidents, capacity, backlog })
 }
 
@@ -206,6 +211,7 @@ struct FeatureBuilders {
     started_at: TimestampMicrosecondBuilder,
     shipped_at: TimestampMicrosecondBuilder,
     dod: Vec<BooleanBuilder>,
+    cost_of_delay: Float64Builder,
 }
 
 impl FeatureBuilders {
@@ -223,6 +229,7 @@ impl FeatureBuilders {
             started_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             shipped_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             dod: (0..8).map(|_| BooleanBuilder::new()).collect(),
+            cost_of_delay: Float64Builder::new(),
         }
     }
 
@@ -241,12 +248,26 @@ impl FeatureBuilders {
             Arc::new(self.shipped_at.finish()),
         ];
         columns.extend(self.dod.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        columns.push(Arc::new(self.cost_of_delay.finish()));
         Ok(RecordBatch::try_new(Table::Features.schema(), columns)?)
     }
 }
 
+/// The seed of the cost-of-delay values' random stream (xored with the sample's seed).
+const VALUE_STREAM: u64 = 0xC0D0_0000_5EED_0001;
+
+/// What a week of delay of a piece of work costs, as product would estimate it: most product
+/// work is valued (from $500 to $20,000 a week, rounded to $100), quality work rarely (risk
+/// avoided), and a fifth of the product work has no estimate yet.
+fn cost_of_delay(rng: &mut Rng, quality: bool) -> Option<f64> {
+    let valued = rng.chance(if quality { 0.15 } else { 0.8 });
+    let base = *rng.pick(&[500.0, 1000.0, 2000.0, 2000.0, 5000.0, 5000.0, 10000.0, 20000.0]);
+    let value = (base * rng.noise(0.3) / 100.0).round() * 100.0;
+    valued.then_some(value)
+}
+
 /// Features, and for each system the ids of shipped features centred on it (for incidents).
-fn features(rng: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Vec<Vec<u32>>)> {
+fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Vec<Vec<u32>>)> {
     let (start, end) = history();
     let span = (end - start).num_seconds() as f64;
     let mut by_system: Vec<Vec<u32>> = vec![Vec::new(); SYSTEMS.len()];
@@ -338,6 +359,7 @@ fn features(rng: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Vec<Vec<u32>>)
                 dod.append_value(rng.chance(team.dod));
             }
         }
+        b.cost_of_delay.append_option(cost_of_delay(values, quality));
         if (i + 1).is_multiple_of(BATCH_ROWS) {
             batches.push(b.finish()?);
         }
@@ -523,7 +545,7 @@ fn capacity() -> Result<Vec<RecordBatch>> {
 /// The planned work of each team after the history ends: items on one to three of the team's
 /// systems, prioritised per team (a few not yet), some with a planned start, a sixth of them
 /// quality work.
-fn backlog(rng: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
+fn backlog(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
     const WEEKS: &[f64] = &[0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 3.0, 4.0, 6.0, 8.0];
     let (_, end) = history();
     let first_day = end.date_naive() + Duration::days(1);
@@ -536,6 +558,7 @@ fn backlog(rng: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
     let mut priority = Int64Builder::new();
     let mut planned_start = Date32Builder::new();
     let mut work_type = StringBuilder::new();
+    let mut value = Float64Builder::new();
     let mut next_priority = vec![1i64; TEAMS.len()];
     for i in 0..n {
         let t = rng.below(TEAMS.len());
@@ -573,6 +596,7 @@ fn backlog(rng: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
             planned_start.append_null();
         }
         work_type.append_value(if quality { "quality" } else { "product" });
+        value.append_option(cost_of_delay(values, quality));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(item_id.finish()),
@@ -583,6 +607,7 @@ fn backlog(rng: &mut Rng, n: usize) -> Result<Vec<RecordBatch>> {
         Arc::new(priority.finish()),
         Arc::new(planned_start.finish()),
         Arc::new(work_type.finish()),
+        Arc::new(value.finish()),
     ];
     Ok(vec![RecordBatch::try_new(Table::Backlog.schema(), columns)?])
 }

@@ -70,6 +70,10 @@ impl Table {
             (Table::Backlog, "estimated_weeks") => "the team's estimate in weeks (> 0)",
             (Table::Backlog, "priority") => "the order of work within the team, lower first (nullable: last)",
             (Table::Backlog, "planned_start") => "the earliest day work may start (nullable)",
+            (Table::Features, COST_OF_DELAY) | (Table::Backlog, COST_OF_DELAY) => {
+                "what a week of delay costs once the work would have shipped (revenue, savings or risk, as product \
+                 estimates it), in the store's currency; nullable, >= 0"
+            }
             _ => return None,
         })
     }
@@ -127,10 +131,20 @@ impl Table {
                 Field::new("priority", DataType::Int64, true),
                 Field::new("planned_start", DataType::Date32, true),
                 Field::new("work_type", DataType::Utf8, false),
+                Field::new(COST_OF_DELAY, DataType::Float64, true),
             ],
         }))
     }
+
+    /// Columns added after stores were first written (nullable ones): a table found without one
+    /// reads it as null, and the next ingest adds it to the table.
+    pub fn added_later(self, column: &str) -> bool {
+        matches!((self, column), (Table::Features | Table::Backlog, COST_OF_DELAY))
+    }
 }
+
+/// The value of a week of delay of a feature or planned item (the cost of delay issue).
+pub const COST_OF_DELAY: &str = "cost_of_delay_per_week";
 
 impl std::str::FromStr for Table {
     type Err = Error;
@@ -194,21 +208,38 @@ fn features_fields() -> Vec<Field> {
         Field::new("shipped_at", timestamp(), true),
     ];
     fields.extend(DOD_COLUMNS.iter().map(|c| Field::new(*c, DataType::Boolean, true)));
+    fields.push(Field::new(COST_OF_DELAY, DataType::Float64, true));
     fields
 }
 
-/// How a table found on disk maps onto the spec: the columns that must be cast to the spec's
-/// type on the way in (a lossless widening, such as an integer estimate or a nanosecond
-/// timestamp), in the found table's column order.
-pub type Casts = Vec<(String, DataType)>;
+/// How a table found on disk maps onto the spec.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conform {
+    /// The columns that must be cast to the spec's type on the way in (a lossless widening, such
+    /// as an integer estimate or a nanosecond timestamp), in the found table's column order.
+    pub casts: Vec<(String, DataType)>,
+    /// Columns added to the spec after the table was written (`Table::added_later`), read as
+    /// null.
+    pub missing: Vec<Field>,
+}
+
+impl Conform {
+    pub fn is_empty(&self) -> bool {
+        self.casts.is_empty() && self.missing.is_empty()
+    }
+}
 
 /// Checks that `found` has every column of `table` with the same logical type or one that
-/// converts without loss, and returns the casts that make it conform. Extra columns are
-/// allowed; nullability is not compared, since other tools write every column as nullable.
-pub fn check(table: Table, found: &Schema) -> Result<Casts> {
-    let mut casts = Casts::new();
+/// converts without loss, and returns what makes it conform. Extra columns are allowed;
+/// nullability is not compared, since other tools write every column as nullable.
+pub fn check(table: Table, found: &Schema) -> Result<Conform> {
+    let mut conform = Conform::default();
     for expected in table.schema().fields() {
         let Ok(field) = found.field_with_name(expected.name()) else {
+            if table.added_later(expected.name()) {
+                conform.missing.push(expected.as_ref().clone());
+                continue;
+            }
             return Err(Error::ColumnType {
                 table: table.name(),
                 column: expected.name().clone(),
@@ -218,7 +249,7 @@ pub fn check(table: Table, found: &Schema) -> Result<Casts> {
         };
         match conformance(field.data_type(), expected.data_type()) {
             Conformance::Same => {}
-            Conformance::Cast => casts.push((field.name().clone(), expected.data_type().clone())),
+            Conformance::Cast => conform.casts.push((field.name().clone(), expected.data_type().clone())),
             Conformance::Refused => {
                 return Err(Error::ColumnType {
                     table: table.name(),
@@ -229,7 +260,7 @@ pub fn check(table: Table, found: &Schema) -> Result<Casts> {
             }
         }
     }
-    Ok(casts)
+    Ok(conform)
 }
 
 enum Conformance {
@@ -344,6 +375,18 @@ mod tests {
     }
 
     #[test]
+    fn a_column_added_later_may_be_missing_and_reads_as_null() {
+        let fields: Vec<Field> =
+            Table::Features.schema().fields().iter().filter(|f| f.name() != COST_OF_DELAY).map(|f| f.as_ref().clone()).collect();
+        let conform = check(Table::Features, &Schema::new(fields.clone())).unwrap();
+        assert!(conform.casts.is_empty());
+        assert_eq!(conform.missing, vec![Field::new(COST_OF_DELAY, DataType::Float64, true)]);
+        // Any other missing column is refused.
+        let err = check(Table::Features, &Schema::new(fields[1..].to_vec())).unwrap_err().to_string();
+        assert!(err.contains("feature_id") && err.contains("no such column"), "{err}");
+    }
+
+    #[test]
     fn a_wrong_type_names_table_column_expected_and_found() {
         let mut fields: Vec<Field> = Table::Features.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields[5] = Field::new("estimated_weeks", DataType::Utf8, true);
@@ -357,7 +400,7 @@ mod tests {
         let mut fields: Vec<Field> = Table::Incidents.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields[4] = Field::new("started_at", DataType::Timestamp(TimeUnit::Nanosecond, None), true);
         fields[6] = Field::new("users_affected", DataType::Int32, true);
-        let casts = check(Table::Incidents, &Schema::new(fields)).unwrap();
+        let casts = check(Table::Incidents, &Schema::new(fields)).unwrap().casts;
         assert_eq!(
             casts,
             vec![("started_at".to_string(), timestamp()), ("users_affected".to_string(), DataType::Int64)]

@@ -55,6 +55,8 @@ pub struct Observations {
     systems: Lists,
     estimated: Vec<Option<f64>>,
     actual: Vec<Option<f64>>,
+    /// Each feature's cost of delay per week (`delay_cost` reads it; the tax does not).
+    values: Vec<Option<f64>>,
 }
 
 impl Observations {
@@ -87,25 +89,44 @@ impl Observations {
         estimated: Option<f64>,
         actual: Option<f64>,
     ) {
+        self.push_valued(systems, estimated, actual, None);
+    }
+
+    /// Appends one feature with its cost of delay per week.
+    pub fn push_valued<'a>(
+        &mut self,
+        systems: impl IntoIterator<Item = &'a str>,
+        estimated: Option<f64>,
+        actual: Option<f64>,
+        value: Option<f64>,
+    ) {
         for s in systems {
             let n = self.number(s);
             self.systems.values.push(n);
         }
-        self.end_feature(estimated, actual);
+        self.end_feature(estimated, actual, value);
     }
 
     /// Closes the feature whose systems were just pushed.
-    fn end_feature(&mut self, estimated: Option<f64>, actual: Option<f64>) {
+    fn end_feature(&mut self, estimated: Option<f64>, actual: Option<f64>, value: Option<f64>) {
         self.systems.close();
         self.estimated.push(estimated);
         self.actual.push(actual);
+        self.values.push(value);
     }
 
-    /// Appends the rows of three columns (systems, estimated_weeks, actual_weeks). A null list
-    /// or name reads as no system.
+    /// Appends the rows of three columns (systems, estimated_weeks, actual_weeks), or four with
+    /// the cost of delay per week. A null list or name reads as no system.
     pub fn append_columns(&mut self, columns: &[ArrayRef]) -> DfResult<()> {
-        let [systems, estimated, actual] = columns else {
-            return datafusion::common::plan_err!("velocity_tax takes systems, estimated_weeks, actual_weeks");
+        let (systems, estimated, actual, value) = match columns {
+            [systems, estimated, actual] => (systems, estimated, actual, None),
+            [systems, estimated, actual, value] => (systems, estimated, actual, Some(value)),
+            _ => {
+                return datafusion::common::plan_err!(
+                    "velocity_tax takes systems, estimated_weeks, actual_weeks (and delay_cost also \
+                     cost_of_delay_per_week)"
+                );
+            }
         };
         let (list_offsets, names) = match systems.data_type() {
             DataType::List(_) => {
@@ -128,6 +149,8 @@ impl Observations {
         let estimated = estimated.as_primitive::<Float64Type>();
         let actual = cast(actual, &DataType::Float64)?;
         let actual = actual.as_primitive::<Float64Type>();
+        let value = value.map(|v| cast(v, &DataType::Float64)).transpose()?;
+        let value = value.as_ref().map(|v| v.as_primitive::<Float64Type>());
         for i in 0..systems.len() {
             if systems.is_valid(i) {
                 self.systems
@@ -137,6 +160,7 @@ impl Observations {
             self.end_feature(
                 estimated.is_valid(i).then(|| estimated.value(i)),
                 actual.is_valid(i).then(|| actual.value(i)),
+                value.and_then(|v| v.is_valid(i).then(|| v.value(i))),
             );
         }
         Ok(())
@@ -144,7 +168,8 @@ impl Observations {
 
     fn bytes(&self) -> usize {
         self.systems.bytes()
-            + (self.estimated.capacity() + self.actual.capacity()) * std::mem::size_of::<Option<f64>>()
+            + (self.estimated.capacity() + self.actual.capacity() + self.values.capacity())
+                * std::mem::size_of::<Option<f64>>()
             + self.names.iter().map(|n| 2 * n.capacity() + 64).sum::<usize>()
     }
 }
@@ -227,6 +252,9 @@ pub struct Fit {
     /// Features of the window left out of the fit (weeks missing or not above 0).
     pub excluded: u64,
     rows: Vec<SystemTax>,
+    /// The window's features with at least one system, each one's systems as sorted, distinct
+    /// indexes into `systems`.
+    features: Features,
 }
 
 /// How a feature's systems combine into its slowdown.
@@ -281,6 +309,7 @@ impl Fit {
                 features.touched.close();
                 features.estimated.push(o.estimated[i]);
                 features.actual.push(o.actual[i]);
+                features.values.push(o.values[i]);
             }
         }
         let systems: Vec<String> = by_name.iter().map(|&s| o.names[s as usize].clone()).collect();
@@ -305,8 +334,8 @@ impl Fit {
         }
 
         let model = Model::fit(&rows, p);
-        let mut fit = Fit { systems, fitted, model, excluded, rows: Vec::new() };
-        fit.rows = fit.system_rows(&features);
+        let mut fit = Fit { systems, fitted, model, excluded, rows: Vec::new(), features };
+        fit.rows = fit.system_rows();
         fit
     }
 
@@ -325,16 +354,15 @@ impl Fit {
         self.model.combine
     }
 
-    fn system_rows(&self, all: &Features) -> Vec<SystemTax> {
+    fn system_rows(&self) -> Vec<SystemTax> {
+        let all = &self.features;
         let p = self.systems.len();
         let mut features = vec![0u64; p];
         let mut solo = vec![0u64; p];
         let mut naive: Vec<ExactSum> = vec![ExactSum::new(); p];
         let mut extra: Vec<ExactSum> = vec![ExactSum::new(); p];
         let taxes: Vec<Option<(f64, f64, f64)>> = (0..p).map(|s| self.tax_of(s)).collect();
-        // A feature's extra weeks are shared in proportion to each touched system's log tax
-        // (systems at or below 1x take none); when no touched system is above 1x, equally.
-        let weight: Vec<f64> = taxes.iter().map(|t| t.map_or(0.0, |(tax, _, _)| tax.ln().max(0.0))).collect();
+        let weight = share_weights(&taxes);
         for (i, touched) in all.touched.iter().enumerate() {
             let (estimated, actual) = (all.estimated[i], all.actual[i]);
             for &s in touched {
@@ -351,11 +379,8 @@ impl Fit {
                 }
             }
             if let (Some(e), Some(a)) = (estimated, actual) {
-                let total_weight: f64 = touched.iter().map(|&s| weight[s as usize]).sum();
                 for &s in touched {
-                    let s = s as usize;
-                    let share = if total_weight > 0.0 { weight[s] / total_weight } else { 1.0 / touched.len() as f64 };
-                    extra[s].add((a - e) * share);
+                    extra[s as usize].add((a - e) * share(touched, &weight, s as usize));
                 }
             }
         }
@@ -376,6 +401,77 @@ impl Fit {
                 }
             })
             .collect()
+    }
+
+    /// `delay_cost`'s rows, one per system in the order of the names, then the organisation's
+    /// (`ORGANISATION`): each valued feature's weeks late (actual − estimated, not below 0)
+    /// shared among its systems as `system_tax` shares its extra weeks, and those weeks times
+    /// its cost of delay per week. low and high share with the system's tax at the ends of its
+    /// 90% interval (the other systems at theirs as fitted).
+    /// No rows for a window without features.
+    pub fn delay_costs(&self) -> Vec<DelayCost> {
+        let all = &self.features;
+        if all.estimated.is_empty() {
+            return Vec::new();
+        }
+        let p = self.systems.len();
+        let taxes: Vec<Option<(f64, f64, f64)>> = (0..p).map(|s| self.tax_of(s)).collect();
+        let weight = share_weights(&taxes);
+        let mut rows: Vec<DelayCost> = self
+            .systems
+            .iter()
+            .map(|s| DelayCost { system: s.clone(), ..DelayCost::default() })
+            .chain([DelayCost { system: ORGANISATION.to_string(), ..DelayCost::default() }])
+            .collect();
+        let mut sums = vec![[ExactSum::new(), ExactSum::new(), ExactSum::new(), ExactSum::new()]; p + 1];
+        for (i, touched) in all.touched.iter().enumerate() {
+            let Some(value) = all.values[i] else {
+                for &s in touched {
+                    rows[s as usize].features_unvalued += 1;
+                }
+                rows[p].features_unvalued += 1;
+                continue;
+            };
+            rows[p].features_valued += 1;
+            let late = match (all.estimated[i], all.actual[i]) {
+                (Some(e), Some(a)) => (a - e).max(0.0),
+                _ => 0.0,
+            };
+            let org = &mut sums[p];
+            org[0].add(late);
+            for sum in &mut org[1..] {
+                sum.add(late * value);
+            }
+            for &s in touched {
+                let s = s as usize;
+                rows[s].features_valued += 1;
+                let point = share(touched, &weight, s);
+                let at = |end: fn(&(f64, f64, f64)) -> f64| match taxes[s] {
+                    Some(t) => {
+                        let mut moved = weight.clone();
+                        moved[s] = end(&t).ln().max(0.0);
+                        share(touched, &moved, s)
+                    }
+                    None => point,
+                };
+                let (low, high) = (at(|t| t.1), at(|t| t.2));
+                let sum = &mut sums[s];
+                sum[0].add(late * point);
+                sum[1].add(late * point * value);
+                sum[2].add(late * low * value);
+                sum[3].add(late * high * value);
+            }
+        }
+        for (row, sum) in rows.iter_mut().zip(&sums) {
+            let total = |k: usize| sum[k].value().unwrap_or(0.0);
+            row.attributed_delay_weeks = total(0);
+            row.cost_of_delay = total(1);
+            // The shares move the other way at the ends only through the fallback to equal
+            // shares; the interval is the two ends in order.
+            row.cost_low = total(2).min(total(3)).min(total(1));
+            row.cost_high = total(2).max(total(3)).max(total(1));
+        }
+        rows
     }
 
     /// (tax, low, high) of system index s; `None` when no feature of it is in the fit.
@@ -536,6 +632,34 @@ impl Lists {
     }
 }
 
+/// How much of a feature's weeks each system takes, by the log of its tax (systems at or below
+/// 1x, or without a tax, weigh 0).
+fn share_weights(taxes: &[Option<(f64, f64, f64)>]) -> Vec<f64> {
+    taxes.iter().map(|t| t.map_or(0.0, |(tax, _, _)| tax.ln().max(0.0))).collect()
+}
+
+/// System s's share of a feature touching `touched`: its weight over theirs, or an equal share
+/// when none of them weighs anything (no touched system above 1x).
+fn share(touched: &[u32], weight: &[f64], s: usize) -> f64 {
+    let total: f64 = touched.iter().map(|&t| weight[t as usize]).sum();
+    if total > 0.0 { weight[s] / total } else { 1.0 / touched.len() as f64 }
+}
+
+/// The name of `delay_cost`'s organisation row.
+pub const ORGANISATION: &str = "(organisation)";
+
+/// One row of `delay_cost`, before the window's length turns it into a monthly figure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DelayCost {
+    pub system: String,
+    pub features_valued: u64,
+    pub features_unvalued: u64,
+    pub attributed_delay_weeks: f64,
+    pub cost_of_delay: f64,
+    pub cost_low: f64,
+    pub cost_high: f64,
+}
+
 /// The fit's rows: the systems each feature touches and its log-ratio.
 #[derive(Debug, Default)]
 struct Rows {
@@ -559,11 +683,12 @@ impl Rows {
 }
 
 /// The window's features with at least one system, fitted or not.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Features {
     touched: Lists,
     estimated: Vec<Option<f64>>,
     actual: Vec<Option<f64>>,
+    values: Vec<Option<f64>>,
 }
 
 /// One fitted combination rule. Parameter 0 is the intercept c (0 for `Slowest`), parameter
@@ -911,11 +1036,12 @@ struct VelocityTax {
 }
 
 /// What the aggregate returns: `velocity_tax`, system_tax's rows; `tax_model`, the fitted model
-/// (as JSON text) that `item_forecast` reads.
+/// (as JSON text) that `item_forecast` reads; `delay_cost`, the delay_cost view's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Output {
     Rows,
     Model,
+    DelayCost,
 }
 
 /// The struct of one `system_tax` row.
@@ -933,6 +1059,19 @@ pub fn row_fields() -> Fields {
     ])
 }
 
+/// The struct of one `delay_cost` row (`Fit::delay_costs`).
+pub fn delay_cost_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("system", DataType::Utf8, false),
+        Field::new("features_valued", DataType::Int64, false),
+        Field::new("features_unvalued", DataType::Int64, false),
+        Field::new("attributed_delay_weeks", DataType::Float64, false),
+        Field::new("cost_of_delay", DataType::Float64, false),
+        Field::new("cost_low", DataType::Float64, false),
+        Field::new("cost_high", DataType::Float64, false),
+    ])
+}
+
 fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(t, true)))
 }
@@ -942,6 +1081,7 @@ impl AggregateUDFImpl for VelocityTax {
         match self.output {
             Output::Rows => "velocity_tax",
             Output::Model => "tax_model",
+            Output::DelayCost => "delay_cost",
         }
     }
     fn signature(&self) -> &Signature {
@@ -951,6 +1091,7 @@ impl AggregateUDFImpl for VelocityTax {
         Ok(match self.output {
             Output::Rows => list_of(DataType::Struct(row_fields())),
             Output::Model => DataType::Utf8,
+            Output::DelayCost => list_of(DataType::Struct(delay_cost_fields())),
         })
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
@@ -963,15 +1104,18 @@ impl AggregateUDFImpl for VelocityTax {
             Arc::new(Field::new(name("names"), list_of(DataType::Utf8), true)),
             Arc::new(Field::new(name("estimated"), list_of(DataType::Float64), true)),
             Arc::new(Field::new(name("actual"), list_of(DataType::Float64), true)),
+            Arc::new(Field::new(name("values"), list_of(DataType::Float64), true)),
         ])
     }
 }
 
 /// The registered functions: `velocity_tax` (the system_tax view) and `tax_model` (the model
-/// backlog_forecast applies), over the same three arguments.
-pub fn functions() -> [AggregateUDF; 2] {
-    [Output::Rows, Output::Model].map(|output| {
-        AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(3, Volatility::Immutable), output })
+/// backlog_forecast applies), over the same three arguments, and `delay_cost` (the delay_cost
+/// view), over those and the cost of delay per week.
+pub fn functions() -> [AggregateUDF; 3] {
+    [Output::Rows, Output::Model, Output::DelayCost].map(|output| {
+        let arguments = if output == Output::DelayCost { 4 } else { 3 };
+        AggregateUDF::new_from_impl(VelocityTax { signature: Signature::any(arguments, Volatility::Immutable), output })
     })
 }
 
@@ -993,6 +1137,7 @@ impl Accumulator for TaxAccumulator {
             Output::Model => serde_json::to_string(&fit.forecaster())
                 .map(|json| ScalarValue::Utf8(Some(json)))
                 .map_err(|e| datafusion::common::DataFusionError::Internal(format!("tax_model: {e}"))),
+            Output::DelayCost => Ok(ScalarValue::List(Arc::new(delay_cost_array(&fit.delay_costs())))),
         }
     }
 
@@ -1020,7 +1165,8 @@ impl Accumulator for TaxAccumulator {
         let names: StringArray = o.names.iter().map(|n| Some(n.as_str())).collect();
         let estimated: Float64Array = o.estimated.into_iter().collect();
         let actual: Float64Array = o.actual.into_iter().collect();
-        Ok([Arc::new(systems) as ArrayRef, Arc::new(names), Arc::new(estimated), Arc::new(actual)]
+        let values: Float64Array = o.values.into_iter().collect();
+        Ok([Arc::new(systems) as ArrayRef, Arc::new(names), Arc::new(estimated), Arc::new(actual), Arc::new(values)]
             .into_iter()
             .map(|values| {
                 let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
@@ -1031,11 +1177,16 @@ impl Accumulator for TaxAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let [systems, names, estimated, actual] = states else {
+        let [systems, names, estimated, actual, values] = states else {
             return datafusion::common::internal_err!("velocity_tax: a state of {} columns", states.len());
         };
-        let (systems, names, estimated, actual) =
-            (systems.as_list::<i32>(), names.as_list::<i32>(), estimated.as_list::<i32>(), actual.as_list::<i32>());
+        let (systems, names, estimated, actual, values) = (
+            systems.as_list::<i32>(),
+            names.as_list::<i32>(),
+            estimated.as_list::<i32>(),
+            actual.as_list::<i32>(),
+            values.as_list::<i32>(),
+        );
         for row in 0..systems.len() {
             if systems.is_null(row) {
                 continue;
@@ -1045,8 +1196,12 @@ impl Accumulator for TaxAccumulator {
             let numbers: Vec<u32> = names.iter().map(|n| self.observations.number(n.unwrap_or(""))).collect();
             let features = systems.value(row);
             let features = features.as_list::<i32>();
-            let (estimated, actual) = (estimated.value(row), actual.value(row));
-            let (estimated, actual) = (estimated.as_primitive::<Float64Type>(), actual.as_primitive::<Float64Type>());
+            let (estimated, actual, values) = (estimated.value(row), actual.value(row), values.value(row));
+            let (estimated, actual, values) = (
+                estimated.as_primitive::<Float64Type>(),
+                actual.as_primitive::<Float64Type>(),
+                values.as_primitive::<Float64Type>(),
+            );
             for i in 0..features.len() {
                 let touched = features.value(i);
                 let touched = touched.as_primitive::<UInt32Type>();
@@ -1054,6 +1209,7 @@ impl Accumulator for TaxAccumulator {
                 self.observations.end_feature(
                     estimated.is_valid(i).then(|| estimated.value(i)),
                     actual.is_valid(i).then(|| actual.value(i)),
+                    values.is_valid(i).then(|| values.value(i)),
                 );
             }
         }
@@ -1079,6 +1235,30 @@ fn rows_array(rows: &[SystemTax]) -> ListArray {
     let structs = StructArray::new(row_fields(), columns, None);
     ListArray::new(
         Arc::new(Field::new_list_field(DataType::Struct(row_fields()), true)),
+        OffsetBuffer::from_lengths([rows.len()]),
+        Arc::new(structs),
+        None,
+    )
+}
+
+/// `delay_cost`'s rows as one list of structs.
+fn delay_cost_array(rows: &[DelayCost]) -> ListArray {
+    let float = |f: fn(&DelayCost) -> f64| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<Float64Array>()) };
+    let count = |f: fn(&DelayCost) -> u64| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| f(r) as i64).collect::<Int64Array>())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|r| Some(r.system.as_str())).collect::<StringArray>()),
+        count(|r| r.features_valued),
+        count(|r| r.features_unvalued),
+        float(|r| r.attributed_delay_weeks),
+        float(|r| r.cost_of_delay),
+        float(|r| r.cost_low),
+        float(|r| r.cost_high),
+    ];
+    let structs = StructArray::new(delay_cost_fields(), columns, None);
+    ListArray::new(
+        Arc::new(Field::new_list_field(DataType::Struct(delay_cost_fields()), true)),
         OffsetBuffer::from_lengths([rows.len()]),
         Arc::new(structs),
         None,

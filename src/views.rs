@@ -41,6 +41,7 @@ pub const VIEWS: &[ViewDef] = &[
     view!("capacity_efficiency", true),
     view!("capacity_split", true),
     view!("debt_cost", true),
+    view!("delay_cost", true),
     view!("system_health", true),
     view!("dod_compliance", true),
     view!("estimation_accuracy", true),

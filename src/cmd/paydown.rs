@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use clap::Args;
-use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use crate::config::Config;
-use crate::decisions::{PaydownRange, paydown};
+use crate::decisions::{DelayedValue, PaydownRange, PaydownValue, paydown};
 use crate::engine::QueryResult;
 use crate::error::{Result, exit};
 use crate::output::Format;
@@ -26,11 +26,15 @@ pub struct PaydownArgs {
     /// The yearly engineering capacity (budget). Default: from the last twelve months of capacity rows.
     #[arg(long)]
     pub capacity: Option<f64>,
+    /// What the return is priced in: capacity (the budget freed), or cost_of_delay (also the
+    /// delayed value of the valued features that ship earlier).
+    #[arg(long, value_enum, default_value_t = PaydownValue::Capacity)]
+    pub value: PaydownValue,
 }
 
 pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
     let session = config.engine().await?.session();
-    let p = paydown(&session, args.invest, args.target, args.months, args.capacity).await?;
+    let p = paydown(&session, args.invest, args.target, args.months, args.capacity, args.value).await?;
     match config.format {
         Format::Table => super::emit_text(config, &format!("{p}\n"))?,
         Format::Json => super::emit_text(config, &super::json_text(&p)?)?,
@@ -51,7 +55,18 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                 Field::new("capacity_returned_high", DataType::Float64, true),
                 Field::new("payback_months_low", DataType::Float64, true),
                 Field::new("payback_months_high", DataType::Float64, true),
+                Field::new("valued_features", DataType::UInt64, true),
+                Field::new("unvalued_features", DataType::UInt64, true),
+                Field::new("valued_work_per_month", DataType::Float64, true),
+                Field::new("value_returned", DataType::Float64, true),
+                Field::new("net_value_return", DataType::Float64, true),
+                Field::new("value_payback_months", DataType::Float64, true),
+                Field::new("value_returned_low", DataType::Float64, true),
+                Field::new("value_returned_high", DataType::Float64, true),
             ]));
+            let v = p.delayed_value.as_ref();
+            let value = |f: fn(&DelayedValue) -> Option<f64>| Arc::new(Float64Array::from(vec![v.and_then(f)]));
+            let count = |f: fn(&DelayedValue) -> u64| Arc::new(UInt64Array::from(vec![v.map(f)]));
             let r = p.range.as_ref();
             let range = |f: fn(&PaydownRange) -> f64| Arc::new(Float64Array::from(vec![r.map(f)]));
             let batch = RecordBatch::try_new(
@@ -72,6 +87,14 @@ pub async fn run(config: &Config, args: PaydownArgs) -> Result<u8> {
                     range(|r| r.capacity_returned_high),
                     range(|r| r.payback_months_low),
                     range(|r| r.payback_months_high),
+                    count(|v| v.valued_features),
+                    count(|v| v.unvalued_features),
+                    value(|v| Some(v.valued_work_per_month)),
+                    value(|v| Some(v.value_returned)),
+                    value(|v| Some(v.net_value_return)),
+                    value(|v| Some(v.value_payback_months)),
+                    value(|v| v.value_returned_low),
+                    value(|v| v.value_returned_high),
                 ],
             )?;
             super::emit(config, QueryResult { schema, batches: vec![batch], window: None }).await?;

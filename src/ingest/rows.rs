@@ -116,6 +116,7 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
         opt("dod_docs", Rule::Any),
         opt("dod_runbook", Rule::Any),
         opt("dod_perf_benchmark", Rule::Any),
+        opt("cost_of_delay_per_week", Rule::NonNegative),
     ];
     const INCIDENTS: &[ColumnSpec] = &[
         req("incident_id", Rule::Any),
@@ -145,6 +146,7 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
         opt("priority", Rule::Any),
         opt("planned_start", Rule::Any),
         def("work_type", Rule::OneOf(WORK_TYPES), "product"),
+        opt("cost_of_delay_per_week", Rule::NonNegative),
     ];
     match table {
         Table::Features => FEATURES,

@@ -28,8 +28,8 @@ impl Store {
         let mut bytes = Vec::with_capacity(Table::ALL.len());
         for table in Table::ALL {
             let (provider, version, size) = self.open_table(state, table).await?;
-            let casts = schema::check(table, provider.schema().as_ref())?;
-            let provider = if casts.is_empty() { provider } else { conform(table, provider, &casts)? };
+            let fixes = schema::check(table, provider.schema().as_ref())?;
+            let provider = if fixes.is_empty() { provider } else { conform(table, provider, &fixes)? };
             tables.push((table.name(), provider));
             versions.push((table, version));
             bytes.push((table.name(), size));
@@ -179,18 +179,23 @@ fn parquet_bytes(dir: &std::path::Path) -> Option<u64> {
     Some(total)
 }
 
-/// The table with the columns of `casts` converted to the spec's types (an export with integer
-/// estimates or nanosecond timestamps), as a view over the table as found.
-fn conform(table: Table, provider: Arc<dyn TableProvider>, casts: &schema::Casts) -> Result<Arc<dyn TableProvider>> {
-    let columns: Vec<Expr> = provider
+/// The table with the columns of `fixes.casts` converted to the spec's types (an export with
+/// integer estimates or nanosecond timestamps) and the columns added since it was written as
+/// nulls, as a view over the table as found.
+fn conform(table: Table, provider: Arc<dyn TableProvider>, fixes: &schema::Conform) -> Result<Arc<dyn TableProvider>> {
+    let mut columns: Vec<Expr> = provider
         .schema()
         .fields()
         .iter()
-        .map(|f| match casts.iter().find(|(name, _)| name == f.name()) {
+        .map(|f| match fixes.casts.iter().find(|(name, _)| name == f.name()) {
             Some((name, target)) => cast(col(Column::from_name(name)), target.clone()).alias(name),
             None => col(Column::from_name(f.name())),
         })
         .collect();
+    for field in &fixes.missing {
+        let null = datafusion::common::ScalarValue::try_from(field.data_type())?;
+        columns.push(datafusion::logical_expr::lit(null).alias(field.name()));
+    }
     let plan = LogicalPlanBuilder::scan(table.name(), provider_as_source(provider), None)?.project(columns)?.build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }

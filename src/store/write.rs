@@ -54,7 +54,7 @@ impl Store {
     /// Appends batches to a table in one commit, in the table's layout (`layout`).
     pub async fn append(&self, table: Table, batches: &[RecordBatch]) -> Result<()> {
         let url = self.table_url(table)?;
-        let mut delta = self.open_delta(url).await?;
+        let mut delta = with_added_columns(table, self.open_delta(url).await?).await?;
         let sorted = layout::sorted(table, batches)?.into_iter().map(Ok::<_, DeltaTableError>);
         write_in_order(table, &mut delta, futures::stream::iter(sorted), CommitProperties::default()).await?;
         Ok(())
@@ -132,7 +132,7 @@ impl Store {
                 let ctx = SessionContext::new_with_config(config);
                 ctx.register_parquet("staged", &staged_url, datafusion::prelude::ParquetReadOptions::default()).await?;
                 let source = ctx.sql(&dedup).await?;
-                let delta = store.open_delta(url).await?;
+                let delta = with_added_columns(table, store.open_delta(url).await?).await?;
                 if delta.snapshot()?.log_data().num_files() == 0 {
                     return append_to_empty(table, source, delta).await;
                 }
@@ -154,6 +154,20 @@ impl Store {
         })
         .await
     }
+}
+
+/// A table written before a column was added to the spec (`Table::added_later`) gains it, in a
+/// commit of its own, before rows that carry it are written; its older files read the column as
+/// null. A table that has every column is returned as it is.
+async fn with_added_columns(table: Table, delta: DeltaTable) -> std::result::Result<DeltaTable, DeltaTableError> {
+    let current = delta.snapshot()?.schema();
+    let spec: StructType = table.schema().as_ref().try_into_kernel()?;
+    let missing: Vec<StructField> =
+        spec.fields().filter(|f| table.added_later(f.name()) && !current.contains(f.name())).cloned().collect();
+    if missing.is_empty() {
+        return Ok(delta);
+    }
+    delta.add_columns().with_fields(missing).await
 }
 
 /// The first load of a table: with no rows to match, the staged rows (one per key already) are
