@@ -7,9 +7,11 @@
 -- systems as system_tax shares extra weeks: in proportion to each system's log tax, systems at or
 -- below 1x taking none, equally when none is above 1x. attributed_delay_weeks adds those shares;
 -- cost_of_delay adds each share times the feature's cost of delay per week, so both add up over
--- the systems to the organisation row. cost_low and cost_high are the same with the system's tax
--- at the ends of its 90% interval (tax_low, tax_high): how much of the delay is this system's
--- rather than its companions'. The _per_month columns scale the window's figures to an average
+-- the systems to the organisation row. cost_low and cost_high are a 90% interval that joins two
+-- uncertainties: whose delay it is (the shares with the system's tax at the ends of its 90%
+-- interval, tax_low and tax_high) and which features the window happened to hold (the cost as a
+-- sum of events, ± 1.645 x the square root of the sum of the features' squared costs; the low end
+-- not below 0), so a cost that rests on a few large features is wide. The _per_month columns scale the window's figures to an average
 -- month (30.436875 days / window_days). share_of_cost_of_delay = cost_of_delay / the
 -- organisation's. Features without a value are counted in features_unvalued and left out of
 -- every sum, never taken as 0. Computed in the engine by delay_cost(); the method is in the

@@ -357,7 +357,8 @@ pub async fn paydown(
     let delayed_value = match value {
         PaydownValue::Capacity => None,
         PaydownValue::CostOfDelay => {
-            let (low, high) = range.as_ref().map_or((None, None), |r| (Some(r.efficiency_low), Some(r.efficiency_high)));
+            let (low, high) =
+                range.as_ref().map_or((None, None), |r| (Some(r.efficiency_low), Some(r.efficiency_high)));
             Some(delayed_value(session, invest, current, target, months, low, high).await?)
         }
     };
@@ -411,8 +412,8 @@ async fn delayed_value(
         })
     };
     let (valued, unvalued) = (count(0), count(1));
-    let per_month = batch
-        .and_then(|b| b.column(2).as_primitive_opt::<Float64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0)));
+    let per_month =
+        batch.and_then(|b| b.column(2).as_primitive_opt::<Float64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0)));
     let Some(per_month) = per_month.filter(|_| valued > 0) else {
         return Err(Error::Usage(format!(
             "--value cost_of_delay: none of the window's {unvalued} shipped features has a cost_of_delay_per_week; \

@@ -376,8 +376,13 @@ mod tests {
 
     #[test]
     fn a_column_added_later_may_be_missing_and_reads_as_null() {
-        let fields: Vec<Field> =
-            Table::Features.schema().fields().iter().filter(|f| f.name() != COST_OF_DELAY).map(|f| f.as_ref().clone()).collect();
+        let fields: Vec<Field> = Table::Features
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != COST_OF_DELAY)
+            .map(|f| f.as_ref().clone())
+            .collect();
         let conform = check(Table::Features, &Schema::new(fields.clone())).unwrap();
         assert!(conform.casts.is_empty());
         assert_eq!(conform.missing, vec![Field::new(COST_OF_DELAY, DataType::Float64, true)]);

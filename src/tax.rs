@@ -406,8 +406,10 @@ impl Fit {
     /// `delay_cost`'s rows, one per system in the order of the names, then the organisation's
     /// (`ORGANISATION`): each valued feature's weeks late (actual − estimated, not below 0)
     /// shared among its systems as `system_tax` shares its extra weeks, and those weeks times
-    /// its cost of delay per week. low and high share with the system's tax at the ends of its
-    /// 90% interval (the other systems at theirs as fitted).
+    /// its cost of delay per week. The 90% interval joins the two uncertainties: which system the
+    /// delay belongs to (the shares with the system's tax at the ends of its 90% interval, the
+    /// others as fitted) and which features the window happened to hold (the costs as a sum of
+    /// events: ± 1.645 √(Σ x²) of the features' costs x, the low end not below 0).
     /// No rows for a window without features.
     pub fn delay_costs(&self) -> Vec<DelayCost> {
         let all = &self.features;
@@ -423,7 +425,15 @@ impl Fit {
             .map(|s| DelayCost { system: s.clone(), ..DelayCost::default() })
             .chain([DelayCost { system: ORGANISATION.to_string(), ..DelayCost::default() }])
             .collect();
-        let mut sums = vec![[ExactSum::new(), ExactSum::new(), ExactSum::new(), ExactSum::new()]; p + 1];
+        // Per row: weeks, cost, and the cost at the low and the high end of the attribution
+        // with their sums of squares (the sampling variance of a sum of events).
+        let mut sums = vec![std::array::from_fn::<ExactSum, 6, _>(|_| ExactSum::new()); p + 1];
+        let mut add = |row: usize, weeks: f64, cost: f64, low: f64, high: f64| {
+            let sum = &mut sums[row];
+            for (k, x) in [weeks, cost, low, high, low * low, high * high].into_iter().enumerate() {
+                sum[k].add(x);
+            }
+        };
         for (i, touched) in all.touched.iter().enumerate() {
             let Some(value) = all.values[i] else {
                 for &s in touched {
@@ -437,11 +447,7 @@ impl Fit {
                 (Some(e), Some(a)) => (a - e).max(0.0),
                 _ => 0.0,
             };
-            let org = &mut sums[p];
-            org[0].add(late);
-            for sum in &mut org[1..] {
-                sum.add(late * value);
-            }
+            add(p, late, late * value, late * value, late * value);
             for &s in touched {
                 let s = s as usize;
                 rows[s].features_valued += 1;
@@ -454,22 +460,20 @@ impl Fit {
                     }
                     None => point,
                 };
-                let (low, high) = (at(|t| t.1), at(|t| t.2));
-                let sum = &mut sums[s];
-                sum[0].add(late * point);
-                sum[1].add(late * point * value);
-                sum[2].add(late * low * value);
-                sum[3].add(late * high * value);
+                // The share moves with the tax except through the fallback to equal shares: the
+                // ends in order, the point between them.
+                let ends = [at(|t| t.1), at(|t| t.2), point];
+                let low = ends.iter().copied().fold(f64::INFINITY, f64::min);
+                let high = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                add(s, late * point, late * point * value, late * low * value, late * high * value);
             }
         }
         for (row, sum) in rows.iter_mut().zip(&sums) {
             let total = |k: usize| sum[k].value().unwrap_or(0.0);
             row.attributed_delay_weeks = total(0);
             row.cost_of_delay = total(1);
-            // The shares move the other way at the ends only through the fallback to equal
-            // shares; the interval is the two ends in order.
-            row.cost_low = total(2).min(total(3)).min(total(1));
-            row.cost_high = total(2).max(total(3)).max(total(1));
+            row.cost_low = (total(2) - Z90 * total(4).sqrt()).max(0.0);
+            row.cost_high = total(3) + Z90 * total(5).sqrt();
         }
         rows
     }
@@ -644,6 +648,9 @@ fn share(touched: &[u32], weight: &[f64], s: usize) -> f64 {
     let total: f64 = touched.iter().map(|&t| weight[t as usize]).sum();
     if total > 0.0 { weight[s] / total } else { 1.0 / touched.len() as f64 }
 }
+
+/// The standard normal's 95th percentile: a two-sided 90% interval is ± this many sd.
+const Z90: f64 = 1.644_853_626_951_472_2;
 
 /// The name of `delay_cost`'s organisation row.
 pub const ORGANISATION: &str = "(organisation)";
@@ -1244,9 +1251,8 @@ fn rows_array(rows: &[SystemTax]) -> ListArray {
 /// `delay_cost`'s rows as one list of structs.
 fn delay_cost_array(rows: &[DelayCost]) -> ListArray {
     let float = |f: fn(&DelayCost) -> f64| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<Float64Array>()) };
-    let count = |f: fn(&DelayCost) -> u64| -> ArrayRef {
-        Arc::new(rows.iter().map(|r| f(r) as i64).collect::<Int64Array>())
-    };
+    let count =
+        |f: fn(&DelayCost) -> u64| -> ArrayRef { Arc::new(rows.iter().map(|r| f(r) as i64).collect::<Int64Array>()) };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(rows.iter().map(|r| Some(r.system.as_str())).collect::<StringArray>()),
         count(|r| r.features_valued),

@@ -167,6 +167,7 @@ mod tests {
                 "delay_by_reason",
                 "incident_impact",
                 "debt_cost",
+                "delay_cost",
                 "system_health",
                 "dod_compliance",
                 "estimation_accuracy"

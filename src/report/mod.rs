@@ -267,12 +267,13 @@ pub async fn build(session: &Session) -> Result<Report> {
     let mut review = Review { session, window, in_window, headlines: Vec::new() };
     let slowdown = review.slowdown().await?;
     let health = review.system_health(&slowdown).await?;
+    let delay_cost = review.delay_cost(&slowdown).await?;
     review.incidents().await?;
     let reasons = review.delay_reasons().await?;
     let capacity = review.capacity().await?;
     let dod = review.dod().await?;
     let trend = review.trend(&slowdown).await?;
-    let mut sections = vec![health, reasons, capacity, dod, trend];
+    let mut sections = vec![health, delay_cost, reasons, capacity, dod, trend];
     sections.extend(review.roadmap().await?);
     Ok(Report { store: session.engine().store().to_string(), window, headlines: review.headlines, sections })
 }
@@ -401,6 +402,85 @@ impl Review<'_> {
                 reference: Some(1.0),
             }],
             empty: "No shipped features or incidents in this window.",
+        })
+    }
+
+    /// What the debt costs in delayed value (delay_cost), with the costliest rated system's
+    /// headline; the table is empty when no feature of the window has a cost of delay.
+    async fn delay_cost(&mut self, slowdown: &Table) -> Result<Section> {
+        let in_window = self.in_window.clone();
+        let money = [
+            ("features_valued", Kind::Count),
+            ("features_unvalued", Kind::Count),
+            ("attributed_delay_weeks", Kind::Amount),
+            ("cost_of_delay", Kind::Money),
+            ("cost_of_delay_per_month", Kind::Money),
+            ("cost_per_month_low", Kind::Money),
+            ("cost_per_month_high", Kind::Money),
+            ("share_of_cost_of_delay", Kind::Share),
+        ];
+        let costs = self
+            .table(
+                "SELECT system, features_valued, features_unvalued, attributed_delay_weeks, cost_of_delay, \
+                 cost_of_delay_per_month, cost_per_month_low, cost_per_month_high, share_of_cost_of_delay \
+                 FROM delay_cost WHERE features_valued > 0",
+                &money,
+            )
+            .await?;
+        let rated = |system: Option<&str>| {
+            slowdown.rows.iter().any(|r| {
+                slowdown.get(r, "system").text() == system && slowdown.get(r, "confidence").text() != Some("low")
+            })
+        };
+        let organisation = costs.rows.iter().find(|r| costs.get(r, "system").text() == Some(crate::tax::ORGANISATION));
+        // The view lists the costliest system first.
+        let top = costs
+            .rows
+            .iter()
+            .filter(|r| costs.get(r, "cost_of_delay").number().is_some_and(|c| c > 0.0))
+            .find(|r| rated(costs.get(r, "system").text()));
+        if let (Some(row), Some(org)) = (top, organisation) {
+            let at = |c: &str| costs.get(row, c);
+            self.headlines.push(format!(
+                "{}'s debt costs {}/month in delayed value (90%: {}–{}), {} of the value lost to late features \
+                 {in_window} (from {} valued features; {} without a cost of delay left out).",
+                at("system").show(Kind::Text),
+                at("cost_of_delay_per_month").show(Kind::Money),
+                at("cost_per_month_low").show(Kind::Money),
+                at("cost_per_month_high").show(Kind::Money),
+                at("share_of_cost_of_delay").show(Kind::Share),
+                costs.get(org, "features_valued").show(Kind::Count),
+                costs.get(org, "features_unvalued").show(Kind::Count),
+            ));
+        }
+        let systems: Vec<&Vec<Value>> =
+            costs.rows.iter().filter(|r| costs.get(r, "system").text() != Some(crate::tax::ORGANISATION)).collect();
+        Ok(Section {
+            id: "cost-of-delay",
+            title: "Cost of delay",
+            about: format!(
+                "The value lost to late features (delay_cost), {in_window}: each valued feature's weeks late, shared \
+                 among its systems by their attributed tax, times its cost of delay per week; per month of the window, \
+                 with the interval of the attribution. Features without a cost of delay are counted and left out."
+            ),
+            charts: vec![Chart::Bars {
+                title: "Cost of delay per month by system".into(),
+                labels: systems.iter().map(|r| costs.get(r, "system").show(Kind::Text)).collect(),
+                values: systems
+                    .iter()
+                    .map(|r| costs.get(r, "cost_of_delay_per_month").number().unwrap_or(0.0))
+                    .collect(),
+                intervals: systems
+                    .iter()
+                    .map(|r| {
+                        costs.get(r, "cost_per_month_low").number().zip(costs.get(r, "cost_per_month_high").number())
+                    })
+                    .collect(),
+                kind: Kind::Money,
+                reference: None,
+            }],
+            table: costs,
+            empty: "No shipped feature in this window has a cost of delay (cost_of_delay_per_week).",
         })
     }
 

@@ -274,8 +274,9 @@ fn psql_describes_a_table_with_its_key_and_correlated_subqueries_are_answered() 
     assert_eq!(run.code, 0, "{}", run.stderr);
     let out = run.stdout();
     assert!(out.contains("Table \"public.features\""), "{out}");
-    assert!(out.contains(" feature_id            | text                     |           | not null |"), "{out}");
-    assert!(out.contains(" systems               | text[]"), "{out}");
+    assert!(out.contains(" feature_id             | text                     |           | not null |"), "{out}");
+    assert!(out.contains(" systems                | text[]"), "{out}");
+    assert!(out.contains(" cost_of_delay_per_week | double precision         |           |          |"), "{out}");
     assert!(out.contains("\"features_pkey\" PRIMARY KEY, btree (feature_id)"), "{out}");
     // information_schema as Grafana and Metabase read it: PostgreSQL's type names and udt_name,
     // and the key through table_constraints and key_column_usage.

@@ -1,6 +1,7 @@
 mod batch;
 mod cli;
 mod clients;
+mod cost_of_delay;
 mod determinism;
 mod ingest;
 mod optimize;
