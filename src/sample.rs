@@ -177,8 +177,8 @@ impl SampleStore {
 pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
     let mut rng = Rng(spec.seed);
     // Values come from streams of their own, so that adding them left every other column as it was.
-    let (features, shipped_by_system) = features(&mut rng, &mut Rng(spec.seed ^ VALUE_STREAM), spec.features)?;
-    let incidents = incidents(&mut rng, spec.incidents, &shipped_by_system)?;
+    let (features, shipped) = features(&mut rng, &mut Rng(spec.seed ^ VALUE_STREAM), spec.features)?;
+    let incidents = incidents(&mut rng, &mut Rng(spec.seed ^ LINK_STREAM), spec.incidents, &shipped)?;
     let capacity = capacity()?;
     // The backlog draws from its own stream, so its size does not change the other tables.
     let backlog = backlog(
@@ -266,11 +266,25 @@ fn cost_of_delay(rng: &mut Rng, quality: bool) -> Option<f64> {
     valued.then_some(value)
 }
 
-/// Features, and for each system the ids of shipped features centred on it (for incidents).
-fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Vec<Vec<u32>>)> {
+/// The seed of the random stream that picks the feature an incident is linked to.
+const LINK_STREAM: u64 = 0x11AC_0000_D0D0_0002;
+
+/// How much more often a feature without each definition-of-done item (in `DOD_COLUMNS`' order)
+/// causes an incident than one with it: integration tests cut incidents to a third, unit tests
+/// and monitoring to half, a feature flag and a runbook a little; acceptance, docs and a
+/// performance benchmark change nothing (so `dod_impact` has effects to find and nulls to
+/// leave alone).
+const DOD_INCIDENT_EFFECT: [f64; 8] = [1.0, 2.0, 3.0, 2.0, 1.5, 1.0, 1.3, 1.0];
+
+/// The shipped features, for the incidents they cause: per system, (shipped at, the feature's
+/// number, its incident weight from the DoD items it lacks), in shipping order.
+type Shipped = Vec<Vec<(i64, u32, f64)>>;
+
+/// Features, and for each system the shipped features centred on it (for incidents).
+fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Shipped)> {
     let (start, end) = history();
     let span = (end - start).num_seconds() as f64;
-    let mut by_system: Vec<Vec<u32>> = vec![Vec::new(); SYSTEMS.len()];
+    let mut by_system: Shipped = vec![Vec::new(); SYSTEMS.len()];
     let mut batches = Vec::new();
     let mut b = FeatureBuilders::new();
     for i in 0..n {
@@ -346,18 +360,26 @@ fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatc
             } else {
                 b.started_at.append_value(micros(started));
             }
-            by_system[main].push(i as u32);
+            by_system[main].push((micros(when), i as u32, 1.0));
         } else {
             b.actual_weeks.append_null();
             b.shipped_at.append_null();
             b.started_at.append_value(micros(end - Duration::hours(rng.below(60 * 24) as i64)));
         }
-        for dod in &mut b.dod {
+        let mut weight = 1.0;
+        for (dod, effect) in b.dod.iter_mut().zip(DOD_INCIDENT_EFFECT) {
             if rng.chance(0.08) {
                 dod.append_null();
             } else {
-                dod.append_value(rng.chance(team.dod));
+                let done = rng.chance(team.dod);
+                dod.append_value(done);
+                if !done {
+                    weight *= effect;
+                }
             }
+        }
+        if shipped && let Some(last) = by_system[main].last_mut() {
+            last.2 = weight;
         }
         b.cost_of_delay.append_option(cost_of_delay(values, quality));
         if (i + 1).is_multiple_of(BATCH_ROWS) {
@@ -366,6 +388,9 @@ fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatc
     }
     if !n.is_multiple_of(BATCH_ROWS) || n == 0 {
         batches.push(b.finish()?);
+    }
+    for features in &mut by_system {
+        features.sort_unstable_by_key(|f| (f.0, f.1));
     }
     Ok((batches, by_system))
 }
@@ -418,7 +443,9 @@ impl IncidentBuilders {
     }
 }
 
-fn incidents(rng: &mut Rng, n: usize, shipped_by_system: &[Vec<u32>]) -> Result<Vec<RecordBatch>> {
+/// Incidents; some are linked to the feature whose change caused them: one of their system's
+/// features shipped in the 90 days before, picked in proportion to its DoD weight.
+fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Result<Vec<RecordBatch>> {
     let (start, end) = history();
     let span = (end - start).num_seconds() as f64;
     // Systems with more debt have more incidents.
@@ -473,11 +500,27 @@ fn incidents(rng: &mut Rng, n: usize, shipped_by_system: &[Vec<u32>]) -> Result<
         } else {
             b.debt_related.append_value(rng.chance((0.15 + 0.3 * debt).min(0.9)));
         }
-        let caused_by = &shipped_by_system[s];
-        if !caused_by.is_empty() && rng.chance(0.3) {
-            b.feature_id.append_value(format!("FEAT-{:06}", caused_by[rng.below(caused_by.len())] + 1));
+        let caused_by = &shipped[s];
+        let cause = if !caused_by.is_empty() && rng.chance(0.3) {
+            // The draw the first samples took, kept so that every other column stays as it was.
+            rng.below(caused_by.len());
+            let now = micros(started);
+            let since = micros(started - Duration::days(90));
+            let first = caused_by.partition_point(|f| f.0 < since);
+            let last = caused_by.partition_point(|f| f.0 <= now);
+            let candidates = &caused_by[first..last];
+            let total: f64 = candidates.iter().map(|f| f.2).sum();
+            let mut pick = links.f64() * total;
+            candidates.iter().find(|f| {
+                pick -= f.2;
+                pick < 0.0
+            })
         } else {
-            b.feature_id.append_null();
+            None
+        };
+        match cause {
+            Some(f) => b.feature_id.append_value(format!("FEAT-{:06}", f.1 + 1)),
+            None => b.feature_id.append_null(),
         }
         if (i + 1).is_multiple_of(BATCH_ROWS) {
             batches.push(b.finish()?);

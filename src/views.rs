@@ -44,6 +44,7 @@ pub const VIEWS: &[ViewDef] = &[
     view!("delay_cost", true),
     view!("system_health", true),
     view!("dod_compliance", true),
+    view!("dod_impact", true),
     view!("estimation_accuracy", true),
     view!("velocity_trend", true),
 ];
@@ -170,6 +171,7 @@ mod tests {
                 "delay_cost",
                 "system_health",
                 "dod_compliance",
+                "dod_impact",
                 "estimation_accuracy"
             ]
         );

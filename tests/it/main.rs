@@ -3,6 +3,7 @@ mod cli;
 mod clients;
 mod cost_of_delay;
 mod determinism;
+mod dod_impact;
 mod ingest;
 mod optimize;
 mod plan;
