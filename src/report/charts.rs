@@ -51,6 +51,7 @@ fn axis_text(kind: Kind, x: f64) -> String {
     match kind {
         Kind::Share => format!("{:.0}%", x * 100.0),
         Kind::Ratio => format!("{x:.1}x"),
+        Kind::Money => Value::Float(x).show(Kind::Money),
         _ => Value::Float(x).show(Kind::Amount),
     }
 }

@@ -41,6 +41,8 @@ pub enum Kind {
     Hours,
     /// Percentage points (a gap between shares): `-6.1 pts`.
     Points,
+    /// A small rate, to two decimals: `0.23`.
+    Rate,
 }
 
 /// One cell read from a view.
@@ -84,6 +86,7 @@ impl Value {
             Kind::Share => percent(x),
             Kind::Hours => format!("{x:.1} h"),
             Kind::Points => format!("{:+.1} pts", x * 100.0),
+            Kind::Rate => format!("{x:.2}"),
         }
     }
 }
@@ -272,8 +275,9 @@ pub async fn build(session: &Session) -> Result<Report> {
     let reasons = review.delay_reasons().await?;
     let capacity = review.capacity().await?;
     let dod = review.dod().await?;
+    let dod_impact = review.dod_impact().await?;
     let trend = review.trend(&slowdown).await?;
-    let mut sections = vec![health, delay_cost, reasons, capacity, dod, trend];
+    let mut sections = vec![health, delay_cost, reasons, capacity, dod, dod_impact, trend];
     sections.extend(review.roadmap().await?);
     Ok(Report { store: session.engine().store().to_string(), window, headlines: review.headlines, sections })
 }
@@ -692,6 +696,76 @@ impl Review<'_> {
         })
     }
 
+    /// Whether the definition of done pays (dod_impact): one headline per item whose comparison
+    /// clears its confidence bar (not low) and whose interval leaves out 1.
+    async fn dod_impact(&mut self) -> Result<Section> {
+        let in_window = self.in_window.clone();
+        let impact = self
+            .table(
+                "SELECT item, features_with, features_without, incidents_per_feature_with, \
+                 incidents_per_feature_without, incident_rate_ratio, rr_low, rr_high, mttr_hours_with, \
+                 mttr_hours_without, effort_ratio_with, effort_ratio_without, confidence FROM dod_impact",
+                &[
+                    ("features_with", Kind::Count),
+                    ("features_without", Kind::Count),
+                    ("incidents_per_feature_with", Kind::Rate),
+                    ("incidents_per_feature_without", Kind::Rate),
+                    ("incident_rate_ratio", Kind::Ratio),
+                    ("rr_low", Kind::Ratio),
+                    ("rr_high", Kind::Ratio),
+                    ("mttr_hours_with", Kind::Hours),
+                    ("mttr_hours_without", Kind::Hours),
+                    ("effort_ratio_with", Kind::Ratio),
+                    ("effort_ratio_without", Kind::Ratio),
+                ],
+            )
+            .await?;
+        for row in &impact.rows {
+            let at = |c: &str| impact.get(row, c);
+            let (Some(item), Some(ratio), Some(low), Some(high)) =
+                (at("item").text(), at("incident_rate_ratio").number(), at("rr_low").number(), at("rr_high").number())
+            else {
+                continue;
+            };
+            if at("confidence").text() == Some("low") || (low <= 1.0 && 1.0 <= high) || ratio <= 0.0 {
+                continue;
+            }
+            let name = dod_item_name(item);
+            // Said the way the comparison runs: the side with more incidents against the other.
+            let (side, times, from, to) =
+                if ratio < 1.0 { ("without", 1.0 / ratio, 1.0 / high, 1.0 / low) } else { ("with", ratio, low, high) };
+            let effort = match (at("effort_ratio_with").number(), at("effort_ratio_without").number()) {
+                (Some(with), Some(without)) if with > 0.0 => {
+                    let (this, other) = if side == "without" { (without, with) } else { (with, without) };
+                    let change = this / other - 1.0;
+                    match change {
+                        c if c.abs() < 0.005 => " and took as long".to_string(),
+                        c if c < 0.0 => format!(" and took {} less time", percent(-c)),
+                        c => format!(" and took {} more time", percent(c)),
+                    }
+                }
+                _ => String::new(),
+            };
+            self.headlines.push(format!(
+                "Features shipped {side} {name} {in_window} caused {times:.1}x the incidents of the others \
+                 (90%: {from:.1}–{to:.1}, within the same teams and systems){effort}."
+            ));
+        }
+        Ok(Section {
+            id: "dod-impact",
+            title: "Does the definition of done pay?",
+            about: format!(
+                "Incidents caused in the 90 days after shipping by features with and without each definition-of-done \
+                 item (dod_impact), {in_window}: the rate ratio with / without within the same team and systems, with \
+                 its 90% interval (below 1: fewer incidents with the item), and the median actual / estimated weeks \
+                 of each side."
+            ),
+            table: impact,
+            charts: vec![],
+            empty: "No shipped features with a recorded definition of done in this window.",
+        })
+    }
+
     /// Velocity trend of the three slowest systems over the twelve months to the window's end:
     /// one row per month, one column per system.
     async fn trend(&mut self, slowdown: &Table) -> Result<Section> {
@@ -942,6 +1016,16 @@ fn trend_schema() -> datafusion::arrow::datatypes::Schema {
 }
 
 /// "2026-10-01" -> "Oct 2026"
+/// A definition-of-done column as a sentence names it: `dod_feature_flag` -> "a feature flag".
+fn dod_item_name(column: &str) -> String {
+    match column.strip_prefix("dod_").unwrap_or(column) {
+        "feature_flag" => "a feature flag".into(),
+        "runbook" => "a runbook".into(),
+        "perf_benchmark" => "a performance benchmark".into(),
+        other => other.replace('_', " "),
+    }
+}
+
 fn month_label(month: &str) -> String {
     NaiveDate::parse_from_str(month, "%Y-%m-%d").map_or_else(|_| month.to_string(), |d| d.format("%b %Y").to_string())
 }

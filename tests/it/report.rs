@@ -147,9 +147,10 @@ fn an_empty_store_gives_a_report_that_says_so() {
     assert!(md.contains("No findings"), "{md}");
     assert!(md.contains("_No shipped features or incidents in this window._"), "{md}");
     assert!(md.contains("_No shipped feature in this window has a cost of delay (cost_of_delay_per_week)._"), "{md}");
+    assert!(md.contains("_No shipped features with a recorded definition of done in this window._"), "{md}");
     env.run(&["-q", "--data", "store", "report", "--format", "html", "-o", "empty.html"]).success();
     let doc = Html::parse_document(&std::fs::read_to_string(env.path("empty.html")).unwrap());
-    assert_eq!(select(&doc, "section h2").len(), 7);
+    assert_eq!(select(&doc, "section h2").len(), 8);
     assert!(select(&doc, "figure svg").len() >= 2, "bar charts still draw, empty");
 }
 
