@@ -160,6 +160,7 @@ pub struct SampleStore {
     pub incidents: Vec<RecordBatch>,
     pub capacity: Vec<RecordBatch>,
     pub backlog: Vec<RecordBatch>,
+    pub deployments: Vec<RecordBatch>,
 }
 
 impl SampleStore {
@@ -169,6 +170,7 @@ impl SampleStore {
             Table::Incidents => &self.incidents,
             Table::Capacity => &self.capacity,
             Table::Backlog => &self.backlog,
+            Table::Deployments => &self.deployments,
         }
     }
 }
@@ -178,7 +180,8 @@ pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
     let mut rng = Rng(spec.seed);
     // Values come from streams of their own, so that adding them left every other column as it was.
     let (features, shipped) = features(&mut rng, &mut Rng(spec.seed ^ VALUE_STREAM), spec.features)?;
-    let incidents = incidents(&mut rng, &mut Rng(spec.seed ^ LINK_STREAM), spec.incidents, &shipped)?;
+    let (incidents, caused) = incidents(&mut rng, &mut Rng(spec.seed ^ LINK_STREAM), spec.incidents, &shipped)?;
+    let deployments = deployments(&mut Rng(spec.seed ^ DEPLOY_STREAM), &shipped, &caused)?;
     let capacity = capacity()?;
     // The backlog draws from its own stream, so its size does not change the other tables.
     let backlog = backlog(
@@ -186,7 +189,7 @@ pub fn generate(spec: SampleSpec) -> Result<SampleStore> {
         &mut Rng(spec.seed ^ VALUE_STREAM ^ 0xBAC1_0600_0000_0000),
         spec.backlog,
     )?;
-    Ok(SampleStore { features, incidents, capacity, backlog })
+    Ok(SampleStore { features, incidents, capacity, backlog, deployments })
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -276,9 +279,10 @@ const LINK_STREAM: u64 = 0x11AC_0000_D0D0_0002;
 /// leave alone).
 const DOD_INCIDENT_EFFECT: [f64; 8] = [1.0, 2.0, 3.0, 2.0, 1.5, 1.0, 1.3, 1.0];
 
-/// The shipped features, for the incidents they cause: per system, (shipped at, the feature's
-/// number, its incident weight from the DoD items it lacks), in shipping order.
-type Shipped = Vec<Vec<(i64, u32, f64)>>;
+/// The shipped features, for the incidents they cause and the deployments that shipped them: per
+/// system, (shipped at, the feature's number, its incident weight from the DoD items it lacks,
+/// when its work started), in shipping order.
+type Shipped = Vec<Vec<(i64, u32, f64, i64)>>;
 
 /// Features, and for each system the shipped features centred on it (for incidents).
 fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatch>, Shipped)> {
@@ -360,7 +364,7 @@ fn features(rng: &mut Rng, values: &mut Rng, n: usize) -> Result<(Vec<RecordBatc
             } else {
                 b.started_at.append_value(micros(started));
             }
-            by_system[main].push((micros(when), i as u32, 1.0));
+            by_system[main].push((micros(when), i as u32, 1.0, micros(started)));
         } else {
             b.actual_weeks.append_null();
             b.shipped_at.append_null();
@@ -410,6 +414,7 @@ struct IncidentBuilders {
     users: Int64Builder,
     debt_related: BooleanBuilder,
     feature_id: StringBuilder,
+    deployment_id: StringBuilder,
 }
 
 impl IncidentBuilders {
@@ -424,6 +429,7 @@ impl IncidentBuilders {
             users: Int64Builder::new(),
             debt_related: BooleanBuilder::new(),
             feature_id: StringBuilder::new(),
+            deployment_id: StringBuilder::new(),
         }
     }
 
@@ -438,14 +444,21 @@ impl IncidentBuilders {
             Arc::new(self.users.finish()),
             Arc::new(self.debt_related.finish()),
             Arc::new(self.feature_id.finish()),
+            Arc::new(self.deployment_id.finish()),
         ];
         Ok(RecordBatch::try_new(Table::Incidents.schema(), columns)?)
     }
 }
 
+/// An incident a feature's deployment caused: (incident number, feature number, system, started,
+/// resolved, severity).
+type Caused = Vec<(usize, u32, usize, i64, Option<i64>, &'static str)>;
+
 /// Incidents; some are linked to the feature whose change caused them: one of their system's
-/// features shipped in the 90 days before, picked in proportion to its DoD weight.
-fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Result<Vec<RecordBatch>> {
+/// features shipped in the 90 days before, picked in proportion to its DoD weight. Half of those
+/// also name the deployment that shipped the feature.
+fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Result<(Vec<RecordBatch>, Caused)> {
+    let mut caused = Caused::new();
     let (start, end) = history();
     let span = (end - start).num_seconds() as f64;
     // Systems with more debt have more incidents.
@@ -485,11 +498,12 @@ fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Res
         b.started_at.append_value(micros(started));
         let duration = Duration::minutes((hours * (1.0 + debt * 0.5) * rng.noise(0.6) * 60.0) as i64 + 5);
         // The newest incidents are the ones still open.
-        if t > 0.985 && rng.chance(0.5) || rng.chance(0.005) {
-            b.resolved_at.append_null();
+        let resolved = if t > 0.985 && rng.chance(0.5) || rng.chance(0.005) {
+            None
         } else {
-            b.resolved_at.append_value(micros(started + duration));
-        }
+            Some(micros(started + duration))
+        };
+        b.resolved_at.append_option(resolved);
         if rng.chance(0.1) {
             b.users.append_null();
         } else {
@@ -519,8 +533,19 @@ fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Res
             None
         };
         match cause {
-            Some(f) => b.feature_id.append_value(format!("FEAT-{:06}", f.1 + 1)),
-            None => b.feature_id.append_null(),
+            Some(f) => {
+                b.feature_id.append_value(format!("FEAT-{:06}", f.1 + 1));
+                if links.chance(0.5) {
+                    b.deployment_id.append_value(format!("DEP-{:06}", f.1 + 1));
+                } else {
+                    b.deployment_id.append_null();
+                }
+                caused.push((i + 1, f.1, s, micros(started), resolved, sev));
+            }
+            None => {
+                b.feature_id.append_null();
+                b.deployment_id.append_null();
+            }
         }
         if (i + 1).is_multiple_of(BATCH_ROWS) {
             batches.push(b.finish()?);
@@ -529,7 +554,150 @@ fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Res
     if !n.is_multiple_of(BATCH_ROWS) || n == 0 {
         batches.push(b.finish()?);
     }
-    Ok(batches)
+    Ok((batches, caused))
+}
+
+/// The seed of the deployments' random stream.
+const DEPLOY_STREAM: u64 = 0xDE91_0000_0000_0003;
+
+/// Deployments: every shipped feature went to production alone when it shipped (`DEP-` and the
+/// feature's number), a fifth through staging the day before; a sev1 or sev2 that a deployment
+/// caused is rolled back within hours two times in five (`RB-`), and a third of the others get a
+/// fix deployment just before they are resolved (`FIX-`); 2% of the production deployments are
+/// a failed attempt first (`-a`).
+fn deployments(rng: &mut Rng, shipped: &Shipped, caused: &Caused) -> Result<Vec<RecordBatch>> {
+    let mut rows: Vec<Deployment> = Vec::new();
+    for (system, features) in shipped.iter().enumerate() {
+        for &(at, feature, _, started) in features {
+            let id = format!("DEP-{:06}", feature + 1);
+            let commits: Vec<String> = (0..1 + rng.below(4)).map(|_| format!("{:012x}", rng.next_u64() >> 16)).collect();
+            let first_commit = (started < at).then(|| started + (rng.f64() * (at - started) as f64 * 0.3) as i64);
+            if rng.chance(0.2) {
+                rows.push(Deployment {
+                    id: format!("{id}-staging"),
+                    system,
+                    at: at - 86_400_000_000,
+                    environment: "staging",
+                    status: "success",
+                    features: vec![format!("FEAT-{:06}", feature + 1)],
+                    commits: commits.clone(),
+                    first_commit,
+                    ..Deployment::default()
+                });
+            }
+            if rng.chance(0.02) {
+                rows.push(Deployment {
+                    id: format!("{id}-a"),
+                    system,
+                    at: at - 1_800_000_000,
+                    environment: "production",
+                    status: "failure",
+                    features: vec![format!("FEAT-{:06}", feature + 1)],
+                    commits: commits.clone(),
+                    first_commit,
+                    ..Deployment::default()
+                });
+            }
+            rows.push(Deployment {
+                id,
+                system,
+                at,
+                environment: "production",
+                status: "success",
+                features: vec![format!("FEAT-{:06}", feature + 1)],
+                commits,
+                first_commit,
+                ..Deployment::default()
+            });
+        }
+    }
+    for &(incident, feature, system, started, resolved, severity) in caused {
+        let incident = format!("INC-{incident:06}");
+        if matches!(severity, "sev1" | "sev2") && rng.chance(0.4) {
+            rows.push(Deployment {
+                id: format!("RB-{incident}"),
+                system,
+                at: started + (1_800 + rng.below(7_200) as i64) * 1_000_000,
+                environment: "production",
+                status: "success",
+                rollback_of: Some(format!("DEP-{:06}", feature + 1)),
+                fixes: vec![incident],
+                ..Deployment::default()
+            });
+        } else if let Some(resolved) = resolved.filter(|_| rng.chance(1.0 / 3.0)) {
+            rows.push(Deployment {
+                id: format!("FIX-{incident}"),
+                system,
+                at: resolved - ((resolved - started) as f64 * 0.1 * rng.f64()) as i64,
+                environment: "production",
+                status: "success",
+                first_commit: Some(started + (resolved - started) / 2),
+                fixes: vec![incident],
+                ..Deployment::default()
+            });
+        }
+    }
+    rows.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    let mut id = StringBuilder::new();
+    let mut system = StringBuilder::new();
+    let mut at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut environment = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut features = ListBuilder::new(StringBuilder::new());
+    let mut commits = ListBuilder::new(StringBuilder::new());
+    let mut first_commit = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut caused_ids = ListBuilder::new(StringBuilder::new());
+    let mut rollback_of = StringBuilder::new();
+    let mut fixes = ListBuilder::new(StringBuilder::new());
+    let list = |b: &mut ListBuilder<StringBuilder>, items: &[String]| {
+        if items.is_empty() {
+            b.append_null();
+        } else {
+            b.append_value(items.iter().map(Some));
+        }
+    };
+    for d in &rows {
+        id.append_value(&d.id);
+        system.append_value(SYSTEMS[d.system].name);
+        at.append_value(d.at);
+        environment.append_value(d.environment);
+        status.append_value(d.status);
+        list(&mut features, &d.features);
+        list(&mut commits, &d.commits);
+        first_commit.append_option(d.first_commit);
+        caused_ids.append_null();
+        rollback_of.append_option(d.rollback_of.as_deref());
+        list(&mut fixes, &d.fixes);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(system.finish()),
+        Arc::new(at.finish()),
+        Arc::new(environment.finish()),
+        Arc::new(status.finish()),
+        Arc::new(features.finish()),
+        Arc::new(commits.finish()),
+        Arc::new(first_commit.finish()),
+        Arc::new(caused_ids.finish()),
+        Arc::new(rollback_of.finish()),
+        Arc::new(fixes.finish()),
+    ];
+    Ok(vec![RecordBatch::try_new(Table::Deployments.schema(), columns)?])
+}
+
+/// One deployment of the sample.
+#[derive(Default)]
+struct Deployment {
+    id: String,
+    system: usize,
+    at: i64,
+    environment: &'static str,
+    status: &'static str,
+    features: Vec<String>,
+    commits: Vec<String>,
+    first_commit: Option<i64>,
+    rollback_of: Option<String>,
+    fixes: Vec<String>,
 }
 
 /// Eight quarters of capacity per team and for the whole organisation.

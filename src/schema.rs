@@ -14,10 +14,12 @@ pub enum Table {
     Incidents,
     Capacity,
     Backlog,
+    Deployments,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Features, Table::Incidents, Table::Capacity, Table::Backlog];
+    pub const ALL: [Table; 5] =
+        [Table::Features, Table::Incidents, Table::Capacity, Table::Backlog, Table::Deployments];
 
     /// What one row is (data-model.md).
     pub fn description(self) -> &'static str {
@@ -26,6 +28,7 @@ impl Table {
             Table::Incidents => "one row per incident",
             Table::Capacity => "engineering capacity per period: budget, engineer-weeks, quality target",
             Table::Backlog => "one row per planned item not started or not shipped yet",
+            Table::Deployments => "one row per deployment of a system: what shipped, when, and what it caused",
         }
     }
 
@@ -70,6 +73,20 @@ impl Table {
             (Table::Backlog, "estimated_weeks") => "the team's estimate in weeks (> 0)",
             (Table::Backlog, "priority") => "the order of work within the team, lower first (nullable: last)",
             (Table::Backlog, "planned_start") => "the earliest day work may start (nullable)",
+            (Table::Incidents, "deployment_id") => "the deployment whose change caused it (nullable)",
+            (Table::Deployments, "deployment_id") => "the deployment's id; unique key",
+            (Table::Deployments, "system") => "the system deployed",
+            (Table::Deployments, "deployed_at") => "when it reached its environment (UTC)",
+            (Table::Deployments, "environment") => "where it went; production unless said (the keys count production only)",
+            (Table::Deployments, "status") => "success, or failure (it never reached the environment)",
+            (Table::Deployments, "feature_ids") => "the features it shipped (nullable)",
+            (Table::Deployments, "commit_shas") => "the commits it shipped (nullable)",
+            (Table::Deployments, "first_commit_at") => "when the oldest change it shipped was committed (for lead time)",
+            (Table::Deployments, "caused_incident_ids") => "the incidents its change caused (nullable)",
+            (Table::Deployments, "rollback_of") => "the deployment it rolled back (nullable)",
+            (Table::Deployments, "fixes_incident_ids") => {
+                "the incidents it was made to fix: unplanned work (nullable)"
+            }
             (Table::Features, COST_OF_DELAY) | (Table::Backlog, COST_OF_DELAY) => {
                 "what a week of delay costs once the work would have shipped (revenue, savings or risk, as product \
                  estimates it), in the store's currency; nullable, >= 0"
@@ -85,6 +102,7 @@ impl Table {
             Table::Incidents => "incidents",
             Table::Capacity => "capacity",
             Table::Backlog => "backlog",
+            Table::Deployments => "deployments",
         }
     }
 
@@ -95,6 +113,7 @@ impl Table {
             Table::Incidents => &["incident_id"],
             Table::Capacity => &["period_start", "team"],
             Table::Backlog => &["item_id"],
+            Table::Deployments => &["deployment_id"],
         }
     }
 
@@ -113,6 +132,7 @@ impl Table {
                 Field::new("users_affected", DataType::Int64, true),
                 Field::new("debt_related", DataType::Boolean, true),
                 Field::new("feature_id", DataType::Utf8, true),
+                Field::new("deployment_id", DataType::Utf8, true),
             ],
             Table::Capacity => vec![
                 Field::new("period_start", DataType::Date32, false),
@@ -133,13 +153,31 @@ impl Table {
                 Field::new("work_type", DataType::Utf8, false),
                 Field::new(COST_OF_DELAY, DataType::Float64, true),
             ],
+            Table::Deployments => vec![
+                Field::new("deployment_id", DataType::Utf8, false),
+                Field::new("system", DataType::Utf8, false),
+                Field::new("deployed_at", timestamp(), false),
+                Field::new("environment", DataType::Utf8, false),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("feature_ids", string_list(), true),
+                Field::new("commit_shas", string_list(), true),
+                Field::new("first_commit_at", timestamp(), true),
+                Field::new("caused_incident_ids", string_list(), true),
+                Field::new("rollback_of", DataType::Utf8, true),
+                Field::new("fixes_incident_ids", string_list(), true),
+            ],
         }))
+    }
+
+    /// Tables added after stores were first written: a store without one reads it as empty.
+    pub fn added_later_table(self) -> bool {
+        matches!(self, Table::Backlog | Table::Deployments)
     }
 
     /// Columns added after stores were first written (nullable ones): a table found without one
     /// reads it as null, and the next ingest adds it to the table.
     pub fn added_later(self, column: &str) -> bool {
-        matches!((self, column), (Table::Features | Table::Backlog, COST_OF_DELAY))
+        matches!((self, column), (Table::Features | Table::Backlog, COST_OF_DELAY) | (Table::Incidents, "deployment_id"))
     }
 }
 
@@ -151,7 +189,7 @@ impl std::str::FromStr for Table {
 
     fn from_str(s: &str) -> Result<Self> {
         Table::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
-            Error::Usage(format!("unknown table `{s}`: expected features, incidents, capacity or backlog"))
+            Error::Usage(format!("unknown table `{s}`: expected features, incidents, capacity, backlog or deployments"))
         })
     }
 }

@@ -47,6 +47,8 @@ pub const VIEWS: &[ViewDef] = &[
     view!("dod_impact", true),
     view!("estimation_accuracy", true),
     view!("velocity_trend", true),
+    view!("deployment_incidents", true),
+    view!("delivery_performance", true),
 ];
 
 /// The SQL functions that read the analysis window.

@@ -93,6 +93,7 @@ const fn def(name: &'static str, rule: Rule, default: &'static str) -> ColumnSpe
 
 const SEVERITIES: &[&str] = &["sev1", "sev2", "sev3", "sev4"];
 const WORK_TYPES: &[&str] = &["product", "quality"];
+const STATUSES: &[&str] = &["success", "failure"];
 
 /// The columns of a table in schema order, with their rules (data-model.md, "Tables").
 pub fn columns(table: Table) -> &'static [ColumnSpec] {
@@ -128,6 +129,7 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
         opt("users_affected", Rule::NonNegative),
         opt("debt_related", Rule::Any),
         opt("feature_id", Rule::Any),
+        opt("deployment_id", Rule::Any),
     ];
     const CAPACITY: &[ColumnSpec] = &[
         req("period_start", Rule::Any),
@@ -148,11 +150,25 @@ pub fn columns(table: Table) -> &'static [ColumnSpec] {
         def("work_type", Rule::OneOf(WORK_TYPES), "product"),
         opt("cost_of_delay_per_week", Rule::NonNegative),
     ];
+    const DEPLOYMENTS: &[ColumnSpec] = &[
+        req("deployment_id", Rule::Any),
+        req("system", Rule::Any),
+        req("deployed_at", Rule::Any),
+        def("environment", Rule::Any, "production"),
+        def("status", Rule::OneOf(STATUSES), "success"),
+        opt("feature_ids", Rule::Any),
+        opt("commit_shas", Rule::Any),
+        opt("first_commit_at", Rule::Any),
+        opt("caused_incident_ids", Rule::Any),
+        opt("rollback_of", Rule::Any),
+        opt("fixes_incident_ids", Rule::Any),
+    ];
     match table {
         Table::Features => FEATURES,
         Table::Incidents => INCIDENTS,
         Table::Capacity => CAPACITY,
         Table::Backlog => BACKLOG,
+        Table::Deployments => DEPLOYMENTS,
     }
 }
 
@@ -301,6 +317,7 @@ fn date_order(table: Table) -> Option<(usize, usize, bool)> {
         Table::Incidents => Some((index("started_at"), index("resolved_at"), false)),
         Table::Capacity => Some((index("period_start"), index("period_end"), true)),
         Table::Backlog => None,
+        Table::Deployments => Some((index("first_commit_at"), index("deployed_at"), true)),
     }
 }
 

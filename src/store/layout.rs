@@ -85,6 +85,7 @@ pub fn sort_columns(table: Table) -> &'static [&'static str] {
         Table::Incidents => &["started_at"],
         Table::Capacity => &["period_start"],
         Table::Backlog => &["priority", "item_id"],
+        Table::Deployments => &["deployed_at"],
     }
 }
 

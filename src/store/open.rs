@@ -70,12 +70,13 @@ impl Store {
 
     async fn open_files(&self, state: &SessionState, table: Table) -> Result<Opened> {
         let url = self.table_url(table)?;
-        // The backlog came after the first stores were made: one without it has an empty backlog.
+        // The backlog and the deployments came after the first stores were made: a store without
+        // them reads them as empty.
         let empty =
             || -> Result<Opened> { Ok((Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?), None, Some(0))) };
         if let Some(dir) = self.local_dir() {
             let dir = dir.join(table.name());
-            if !dir.is_dir() && table == Table::Backlog {
+            if !dir.is_dir() && table.added_later_table() {
                 return empty();
             }
             if !dir.is_dir() {
@@ -93,7 +94,7 @@ impl Store {
                 let bytes = delta.snapshot().ok().map(|s| s.log_data().iter().map(|f| f.size().max(0) as u64).sum());
                 Ok((provider, delta.version(), bytes))
             }
-            Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() && table == Table::Backlog => empty(),
+            Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() && table.added_later_table() => empty(),
             // Plain Parquet folders are read from local stores only.
             Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() => {
                 Err(Error::MissingTable { store: self.to_string(), table: table.name() })

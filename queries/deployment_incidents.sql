@@ -1,0 +1,86 @@
+-- Which deployment caused each incident: the one the data name, or a labelled guess?
+--
+-- Incidents that started in the window, one row each, ordered by started_at then incident_id.
+-- cause_deployment_id is an explicit cause, the first of: incidents.deployment_id; a deployment
+-- whose caused_incident_ids lists the incident; the first successful production deployment that
+-- shipped the incident's feature_id before it started. cause says which. Only when there is no
+-- explicit cause, guessed_deployment_id is the latest successful production deployment of the
+-- incident's system in the 7 days before it started, and guess_reason says how long before (the
+-- time-based link other tools make silently; debtlens never counts it in the keys).
+WITH d AS (
+    SELECT deployment_id, system, deployed_at, feature_ids, caused_incident_ids
+    FROM deployments
+    WHERE environment = 'production' AND status = 'success'
+),
+i AS (
+    SELECT incident_id, system, severity, started_at, resolved_at, feature_id, deployment_id
+    FROM incidents
+    WHERE started_at > window_start()
+      AND started_at <= window_end()
+),
+listed AS (
+    SELECT i.incident_id, min(d.deployment_id) AS deployment_id
+    FROM i
+    JOIN d ON array_has(d.caused_incident_ids, i.incident_id)
+    GROUP BY i.incident_id
+),
+shipped AS (
+    SELECT incident_id, deployment_id
+    FROM (
+        SELECT i.incident_id, d.deployment_id,
+               row_number() OVER (PARTITION BY i.incident_id ORDER BY d.deployed_at, d.deployment_id) AS n
+        FROM i
+        JOIN d ON array_has(d.feature_ids, i.feature_id) AND d.deployed_at <= i.started_at
+    )
+    WHERE n = 1
+),
+guessed AS (
+    SELECT incident_id, deployment_id, deployed_at, started_at
+    FROM (
+        SELECT i.incident_id, d.deployment_id, d.deployed_at, i.started_at,
+               row_number() OVER (PARTITION BY i.incident_id ORDER BY d.deployed_at DESC, d.deployment_id DESC) AS n
+        FROM i
+        JOIN d ON d.system = i.system
+              AND d.deployed_at <= i.started_at
+              AND d.deployed_at > i.started_at - INTERVAL '7 days'
+    )
+    WHERE n = 1
+),
+explained AS (
+    SELECT
+        i.incident_id,
+        i.system,
+        i.severity,
+        i.started_at,
+        i.resolved_at,
+        coalesce(i.deployment_id, l.deployment_id, s.deployment_id) AS cause_deployment_id,
+        CASE
+            WHEN i.deployment_id IS NOT NULL THEN 'incidents.deployment_id'
+            WHEN l.deployment_id IS NOT NULL THEN 'deployments.caused_incident_ids'
+            WHEN s.deployment_id IS NOT NULL THEN 'shipped its feature ' || i.feature_id
+        END AS cause,
+        g.deployment_id AS guess,
+        g.deployed_at AS guess_at
+    FROM i
+    LEFT JOIN listed l ON l.incident_id = i.incident_id
+    LEFT JOIN shipped s ON s.incident_id = i.incident_id
+    LEFT JOIN guessed g ON g.incident_id = i.incident_id
+)
+SELECT
+    incident_id,
+    system,
+    severity,
+    started_at,
+    resolved_at,
+    cause_deployment_id,
+    cause,
+    CASE WHEN cause_deployment_id IS NULL THEN guess END AS guessed_deployment_id,
+    CASE
+        WHEN cause_deployment_id IS NULL AND guess IS NOT NULL THEN
+            'latest successful production deployment of ' || system || ', '
+            || CAST(round((date_part('epoch', started_at) - date_part('epoch', guess_at)) / 3600.0, 1) AS VARCHAR)
+            || ' hours before'
+        WHEN cause_deployment_id IS NULL THEN 'no production deployment of ' || system || ' in the 7 days before'
+    END AS guess_reason
+FROM explained
+ORDER BY started_at, incident_id
