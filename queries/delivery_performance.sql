@@ -27,13 +27,19 @@ wd AS (
     WHERE deployed_at > window_start()
       AND deployed_at <= window_end()
 ),
+-- The lists as rows, so that the joins below are on keys.
+d_features AS (
+    SELECT deployment_id, deployed_at, unnest(feature_ids) AS feature_id
+    FROM d
+    WHERE feature_ids IS NOT NULL
+),
 shipped AS (
     SELECT deployment_id, incident_id
     FROM (
-        SELECT d.deployment_id, i.incident_id,
-               row_number() OVER (PARTITION BY i.incident_id ORDER BY d.deployed_at, d.deployment_id) AS n
+        SELECT f.deployment_id, i.incident_id,
+               row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
         FROM incidents i
-        JOIN d ON array_has(d.feature_ids, i.feature_id) AND d.deployed_at <= i.started_at
+        JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
         WHERE i.deployment_id IS NULL
     )
     WHERE n = 1
@@ -41,9 +47,9 @@ shipped AS (
 caused AS (
     SELECT deployment_id, incident_id FROM incidents WHERE deployment_id IS NOT NULL
     UNION
-    SELECT d.deployment_id, i.incident_id
+    SELECT deployment_id, unnest(caused_incident_ids) AS incident_id
     FROM d
-    JOIN incidents i ON array_has(d.caused_incident_ids, i.incident_id)
+    WHERE caused_incident_ids IS NOT NULL
     UNION
     SELECT deployment_id, incident_id FROM shipped
 ),

@@ -18,33 +18,59 @@ i AS (
     WHERE started_at > window_start()
       AND started_at <= window_end()
 ),
+-- The lists as rows, so that the joins below are on keys.
+d_incidents AS (
+    SELECT deployment_id, unnest(caused_incident_ids) AS incident_id
+    FROM d
+    WHERE caused_incident_ids IS NOT NULL
+),
+d_features AS (
+    SELECT deployment_id, deployed_at, unnest(feature_ids) AS feature_id
+    FROM d
+    WHERE feature_ids IS NOT NULL
+),
 listed AS (
-    SELECT i.incident_id, min(d.deployment_id) AS deployment_id
+    SELECT i.incident_id, min(l.deployment_id) AS deployment_id
     FROM i
-    JOIN d ON array_has(d.caused_incident_ids, i.incident_id)
+    JOIN d_incidents l ON l.incident_id = i.incident_id
     GROUP BY i.incident_id
 ),
 shipped AS (
     SELECT incident_id, deployment_id
     FROM (
-        SELECT i.incident_id, d.deployment_id,
-               row_number() OVER (PARTITION BY i.incident_id ORDER BY d.deployed_at, d.deployment_id) AS n
+        SELECT i.incident_id, f.deployment_id,
+               row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
         FROM i
-        JOIN d ON array_has(d.feature_ids, i.feature_id) AND d.deployed_at <= i.started_at
+        JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
     )
     WHERE n = 1
 ),
+-- Each system's deployments and incidents in time order: an incident's latest deployment is the
+-- last one before it (a deployment at the same instant comes first).
+events AS (
+    SELECT system, deployed_at AS at, 0 AS kind, deployment_id, deployed_at, CAST(NULL AS VARCHAR) AS incident_id
+    FROM d
+    UNION ALL
+    SELECT system, started_at AS at, 1 AS kind, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP), incident_id
+    FROM i
+),
+latest AS (
+    SELECT
+        incident_id,
+        at AS started_at,
+        last_value(deployment_id) IGNORE NULLS OVER (
+            PARTITION BY system ORDER BY at, kind, deployment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS deployment_id,
+        last_value(deployed_at) IGNORE NULLS OVER (
+            PARTITION BY system ORDER BY at, kind, deployment_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS deployed_at
+    FROM events
+),
 guessed AS (
     SELECT incident_id, deployment_id, deployed_at, started_at
-    FROM (
-        SELECT i.incident_id, d.deployment_id, d.deployed_at, i.started_at,
-               row_number() OVER (PARTITION BY i.incident_id ORDER BY d.deployed_at DESC, d.deployment_id DESC) AS n
-        FROM i
-        JOIN d ON d.system = i.system
-              AND d.deployed_at <= i.started_at
-              AND d.deployed_at > i.started_at - INTERVAL '7 days'
-    )
-    WHERE n = 1
+    FROM latest
+    WHERE incident_id IS NOT NULL
+      AND deployed_at > started_at - INTERVAL '7 days'
 ),
 explained AS (
     SELECT

@@ -498,11 +498,8 @@ fn incidents(rng: &mut Rng, links: &mut Rng, n: usize, shipped: &Shipped) -> Res
         b.started_at.append_value(micros(started));
         let duration = Duration::minutes((hours * (1.0 + debt * 0.5) * rng.noise(0.6) * 60.0) as i64 + 5);
         // The newest incidents are the ones still open.
-        let resolved = if t > 0.985 && rng.chance(0.5) || rng.chance(0.005) {
-            None
-        } else {
-            Some(micros(started + duration))
-        };
+        let resolved =
+            if t > 0.985 && rng.chance(0.5) || rng.chance(0.005) { None } else { Some(micros(started + duration)) };
         b.resolved_at.append_option(resolved);
         if rng.chance(0.1) {
             b.users.append_null();
@@ -570,7 +567,8 @@ fn deployments(rng: &mut Rng, shipped: &Shipped, caused: &Caused) -> Result<Vec<
     for (system, features) in shipped.iter().enumerate() {
         for &(at, feature, _, started) in features {
             let id = format!("DEP-{:06}", feature + 1);
-            let commits: Vec<String> = (0..1 + rng.below(4)).map(|_| format!("{:012x}", rng.next_u64() >> 16)).collect();
+            let commits: Vec<String> =
+                (0..1 + rng.below(4)).map(|_| format!("{:012x}", rng.next_u64() >> 16)).collect();
             let first_commit = (started < at).then(|| started + (rng.f64() * (at - started) as f64 * 0.3) as i64);
             if rng.chance(0.2) {
                 rows.push(Deployment {

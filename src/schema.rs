@@ -77,16 +77,18 @@ impl Table {
             (Table::Deployments, "deployment_id") => "the deployment's id; unique key",
             (Table::Deployments, "system") => "the system deployed",
             (Table::Deployments, "deployed_at") => "when it reached its environment (UTC)",
-            (Table::Deployments, "environment") => "where it went; production unless said (the keys count production only)",
+            (Table::Deployments, "environment") => {
+                "where it went; production unless said (the keys count production only)"
+            }
             (Table::Deployments, "status") => "success, or failure (it never reached the environment)",
             (Table::Deployments, "feature_ids") => "the features it shipped (nullable)",
             (Table::Deployments, "commit_shas") => "the commits it shipped (nullable)",
-            (Table::Deployments, "first_commit_at") => "when the oldest change it shipped was committed (for lead time)",
+            (Table::Deployments, "first_commit_at") => {
+                "when the oldest change it shipped was committed (for lead time)"
+            }
             (Table::Deployments, "caused_incident_ids") => "the incidents its change caused (nullable)",
             (Table::Deployments, "rollback_of") => "the deployment it rolled back (nullable)",
-            (Table::Deployments, "fixes_incident_ids") => {
-                "the incidents it was made to fix: unplanned work (nullable)"
-            }
+            (Table::Deployments, "fixes_incident_ids") => "the incidents it was made to fix: unplanned work (nullable)",
             (Table::Features, COST_OF_DELAY) | (Table::Backlog, COST_OF_DELAY) => {
                 "what a week of delay costs once the work would have shipped (revenue, savings or risk, as product \
                  estimates it), in the store's currency; nullable, >= 0"
@@ -177,7 +179,10 @@ impl Table {
     /// Columns added after stores were first written (nullable ones): a table found without one
     /// reads it as null, and the next ingest adds it to the table.
     pub fn added_later(self, column: &str) -> bool {
-        matches!((self, column), (Table::Features | Table::Backlog, COST_OF_DELAY) | (Table::Incidents, "deployment_id"))
+        matches!(
+            (self, column),
+            (Table::Features | Table::Backlog, COST_OF_DELAY) | (Table::Incidents, "deployment_id")
+        )
     }
 }
 

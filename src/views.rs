@@ -174,7 +174,9 @@ mod tests {
                 "system_health",
                 "dod_compliance",
                 "dod_impact",
-                "estimation_accuracy"
+                "estimation_accuracy",
+                "deployment_incidents",
+                "delivery_performance"
             ]
         );
     }

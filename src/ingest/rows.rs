@@ -708,6 +708,7 @@ mod tests {
                 text("3"),
                 text("no"),
                 Raw::Null,
+                Raw::Null,
             ]
         };
         b.push(&row("SEV2")).unwrap();

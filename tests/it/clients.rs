@@ -80,7 +80,10 @@ print(json.dumps(out))
     let out = run_json(Run::from(run), "SQLAlchemy");
     // As on PostgreSQL: information_schema is a schema.
     assert_eq!(out["schemas"], serde_json::json!(["information_schema", "public"]));
-    assert_eq!(out["tables"], serde_json::json!(["backlog", "capacity", "features", "incidents", "rejected_rows"]));
+    assert_eq!(
+        out["tables"],
+        serde_json::json!(["backlog", "capacity", "deployments", "features", "incidents", "rejected_rows"])
+    );
     let views: Vec<String> = serde_json::from_value(out["views"].clone()).unwrap();
     for view in ["slowdown_by_system", "system_health", "debt_cost", "backlog_forecast"] {
         assert!(views.contains(&view.to_string()), "{view} in {views:?}");
@@ -231,7 +234,7 @@ fn pgjdbc_browses_keys_and_binds_dates_and_arrays() {
         run.stdout().lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
     assert!(out["version"].starts_with("16.6 (debtlens "), "{}", out["version"]);
     assert_eq!(out["schemas"], "information_schema,pg_catalog,public");
-    assert_eq!(out["tables"], "backlog,capacity,features,incidents,rejected_rows");
+    assert_eq!(out["tables"], "backlog,capacity,deployments,features,incidents,rejected_rows");
     assert!(
         out["columns"].starts_with("period_start:date:NO,period_end:date:NO,team:text:YES,budget:float8:NO"),
         "{}",
@@ -382,7 +385,7 @@ fn metabase_syncs_and_psql_shows_sizes_and_comments() {
         tables.contains(&"public|system_health|VIEW|Which systems most need attention this month?|".into()),
         "{tables:?}"
     );
-    assert_eq!(tables.len(), 5 + debtlens::views::VIEWS.len(), "{tables:?}");
+    assert_eq!(tables.len(), 6 + debtlens::views::VIEWS.len(), "{tables:?}");
     let fields = section("fields");
     // name, type, position, schema, table, key?, comment, required, auto-increment.
     for row in [
@@ -405,6 +408,7 @@ fn metabase_syncs_and_psql_shows_sizes_and_comments() {
         [
             "public|backlog|item_id",
             "public|capacity|period_start",
+            "public|deployments|deployment_id",
             "public|features|feature_id",
             "public|incidents|incident_id"
         ]

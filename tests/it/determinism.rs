@@ -54,7 +54,7 @@ fn every_view_gives_the_same_bytes_in_every_layout_and_thread_count() {
     // Ingested from CSV exports in three commits.
     let ingested = env.path("ingested");
     env.run(&["init", ingested.to_str().unwrap()]).success();
-    for table in ["features", "incidents", "capacity", "backlog"] {
+    for table in ["features", "incidents", "capacity", "backlog", "deployments"] {
         for dir in [&plain, &shuffled] {
             std::fs::create_dir_all(dir.join(table)).unwrap();
         }
@@ -63,6 +63,7 @@ fn every_view_gives_the_same_bytes_in_every_layout_and_thread_count() {
             "features" => "feature_id",
             "incidents" => "incident_id",
             "backlog" => "item_id",
+            "deployments" => "deployment_id",
             _ => "CAST(period_start AS VARCHAR) || coalesce(team, '')",
         };
         for k in 0..7 {
