@@ -42,13 +42,13 @@ pub const VIEWS: &[ViewDef] = &[
     view!("capacity_split", true),
     view!("debt_cost", true),
     view!("delay_cost", true),
+    view!("deployment_incidents", true),
+    view!("delivery_performance", true),
     view!("system_health", true),
     view!("dod_compliance", true),
     view!("dod_impact", true),
     view!("estimation_accuracy", true),
     view!("velocity_trend", true),
-    view!("deployment_incidents", true),
-    view!("delivery_performance", true),
 ];
 
 /// The SQL functions that read the analysis window.
@@ -171,12 +171,12 @@ mod tests {
                 "incident_impact",
                 "debt_cost",
                 "delay_cost",
+                "deployment_incidents",
+                "delivery_performance",
                 "system_health",
                 "dod_compliance",
                 "dod_impact",
-                "estimation_accuracy",
-                "deployment_incidents",
-                "delivery_performance"
+                "estimation_accuracy"
             ]
         );
     }

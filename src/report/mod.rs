@@ -331,6 +331,12 @@ impl Review<'_> {
                     ("tax_low", Kind::Ratio),
                     ("tax_high", Kind::Ratio),
                     ("attributed_cost", Kind::Money),
+                    ("deployments", Kind::Count),
+                    ("change_failure_rate", Kind::Share),
+                    ("cfr_low", Kind::Share),
+                    ("cfr_high", Kind::Share),
+                    ("lead_time_hours", Kind::Hours),
+                    ("recovery_hours", Kind::Hours),
                 ],
             )
             .await?;
@@ -372,6 +378,22 @@ impl Review<'_> {
                 slowdown.get(row, "features").show(Kind::Count),
                 tax.number().map_or("?".into(), |r| format!("{r:.1}"))
             ));
+            // Its delivery beside its tax, when it deploys.
+            let keys = health.rows.iter().find(|r| health.get(r, "system").text() == Some(system));
+            if let Some(keys) = keys.filter(|r| health.get(r, "change_failure_rate").number().is_some()) {
+                let at = |c: &str| health.get(keys, c);
+                self.headlines.push(format!(
+                    "{system}: {} tax, change failure rate {} (90%: {}–{}, {} deploys), median lead time {}, recovery \
+                     {} {in_window} (delivery_performance; incidents tied to the deployment that caused them).",
+                    tax.show(Kind::Ratio),
+                    at("change_failure_rate").show(Kind::Share),
+                    at("cfr_low").show(Kind::Share),
+                    at("cfr_high").show(Kind::Share),
+                    at("deployments").show(Kind::Count),
+                    at("lead_time_hours").show(Kind::Hours),
+                    at("recovery_hours").show(Kind::Hours),
+                ));
+            }
         }
         let thin: Vec<&str> = slowdown
             .rows
@@ -390,7 +412,7 @@ impl Review<'_> {
             id: "system-health",
             title: "System health",
             about: format!(
-                "Slowdown, delay and cost (slowdown_by_system, debt_cost), the attributed tax and its cost (system_tax) beside incidents (incident_impact), {in_window}; costliest first."
+                "Slowdown, delay and cost (slowdown_by_system, debt_cost), the attributed tax and its cost (system_tax) beside incidents (incident_impact) and the delivery keys (delivery_performance), {in_window}; costliest first."
             ),
             table: health,
             charts: vec![Chart::Bars {
