@@ -119,12 +119,13 @@ fn the_same_file_twice_changes_no_view() {
     let env = Env::new();
     let store = store(&env);
     // The built-in sample, exported as CSV, JSON and NDJSON.
-    for (table, format) in [("features", "csv"), ("incidents", "json"), ("capacity", "ndjson")] {
+    let tables = [("features", "csv"), ("incidents", "json"), ("capacity", "ndjson"), ("deployments", "json")];
+    for (table, format) in tables {
         let export = env.run(&["-q", "query", &format!("SELECT * FROM {table}"), "--format", format]);
         std::fs::write(env.path(&format!("{table}.{format}")), &export.success().stdout).unwrap();
     }
     let ingest_all = |expect_replaced: bool| {
-        for (table, format) in [("features", "csv"), ("incidents", "json"), ("capacity", "ndjson")] {
+        for (table, format) in tables {
             let run = env.run(&["--data", &store, "ingest", table, &format!("{table}.{format}")]);
             let out = run.success().stdout();
             let (loaded, replaced) = if expect_replaced { ("loaded 0", "replaced") } else { ("loaded", "replaced 0") };
