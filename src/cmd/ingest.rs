@@ -15,7 +15,7 @@ use crate::store::Origin;
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// The table to load: features, incidents or capacity.
+    /// The table to load: features, incidents, capacity, backlog or deployments.
     pub table: String,
     /// The files to load, in order (a key in a later file replaces the same key in an earlier one).
     #[arg(required = true)]
@@ -23,6 +23,10 @@ pub struct IngestArgs {
     /// Map the inputs' columns onto the table's: a preset (`jira`, `devlake`) or a TOML file.
     #[arg(long, value_name = "PRESET|FILE")]
     pub map: Option<String>,
+    /// Give a column the same value on every row (repeatable), over the input and the mapping:
+    /// `--set system=checkout-api` for a GitLab project's deployments.
+    #[arg(long = "set", value_name = "COLUMN=VALUE", value_parser = parse_constant)]
+    pub constants: Vec<(String, String)>,
     /// The input format of every file. Default: each file's extension.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<InputFormat>,
@@ -57,6 +61,7 @@ pub async fn run(config: &Config, args: IngestArgs) -> Result<u8> {
     }
     let format = args.input_format;
     let mapping = args.map.as_deref().map(|m| Mapping::load(m, table)).transpose()?;
+    let mapping = Mapping::with_constants(mapping, table, &args.constants)?;
     let options = IngestOptions {
         format,
         mapping,
@@ -161,5 +166,13 @@ mod tests {
         assert_eq!(super::parse_delimiter("tab"), Ok(b'\t'));
         assert!(super::parse_delimiter(";;").is_err());
         assert!(super::parse_delimiter("\"").is_err());
+    }
+}
+
+/// `COLUMN=VALUE` of `--set`.
+fn parse_constant(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((column, value)) if !column.trim().is_empty() => Ok((column.trim().to_string(), value.to_string())),
+        _ => Err(format!("`{s}`: expected COLUMN=VALUE, such as system=checkout-api")),
     }
 }

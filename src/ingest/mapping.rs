@@ -18,6 +18,7 @@ const PRESETS: &[(&str, Table, &str)] = &[
     ("jira", Table::Backlog, include_str!("presets/jira-backlog.toml")),
     ("devlake", Table::Features, include_str!("presets/devlake-features.toml")),
     ("devlake", Table::Incidents, include_str!("presets/devlake-incidents.toml")),
+    ("gitlab", Table::Deployments, include_str!("presets/gitlab-deployments.toml")),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +131,41 @@ impl Mapping {
 
     pub fn column(&self, name: &str) -> Option<&ColumnMap> {
         self.columns.get(name)
+    }
+
+    /// `ingest --set COLUMN=VALUE`: the column takes this value on every row, over what the
+    /// mapping (if any) says; for what an export does not carry, such as the system a GitLab
+    /// project's deployments are of.
+    pub fn with_constants(
+        mapping: Option<Mapping>,
+        table: Table,
+        constants: &[(String, String)],
+    ) -> Result<Option<Mapping>> {
+        if constants.is_empty() {
+            return Ok(mapping);
+        }
+        let mut mapping = mapping.unwrap_or_else(|| Mapping { name: "--set".into(), columns: BTreeMap::new() });
+        let known = super::rows::columns(table);
+        for (column, value) in constants {
+            if !known.iter().any(|c| c.name == column) {
+                let names: Vec<&str> = known.iter().map(|c| c.name).collect();
+                return Err(Error::Usage(format!(
+                    "--set {column}=...: {} has no column `{column}` (its columns: {})",
+                    table.name(),
+                    names.join(", ")
+                )));
+            }
+            let constant = ColumnMap {
+                from: None,
+                value: Some(value.clone()),
+                unit: None,
+                split: None,
+                date_format: None,
+                values: None,
+            };
+            mapping.columns.insert(column.clone(), constant);
+        }
+        Ok(Some(mapping))
     }
 }
 

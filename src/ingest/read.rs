@@ -100,7 +100,10 @@ impl Binding {
             file: file.to_path_buf(),
             line: 1,
             column: 0,
-            message: format!("missing required column {what}; nothing was loaded"),
+            message: format!(
+                "missing required column {what}; nothing was loaded (a value the input does not carry can be given \
+                 for every row with --set COLUMN=VALUE)"
+            ),
         };
         for spec in columns {
             if let Some(map) = mapping.and_then(|m| m.column(spec.name)) {
@@ -504,9 +507,13 @@ impl<'a> JsonRecords<'a> {
             });
         };
         // A cell is text, a number, a boolean or a list of those: an object (or a list inside a
-        // list) has no one text to load, and its JSON text is not a system's name.
+        // list) in a column the table reads has no one text to load, and its JSON text is not a
+        // system's name. Objects elsewhere are read as their fields, `parent.child` (GitLab's
+        // `environment.name`), which a mapping can name; nested lists elsewhere are ignored.
         let nested = |v: &Json| matches!(v, Json::Object(_) | Json::Array(_));
-        if let Some((key, cell)) = map.iter().find(|(_, v)| match v {
+        let used = self.used(columns);
+        let normal = |s: &str| s.trim().to_lowercase();
+        if let Some((key, cell)) = map.iter().filter(|(k, _)| used.contains(&normal(k))).find(|(_, v)| match v {
             Json::Object(_) => true,
             Json::Array(items) => items.iter().any(nested),
             _ => false,
@@ -519,6 +526,9 @@ impl<'a> JsonRecords<'a> {
                 reason: format!("`{key}` is {what}: expected text, a number or a list of them"),
             });
         }
+        let mut flat = serde_json::Map::new();
+        flatten("", value, &mut flat);
+        let map = &flat;
         let new_keys: Vec<String> = map.keys().filter(|k| !self.header.contains(k)).cloned().collect();
         if self.binding.is_none() || !new_keys.is_empty() {
             self.header.extend(new_keys);
@@ -531,6 +541,35 @@ impl<'a> JsonRecords<'a> {
 
     fn extra(self) -> Vec<String> {
         self.binding.map(|(_, extra)| extra).unwrap_or_default()
+    }
+
+    /// The input names the table's columns are read from (lower case): the mapping's sources,
+    /// or the columns' own names.
+    fn used(&self, columns: &[ColumnSpec]) -> Vec<String> {
+        columns
+            .iter()
+            .flat_map(|spec| match self.mapping.and_then(|m| m.column(spec.name)) {
+                Some(map) => map.sources().into_iter().map(|s| s.trim().to_lowercase()).collect::<Vec<_>>(),
+                None => vec![spec.name.to_string()],
+            })
+            .collect()
+    }
+}
+
+/// A JSON record's fields with nested objects spelled out as `parent.child`; lists holding
+/// objects or lists are dropped (no column reads them: `row` refused those that one would).
+fn flatten(prefix: &str, value: &Json, out: &mut serde_json::Map<String, Json>) {
+    match value {
+        Json::Object(fields) => {
+            for (key, field) in fields {
+                let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&name, field, out);
+            }
+        }
+        Json::Array(items) if items.iter().any(|v| matches!(v, Json::Object(_) | Json::Array(_))) => {}
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
     }
 }
 

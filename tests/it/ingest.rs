@@ -965,3 +965,49 @@ fn a_store_without_a_backlog_folder_has_an_empty_backlog() {
     assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM backlog"), "n\n0\n");
     assert_eq!(csv_query(&env, &store, "SELECT count(*) AS n FROM backlog_forecast"), "n\n0\n");
 }
+
+/// Issue 24: GitLab's deployments API JSON, nested as GitLab sends it, through the `gitlab`
+/// preset; the system it does not carry given with `--set`.
+#[test]
+fn the_gitlab_preset_reads_nested_deployments_json_with_the_system_set() {
+    let env = Env::new();
+    let store = store(&env);
+    let export = data("gitlab-deployments.json");
+    let run = env.run(&["--data", &store, "ingest", "deployments", &export, "--map", "gitlab"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("missing required column `system`"), "{}", run.stderr);
+    assert!(run.stderr.contains("--set COLUMN=VALUE"), "{}", run.stderr);
+    let run = env.run(&[
+        "--data",
+        &store,
+        "ingest",
+        "deployments",
+        &export,
+        "--map",
+        "gitlab",
+        "--set",
+        "system=checkout-api",
+    ]);
+    run.fails_with(3);
+    assert_eq!(run.stdout(), "deployments: read 3, loaded 2, replaced 0, rejected 1\n");
+    assert_eq!(
+        csv_query(
+            &env,
+            &store,
+            "SELECT deployment_id, system, deployed_at, environment, status, commit_shas, first_commit_at FROM deployments \
+             ORDER BY 1"
+        ),
+        "deployment_id,system,deployed_at,environment,status,commit_shas,first_commit_at\n\
+         42,checkout-api,2026-10-11T11:34:36.104Z,production,success,a91957a858320c0e17f3a0eca7cfacbff50ea29a,2026-10-11T07:28:26Z\n\
+         43,checkout-api,2026-10-12T08:05:00Z,production,failure,b5d7f7e0a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6,2026-10-12T07:00:00Z\n"
+    );
+    // The running deployment is kept with its reason; nested lists no column reads are ignored.
+    assert_eq!(
+        csv_query(&env, &store, "SELECT line, column_name, raw_value, reason FROM rejected_rows"),
+        "line,column_name,raw_value,reason\n3,status,running,\"status must be one of success, failure\"\n"
+    );
+    // A constant for a column the table does not have is a usage error.
+    let run = env.run(&["--data", &store, "ingest", "deployments", &export, "--map", "gitlab", "--set", "sistem=x"]);
+    run.fails_with(2);
+    assert!(run.stderr.contains("deployments has no column `sistem`"), "{}", run.stderr);
+}
