@@ -157,6 +157,14 @@ fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
     }
 }
 
+/// `COLUMN=VALUE` of `--set`.
+fn parse_constant(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((column, value)) if !column.trim().is_empty() => Ok((column.trim().to_string(), value.to_string())),
+        _ => Err(format!("`{s}`: expected COLUMN=VALUE, such as system=checkout-api")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -166,13 +174,5 @@ mod tests {
         assert_eq!(super::parse_delimiter("tab"), Ok(b'\t'));
         assert!(super::parse_delimiter(";;").is_err());
         assert!(super::parse_delimiter("\"").is_err());
-    }
-}
-
-/// `COLUMN=VALUE` of `--set`.
-fn parse_constant(s: &str) -> std::result::Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((column, value)) if !column.trim().is_empty() => Ok((column.trim().to_string(), value.to_string())),
-        _ => Err(format!("`{s}`: expected COLUMN=VALUE, such as system=checkout-api")),
     }
 }
