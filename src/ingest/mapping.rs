@@ -19,6 +19,7 @@ const PRESETS: &[(&str, Table, &str)] = &[
     ("devlake", Table::Features, include_str!("presets/devlake-features.toml")),
     ("devlake", Table::Incidents, include_str!("presets/devlake-incidents.toml")),
     ("gitlab", Table::Deployments, include_str!("presets/gitlab-deployments.toml")),
+    ("github", Table::Deployments, include_str!("presets/github-deployments.toml")),
 ];
 
 #[derive(Debug, Deserialize)]

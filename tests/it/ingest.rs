@@ -1011,3 +1011,30 @@ fn the_gitlab_preset_reads_nested_deployments_json_with_the_system_set() {
     run.fails_with(2);
     assert!(run.stderr.contains("deployments has no column `sistem`"), "{}", run.stderr);
 }
+
+/// Issue 24: GitHub's deployments with their latest status (GraphQL nodes), one per line.
+#[test]
+fn the_github_preset_reads_deployments_with_their_latest_status() {
+    let env = Env::new();
+    let store = store(&env);
+    let export = data("github-deployments.ndjson");
+    let run =
+        env.run(&["--data", &store, "ingest", "deployments", &export, "--map", "github", "--set", "system=web-app"]);
+    run.fails_with(3);
+    assert_eq!(run.stdout(), "deployments: read 3, loaded 2, replaced 0, rejected 1\n");
+    assert_eq!(
+        csv_query(
+            &env,
+            &store,
+            "SELECT deployment_id, deployed_at, status, first_commit_at FROM deployments ORDER BY 1"
+        ),
+        "deployment_id,deployed_at,status,first_commit_at\n\
+         1391023456,2026-10-20T09:03:45Z,success,2026-10-19T16:42:10Z\n\
+         1391029999,2026-10-21T10:02:00Z,failure,2026-10-21T08:00:00Z\n"
+    );
+    // A deployment without a status yet has no time it reached production.
+    assert_eq!(
+        csv_query(&env, &store, "SELECT line, column_name, reason FROM rejected_rows"),
+        "line,column_name,reason\n3,deployed_at,deployed_at is required\n"
+    );
+}
