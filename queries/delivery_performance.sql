@@ -27,6 +27,14 @@ wd AS (
     WHERE deployed_at > window_start()
       AND deployed_at <= window_end()
 ),
+-- Only incidents of the window can have been caused by its deployments (and none after as_of
+-- counts): the store's incidents are sorted by started_at, so the others are not read.
+wi AS (
+    SELECT incident_id, feature_id, deployment_id, started_at, resolved_at
+    FROM incidents
+    WHERE started_at > window_start()
+      AND started_at <= window_end()
+),
 -- The lists as rows, so that the joins below are on keys.
 d_features AS (
     SELECT deployment_id, deployed_at, unnest(feature_ids) AS feature_id
@@ -38,14 +46,14 @@ shipped AS (
     FROM (
         SELECT f.deployment_id, i.incident_id,
                row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
-        FROM incidents i
+        FROM wi i
         JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
         WHERE i.deployment_id IS NULL
     )
     WHERE n = 1
 ),
 caused AS (
-    SELECT deployment_id, incident_id FROM incidents WHERE deployment_id IS NOT NULL
+    SELECT deployment_id, incident_id FROM wi WHERE deployment_id IS NOT NULL
     UNION
     SELECT deployment_id, unnest(caused_incident_ids) AS incident_id
     FROM d
@@ -67,7 +75,7 @@ per_deployment AS (
         max(i.resolved_at) AS last_resolved
     FROM wd
     LEFT JOIN caused c ON c.deployment_id = wd.deployment_id
-    LEFT JOIN incidents i ON i.incident_id = c.incident_id
+    LEFT JOIN wi i ON i.incident_id = c.incident_id
     GROUP BY wd.deployment_id, wd.system, wd.deployed_at, wd.first_commit_at, wd.rollback_of, wd.fixes_incident_ids
 ),
 rolled AS (

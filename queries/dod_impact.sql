@@ -39,6 +39,9 @@ caused AS (
     JOIN incidents i ON i.feature_id = f.feature_id
     WHERE i.started_at >= f.shipped_at
       AND i.started_at <= f.follow_end
+      -- Implied by the two above; said so that only the window's incidents are read.
+      AND i.started_at > window_start()
+      AND i.started_at <= window_end()
 ),
 counts AS (
     SELECT
