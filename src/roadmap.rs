@@ -486,19 +486,6 @@ impl Roadmap {
     pub fn money_returned(&self) -> Option<f64> {
         self.cost_per_engineer_week.map(|c| c * self.weeks_returned())
     }
-
-    /// The delayed value the paydown brings forward over every team's valued items; `None`
-    /// without a paydown or without any item with a cost of delay.
-    pub fn value_brought_forward(&self) -> Option<f64> {
-        exact_sum(self.teams.iter().filter_map(|t| t.paid.as_ref()).filter_map(|p| p.value_brought_forward))
-    }
-
-    /// (items with a cost of delay, items) over every team.
-    pub fn valued_items(&self) -> (usize, usize) {
-        let items = self.teams.iter().flat_map(|t| &t.items);
-        let all: Vec<&PlannedItem> = items.collect();
-        (all.iter().filter(|i| i.cost_of_delay_per_week.is_some()).count(), all.len())
-    }
 }
 
 /// The backlog in priority order (items without one last, then by item_id).

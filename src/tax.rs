@@ -453,11 +453,7 @@ impl Fit {
                 rows[s].features_valued += 1;
                 let point = share(touched, &weight, s);
                 let at = |end: fn(&(f64, f64, f64)) -> f64| match taxes[s] {
-                    Some(t) => {
-                        let mut moved = weight.clone();
-                        moved[s] = end(&t).ln().max(0.0);
-                        share(touched, &moved, s)
-                    }
+                    Some(t) => share_with(touched, &weight, s, end(&t).ln().max(0.0)),
                     None => point,
                 };
                 // The share moves with the tax except through the fallback to equal shares: the
@@ -645,8 +641,13 @@ fn share_weights(taxes: &[Option<(f64, f64, f64)>]) -> Vec<f64> {
 /// System s's share of a feature touching `touched`: its weight over theirs, or an equal share
 /// when none of them weighs anything (no touched system above 1x).
 fn share(touched: &[u32], weight: &[f64], s: usize) -> f64 {
-    let total: f64 = touched.iter().map(|&t| weight[t as usize]).sum();
-    if total > 0.0 { weight[s] / total } else { 1.0 / touched.len() as f64 }
+    share_with(touched, weight, s, weight[s])
+}
+
+/// `share` with system s weighing `own` instead (its tax at an end of its interval).
+fn share_with(touched: &[u32], weight: &[f64], s: usize, own: f64) -> f64 {
+    let total: f64 = touched.iter().map(|&t| if t as usize == s { own } else { weight[t as usize] }).sum();
+    if total > 0.0 { own / total } else { 1.0 / touched.len() as f64 }
 }
 
 /// The standard normal's 95th percentile: a two-sided 90% interval is ± this many sd.
@@ -1239,10 +1240,16 @@ fn rows_array(rows: &[SystemTax]) -> ListArray {
         float(|r| r.attributed_extra_weeks),
         Arc::new(rows.iter().map(|r| Some(r.confidence.as_str())).collect::<StringArray>()),
     ];
-    let structs = StructArray::new(row_fields(), columns, None);
+    one_list(row_fields(), columns, rows.len())
+}
+
+/// Columns of `len` rows as one list value of structs (an aggregate's rows, which its view
+/// unnests).
+fn one_list(fields: Fields, columns: Vec<ArrayRef>, len: usize) -> ListArray {
+    let structs = StructArray::new(fields.clone(), columns, None);
     ListArray::new(
-        Arc::new(Field::new_list_field(DataType::Struct(row_fields()), true)),
-        OffsetBuffer::from_lengths([rows.len()]),
+        Arc::new(Field::new_list_field(DataType::Struct(fields), true)),
+        OffsetBuffer::from_lengths([len]),
         Arc::new(structs),
         None,
     )
@@ -1262,13 +1269,7 @@ fn delay_cost_array(rows: &[DelayCost]) -> ListArray {
         float(|r| r.cost_low),
         float(|r| r.cost_high),
     ];
-    let structs = StructArray::new(delay_cost_fields(), columns, None);
-    ListArray::new(
-        Arc::new(Field::new_list_field(DataType::Struct(delay_cost_fields()), true)),
-        OffsetBuffer::from_lengths([rows.len()]),
-        Arc::new(structs),
-        None,
-    )
+    one_list(delay_cost_fields(), columns, rows.len())
 }
 
 #[cfg(test)]

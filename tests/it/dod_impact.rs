@@ -5,16 +5,7 @@
 
 use crate::util::Env;
 
-const ITEMS: [&str; 8] = [
-    "dod_acceptance",
-    "dod_unit_tests",
-    "dod_integration_tests",
-    "dod_monitoring",
-    "dod_feature_flag",
-    "dod_docs",
-    "dod_runbook",
-    "dod_perf_benchmark",
-];
+use debtlens::schema::DOD_COLUMNS as ITEMS;
 
 /// splitmix64: a small deterministic generator for the worlds.
 struct Rng(u64);
