@@ -16,7 +16,8 @@
 -- source (band_source; the README lists them); null where the key has no data. Ordered by system,
 -- the organisation last.
 WITH d AS (
-    SELECT deployment_id, system, deployed_at, first_commit_at, rollback_of, fixes_incident_ids
+    SELECT deployment_id, system, deployed_at, first_commit_at, rollback_of, fixes_incident_ids, feature_ids,
+           caused_incident_ids
     FROM deployments
     WHERE environment = 'production' AND status = 'success'
 ),
@@ -26,12 +27,39 @@ wd AS (
     WHERE deployed_at > window_start()
       AND deployed_at <= window_end()
 ),
--- The window's incidents and the deployment each names as its cause (incident_causes); only
--- those can have been caused by the window's deployments, and none after as_of counts.
+-- Only incidents of the window can have been caused by its deployments (and none after as_of
+-- counts): the store's incidents are sorted by started_at, so the others are not read.
+wi AS (
+    SELECT incident_id, feature_id, deployment_id, started_at, resolved_at
+    FROM incidents
+    WHERE started_at > window_start()
+      AND started_at <= window_end()
+),
+-- The lists as rows, so that the joins below are on keys.
+d_features AS (
+    SELECT deployment_id, deployed_at, unnest(feature_ids) AS feature_id
+    FROM d
+    WHERE feature_ids IS NOT NULL
+),
+shipped AS (
+    SELECT deployment_id, incident_id
+    FROM (
+        SELECT f.deployment_id, i.incident_id,
+               row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
+        FROM wi i
+        JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
+        WHERE i.deployment_id IS NULL
+    )
+    WHERE n = 1
+),
 caused AS (
-    SELECT cause_deployment_id AS deployment_id, incident_id, started_at, resolved_at
-    FROM incident_causes
-    WHERE cause_deployment_id IS NOT NULL
+    SELECT deployment_id, incident_id FROM wi WHERE deployment_id IS NOT NULL
+    UNION
+    SELECT deployment_id, unnest(caused_incident_ids) AS incident_id
+    FROM d
+    WHERE caused_incident_ids IS NOT NULL
+    UNION
+    SELECT deployment_id, incident_id FROM shipped
 ),
 per_deployment AS (
     SELECT
@@ -41,12 +69,13 @@ per_deployment AS (
         wd.first_commit_at,
         wd.rollback_of,
         wd.fixes_incident_ids,
-        count(c.incident_id) AS incidents,
-        count(c.resolved_at) AS resolved,
-        min(c.started_at) AS first_started,
-        max(c.resolved_at) AS last_resolved
+        count(i.incident_id) AS incidents,
+        count(i.resolved_at) AS resolved,
+        min(i.started_at) AS first_started,
+        max(i.resolved_at) AS last_resolved
     FROM wd
     LEFT JOIN caused c ON c.deployment_id = wd.deployment_id
+    LEFT JOIN wi i ON i.incident_id = c.incident_id
     GROUP BY wd.deployment_id, wd.system, wd.deployed_at, wd.first_commit_at, wd.rollback_of, wd.fixes_incident_ids
 ),
 rolled AS (
