@@ -65,6 +65,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "N", default_value_t = 40)]
     pub max_rows: usize,
 
+    /// Run queries on a Ballista cluster (`debtlens cluster`), given by its scheduler:
+    /// df://HOST:PORT. The store must be on a disk every executor reads. Answers are the same.
+    #[arg(long, global = true, env = crate::cluster::CLUSTER_ENV, value_name = "URL",
+          value_parser = cmd::cluster::parse_cluster)]
+    pub cluster: Option<crate::cluster::ClusterUrl>,
+
     /// Print nothing but results and errors.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
@@ -106,6 +112,10 @@ pub enum Command {
     /// Serve the tables and views over the PostgreSQL wire protocol, read-only, for BI tools and
     /// psql.
     Serve(cmd::serve::ServeArgs),
+    /// Write the tables and views as a script for another engine (Spark SQL).
+    Export(cmd::export::ExportArgs),
+    /// Run a scheduler or an executor of a Ballista cluster, for --cluster.
+    Cluster(cmd::cluster::ClusterArgs),
 }
 
 /// Resolves the raw global arguments into the configuration commands read.
@@ -120,6 +130,7 @@ fn resolve(args: &GlobalArgs, data_from_env: bool) -> Result<Config> {
             memory_limit: args.memory_limit,
             threads: args.threads.map(usize::from),
             window: WindowSettings { as_of: args.as_of, days: args.window_days },
+            cluster: args.cluster.clone(),
             ..EngineOptions::default()
         },
         format,
@@ -151,7 +162,7 @@ pub fn run() -> Result<u8> {
     // The shell and the server handle Ctrl-C and SIGTERM themselves; any other command stops
     // at once, its future dropped: a temporary output file is removed, an ingest not yet
     // committed leaves the store as it was.
-    let interruptible = !matches!(cli.command, Command::Shell(_) | Command::Serve(_));
+    let interruptible = !matches!(cli.command, Command::Shell(_) | Command::Serve(_) | Command::Cluster(_));
     let result = runtime.block_on(async {
         let command = async {
             match cli.command {
@@ -170,6 +181,8 @@ pub fn run() -> Result<u8> {
                 Command::Vacuum(args) => cmd::vacuum::run(&config, args).await,
                 Command::Optimize(args) => cmd::optimize::run(&config, args).await,
                 Command::Serve(args) => cmd::serve::run(&config, args).await,
+                Command::Export(args) => cmd::export::run(&config, args).await,
+                Command::Cluster(args) => cmd::cluster::run(&config, args).await,
             }
         };
         if !interruptible {

@@ -32,7 +32,7 @@ use futures::TryStreamExt;
 use crate::error::{Error, Result};
 use crate::schema::Table;
 use crate::sql::Scanned;
-use crate::store::Store;
+use crate::store::{Reading, Store};
 use crate::views::{self, VIEWS};
 use crate::window::{self, AsOfSource, Window, WindowConfig, WindowSettings};
 
@@ -53,6 +53,8 @@ pub struct EngineOptions {
     pub allow_writes: bool,
     /// Added to every snapshot's catalog.
     pub extension: Option<CatalogExtension>,
+    /// Run statements on this Ballista cluster (`--cluster`) instead of in this process.
+    pub cluster: Option<crate::cluster::ClusterUrl>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("window", &self.window)
             .field("allow_writes", &self.allow_writes)
             .field("extension", &self.extension.is_some())
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -128,6 +131,9 @@ impl Engine {
     /// Opens `store`: registers its tables (checking their schemas), the functions and every
     /// view. Reads no table data.
     pub async fn open(store: Store, options: EngineOptions) -> Result<Self> {
+        if let Some(url) = &options.cluster {
+            store.check_shared(url)?;
+        }
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(bytes) = options.memory_limit {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
@@ -201,32 +207,27 @@ impl Engine {
 
 /// A new context over the runtime with the store's tables, the functions and the views.
 async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<RuntimeEnv>) -> Result<Snapshot> {
-    let mut config = SessionConfig::new().with_information_schema(true);
-    // Dates and times are UTC throughout the store; so is now().
-    config.options_mut().execution.time_zone = Some("UTC".into());
-    // A view's ORDER BY is part of its contract (data-model.md orders every view), so a plain
-    // `SELECT * FROM view` from any client must keep it.
-    config.options_mut().sql_parser.enable_subquery_sort_elimination = false;
+    let mut config = with_debtlens_settings(SessionConfig::new().with_information_schema(true));
     config.options_mut().extensions.insert(WindowConfig::default());
     if let Some(threads) = options.threads {
         config = config.with_target_partitions(threads);
     }
-    let ctx = SessionContext::new_with_config_rt(config, Arc::clone(runtime));
-    for f in window::functions().into_iter().chain(crate::functions::all()) {
+    let ctx = match &options.cluster {
+        None => SessionContext::new_with_config_rt(config, Arc::clone(runtime)),
+        Some(url) => crate::cluster::client_context(url, config, Arc::clone(runtime))?,
+    };
+    // The window, exact float sums and means (whatever the order of rows, files and
+    // partitions), the attributed velocity tax, the forecast of planned items.
+    for f in crate::functions::scalar_functions() {
         ctx.register_udf(f);
     }
-    // Float sums and means exact, whatever the order of rows, files and partitions.
-    for f in crate::exact::functions() {
+    for f in crate::functions::aggregate_functions() {
         ctx.register_udaf(f);
     }
-    // The attributed velocity tax (the system_tax view) and the forecast of planned items
-    // (backlog_forecast).
-    for f in crate::tax::functions() {
-        ctx.register_udaf(f);
-    }
-    ctx.register_udf(crate::forecast::function());
-    ctx.register_udf(crate::stats::quantile_function());
-    let opened = store.open_tables(&ctx.state()).await?;
+    // Executors open a table from its description in the plan: on a cluster, a Delta table is
+    // the listing of its snapshot's files.
+    let reading = if options.cluster.is_some() { Reading::Files } else { Reading::Providers };
+    let opened = store.open_tables(&ctx.state(), reading).await?;
     for (name, provider) in opened.tables {
         ctx.register_table(name, provider)?;
     }
@@ -240,6 +241,16 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
         extend(&ctx, &opened.bytes)?;
     }
     Ok(Snapshot { ctx, versions: opened.versions, newest_shipped: tokio::sync::OnceCell::new() })
+}
+
+/// `config` with the settings every debtlens session runs under (a cluster's processes too).
+pub fn with_debtlens_settings(mut config: SessionConfig) -> SessionConfig {
+    // Dates and times are UTC throughout the store; so is now().
+    config.options_mut().execution.time_zone = Some("UTC".into());
+    // A view's ORDER BY is part of its contract (data-model.md orders every view), so a plain
+    // `SELECT * FROM view` from any client must keep it.
+    config.options_mut().sql_parser.enable_subquery_sort_elimination = false;
+    config
 }
 
 /// A statement planned in a session: the state it was planned under (which carries its window)

@@ -60,6 +60,11 @@ pub enum Error {
     #[error("store {store}: {message}")]
     Unreachable { store: String, message: String },
 
+    /// The cluster failed: a scheduler or executor that cannot start (a port in use), or one
+    /// that does not answer. Exit 1 (a query's own failure on the cluster is `DataFusion`).
+    #[error("cluster: {0}")]
+    Cluster(String),
+
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
 

@@ -11,6 +11,25 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
 
+/// Every scalar function debtlens registers: the window's, these replacements, the forecast and
+/// the quantile. The engine registers them, and so do a cluster's scheduler and executors, which
+/// must resolve the same names to the same functions.
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    let mut functions = crate::window::functions();
+    functions.extend(all());
+    functions.push(crate::forecast::function());
+    functions.push(crate::stats::quantile_function());
+    functions
+}
+
+/// Every aggregate debtlens registers: the exact float sums and means (over DataFusion's of the
+/// same names) and the attributed velocity tax's.
+pub fn aggregate_functions() -> Vec<datafusion::logical_expr::AggregateUDF> {
+    let mut functions = crate::exact::functions();
+    functions.extend(crate::tax::functions());
+    functions
+}
+
 /// The functions to register over DataFusion's of the same names.
 pub fn all() -> Vec<ScalarUDF> {
     vec![

@@ -7,12 +7,14 @@
 
 pub mod batch;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod decisions;
 pub mod engine;
 pub mod error;
 pub mod exact;
+pub mod export;
 pub mod forecast;
 pub mod functions;
 pub mod ingest;

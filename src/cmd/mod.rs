@@ -2,7 +2,9 @@
 //! result reaches stdout or a file, is here.
 
 pub mod batch;
+pub mod cluster;
 pub mod estimate;
+pub mod export;
 pub mod ingest;
 pub mod init;
 pub mod optimize;

@@ -43,6 +43,16 @@ pub struct OpenTables {
 /// Each table's SQL name with the bytes its data takes, where known.
 pub type TableBytes = Vec<(&'static str, Option<u64>)>;
 
+/// How a store's tables are opened for reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Each table through its own provider (delta-rs's for a Delta table): in this process.
+    Providers,
+    /// Each table as a listing of Parquet files (a Delta table: its snapshot's data files), the
+    /// form a plan can carry to a cluster's executors.
+    Files,
+}
+
 /// Where a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -120,6 +130,25 @@ impl Store {
             }
             _ => Err(Error::Usage(format!("the {self} store has no files"))),
         }
+    }
+
+    /// Refuses a store that a cluster's executors cannot read themselves: the built-in sample
+    /// and the scratch tables live in this process, and an object store's credentials are this
+    /// process's only.
+    pub fn check_shared(&self, cluster: &crate::cluster::ClusterUrl) -> Result<()> {
+        let why = match &self.location {
+            Location::Url(url) if url.scheme() == "file" => return Ok(()),
+            Location::Url(url) => format!(
+                "a {} store is not read on a cluster yet: its credentials are this process's only; give                  the executors a copy on a disk they share",
+                url.scheme()
+            ),
+            Location::BuiltinSample => {
+                "the built-in sample lives in this process only; give a store on a disk every executor reads with                  --data DIR"
+                    .to_string()
+            }
+            Location::Scratch => "scratch tables live in this process only".to_string(),
+        };
+        Err(Error::Usage(format!("--cluster {cluster}: {why}")))
     }
 
     /// The local directory of the store, when it has one.

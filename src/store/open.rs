@@ -13,7 +13,7 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col};
 use deltalake::DeltaTableError;
 use url::Url;
 
-use super::{Location, OpenTables, REJECTED_DIR, REJECTED_TABLE, Store, sample_data};
+use super::{Location, OpenTables, REJECTED_DIR, REJECTED_TABLE, Reading, Store, sample_data};
 use crate::error::{Error, Result};
 use crate::schema::{self, Table};
 
@@ -22,12 +22,12 @@ impl Store {
     /// with the Delta version each was read at (`None` for plain Parquet and the built-in
     /// stores). `state` is the session the providers will be read in (object stores are
     /// registered with its runtime).
-    pub async fn open_tables(&self, state: &SessionState) -> Result<OpenTables> {
+    pub async fn open_tables(&self, state: &SessionState, reading: Reading) -> Result<OpenTables> {
         let mut tables = Vec::with_capacity(Table::ALL.len() + 1);
         let mut versions = Vec::with_capacity(Table::ALL.len());
         let mut bytes = Vec::with_capacity(Table::ALL.len());
         for table in Table::ALL {
-            let (provider, version, size) = self.open_table(state, table).await?;
+            let (provider, version, size) = self.open_table(state, table, reading).await?;
             let fixes = schema::check(table, provider.schema().as_ref())?;
             let provider = if fixes.is_empty() { provider } else { conform(table, provider, &fixes)? };
             tables.push((table.name(), provider));
@@ -58,17 +58,17 @@ impl Store {
 
     /// A table's provider, the Delta version it reads, and the bytes its data takes: its data
     /// files' sizes, or the memory of a table held in memory (`None` where the size is unknown).
-    async fn open_table(&self, state: &SessionState, table: Table) -> Result<Opened> {
+    async fn open_table(&self, state: &SessionState, table: Table, reading: Reading) -> Result<Opened> {
         let batches = match &self.location {
             Location::BuiltinSample => sample_data::batches(table)?,
             Location::Scratch => vec![],
-            Location::Url(_) => return self.open_files(state, table).await,
+            Location::Url(_) => return self.open_files(state, table, reading).await,
         };
         let bytes = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
         Ok((Arc::new(MemTable::try_new(table.schema(), vec![batches])?), None, Some(bytes)))
     }
 
-    async fn open_files(&self, state: &SessionState, table: Table) -> Result<Opened> {
+    async fn open_files(&self, state: &SessionState, table: Table, reading: Reading) -> Result<Opened> {
         let url = self.table_url(table)?;
         // The backlog and the deployments came after the first stores were made: a store without
         // them reads them as empty.
@@ -92,6 +92,10 @@ impl Store {
                 delta.update_datafusion_session(state)?;
                 let provider = delta.table_provider().await.map_err(|e| self.explain(table, &e))?;
                 let bytes = delta.snapshot().ok().map(|s| s.log_data().iter().map(|f| f.size().max(0) as u64).sum());
+                let provider = match reading {
+                    Reading::Providers => provider,
+                    Reading::Files => self.delta_as_files(table, &delta, provider)?,
+                };
                 Ok((provider, delta.version(), bytes))
             }
             Err(DeltaTableError::NotATable(_)) if self.local_dir().is_none() && table.added_later_table() => empty(),
@@ -135,6 +139,46 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// A Delta table as the listing of the data files its snapshot holds, with the table's
+    /// schema (a file written before a column was added reads it as null). That is the table
+    /// only while reading it needs nothing but those files: reader protocol 1 (no deletion
+    /// vectors, no column mapping) and no partition columns; anything else is refused. A table
+    /// with no files stays with its own provider.
+    fn delta_as_files(
+        &self,
+        table: Table,
+        delta: &deltalake::DeltaTable,
+        provider: Arc<dyn TableProvider>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let snapshot = delta.snapshot()?;
+        let refuse = |what: String| Error::Store {
+            store: self.to_string(),
+            table: table.name(),
+            message: format!("{what}: a cluster reads a Delta table as its data files, which would not be the table"),
+        };
+        let reader = snapshot.protocol().min_reader_version();
+        if reader != 1 {
+            return Err(refuse(format!(
+                "the table needs Delta reader version {reader} (deletion vectors or column mapping)"
+            )));
+        }
+        let partitions = snapshot.metadata().partition_columns();
+        if !partitions.is_empty() {
+            return Err(refuse(format!("the table is partitioned by {}", partitions.join(", "))));
+        }
+        let mut files: Vec<ListingTableUrl> =
+            delta.get_file_uris()?.map(|uri| ListingTableUrl::parse(&uri)).collect::<std::result::Result<_, _>>()?;
+        if files.is_empty() {
+            return Ok(provider);
+        }
+        files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(files)
+            .with_listing_options(options)
+            .with_schema(provider.schema());
+        Ok(Arc::new(ListingTable::try_new(config)?))
     }
 
     /// A folder of plain Parquet files written by another tool, read as it is.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::s3::{Moto, s3_run};
+use crate::s3::{Weed, s3_run};
 use crate::util::Env;
 
 const AS_OF: &str = "2026-10-31";
@@ -24,10 +24,21 @@ fn jobs_file(env: &Env) -> PathBuf {
 /// Every view's CSV over `store` (a directory, or an `s3://` URL with its endpoint) with
 /// `threads`, as one text.
 pub(crate) fn views_csv(env: &Env, store: &str, threads: &str, s3: Option<&str>) -> String {
+    views_csv_run(env, store, &["--threads", threads], s3)
+}
+
+/// Every view's CSV over the store at `store` with `extra` global options, as one text.
+pub(crate) fn views_csv_with(env: &Env, store: &str, extra: &[&str]) -> String {
+    views_csv_run(env, store, extra, None)
+}
+
+fn views_csv_run(env: &Env, store: &str, extra: &[&str], s3: Option<&str>) -> String {
     let jobs = jobs_file(env);
     let out = env.path("out");
     let _ = std::fs::remove_dir_all(&out);
-    let args = ["-q", "--data", store, "--as-of", AS_OF, "--threads", threads, "batch", jobs.to_str().unwrap()];
+    let mut args = vec!["-q", "--data", store, "--as-of", AS_OF];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["batch", jobs.to_str().unwrap()]);
     match s3 {
         Some(endpoint) => s3_run(env, endpoint, &args).success(),
         None => env.run(&args).success(),
@@ -84,10 +95,10 @@ fn every_view_gives_the_same_bytes_in_every_layout_and_thread_count() {
         }
     }
 
-    // The same generated rows in a bucket of a local S3 endpoint.
-    let moto = Moto::start();
-    moto.create_bucket("debt");
-    let endpoint = moto.endpoint();
+    // The same generated rows in a bucket of a local S3 server.
+    let server = Weed::start();
+    server.create_bucket("debt");
+    let endpoint = server.endpoint();
     let bucket = "s3://debt/store";
     s3_run(
         &env,

@@ -1,6 +1,7 @@
 mod batch;
 mod cli;
 mod clients;
+mod cluster;
 mod cost_of_delay;
 mod determinism;
 mod dod_impact;
@@ -13,4 +14,5 @@ mod s3;
 mod server;
 mod shell;
 mod slt;
+mod spark;
 mod util;

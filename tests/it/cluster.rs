@@ -1,0 +1,171 @@
+//! debtlens on a Ballista cluster (issue 23): a scheduler and two executors, each its own
+//! `debtlens cluster` process on loopback, run every view with `--cluster` and give the local
+//! engine's bytes; an executor killed during a query leaves the other to finish it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::determinism::views_csv_with;
+use crate::util::{Env, Run};
+
+/// A port free now (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port`.
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the {what} exited ({status}) before listening on {port}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the {what} did not listen on {port} in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scheduler and executors, killed when dropped.
+struct Cluster {
+    url: String,
+    scheduler: Child,
+    executors: Vec<Child>,
+}
+
+impl Cluster {
+    fn start(env: &Env, executors: usize) -> Self {
+        let port = free_port();
+        let url = format!("df://127.0.0.1:{port}");
+        let log = |name: &str| std::fs::File::create(env.path(&format!("{name}.log"))).unwrap();
+        let mut scheduler = env
+            .cmd()
+            .args(["cluster", "scheduler", "--bind", &format!("127.0.0.1:{port}"), "--executor-timeout", "4s"])
+            // Each job the scheduler takes is logged at info.
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log("scheduler"))
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "scheduler", &mut scheduler);
+        let mut cluster = Cluster { url, scheduler, executors: vec![] };
+        for n in 0..executors {
+            let (data, tasks) = (free_port(), free_port());
+            let mut executor = env
+                .cmd()
+                .args(["cluster", "executor", "--scheduler", &cluster.url, "--bind", &format!("127.0.0.1:{data}")])
+                .args(["--grpc-port", &tasks.to_string(), "--slots", "2"])
+                .stdout(Stdio::null())
+                .stderr(log(&format!("executor{n}")))
+                .spawn()
+                .unwrap();
+            wait_for_port(data, "executor", &mut executor);
+            cluster.executors.push(executor);
+        }
+        cluster
+    }
+
+    /// How many jobs the scheduler has taken.
+    fn jobs(&self, env: &Env) -> usize {
+        std::fs::read_to_string(env.path("scheduler.log")).unwrap().matches("Job submitted").count()
+    }
+
+    /// Runs debtlens with `--cluster` and `args`.
+    fn run(&self, env: &Env, args: &[&str]) -> Run {
+        let mut all = vec!["--cluster", &self.url];
+        all.extend_from_slice(args);
+        env.run(&all)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.executors.iter_mut().chain(std::iter::once(&mut self.scheduler)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn store_arg(store: &Path) -> &str {
+    store.to_str().unwrap()
+}
+
+#[test]
+fn every_view_on_a_cluster_gives_the_local_bytes() {
+    let env = Env::new();
+    let store = env.sample_store("store", 20_000, &["--seed", "11"]);
+    let cluster = Cluster::start(&env, 2);
+
+    let local = views_csv_with(&env, store_arg(&store), &[]);
+    let before = cluster.jobs(&env);
+    let remote = views_csv_with(&env, store_arg(&store), &["--cluster", &cluster.url]);
+    // Every view went to the scheduler as a job of its own.
+    assert_eq!(cluster.jobs(&env) - before, debtlens::views::VIEWS.len());
+    for (l, r) in local.split("== ").zip(remote.split("== ")) {
+        assert_eq!(l, r, "a view differs on the cluster");
+    }
+    assert_eq!(local, remote);
+
+    // A statement over tables held in this process (the catalog) runs here, beside the cluster.
+    let before = cluster.jobs(&env);
+    let tables = cluster.run(
+        &env,
+        &[
+            "-q",
+            "--data",
+            store_arg(&store),
+            "--format",
+            "csv",
+            "query",
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'features'",
+        ],
+    );
+    assert_eq!(tables.success().stdout(), "n\n1\n");
+    assert_eq!(cluster.jobs(&env), before);
+}
+
+#[test]
+fn a_cluster_refuses_stores_its_executors_cannot_read() {
+    let env = Env::new();
+    // No scheduler is needed to refuse: the check comes before any connection.
+    let sample = env.run(&["--cluster", "df://127.0.0.1:1", "view", "slowdown_by_system"]);
+    sample.fails_with(2);
+    assert!(sample.stderr.contains("the built-in sample lives in this process only"), "{}", sample.stderr);
+    let bad = env.run(&["--cluster", "http://127.0.0.1:1", "view", "slowdown_by_system"]);
+    bad.fails_with(2);
+    assert!(bad.stderr.contains("the scheme is `http`, not `df`"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_query_survives_an_executor_killed_under_it() {
+    let env = Env::new();
+    let store = env.sample_store("store", 20_000, &["--seed", "3"]);
+    let mut cluster = Cluster::start(&env, 2);
+    // A self-join big enough to still be running when the executor dies.
+    let sql = "SELECT a.team, count(*) AS pairs, sum(a.actual_weeks + b.actual_weeks) AS weeks \
+               FROM features a JOIN features b ON a.team = b.team AND a.feature_id < b.feature_id \
+               GROUP BY a.team ORDER BY a.team";
+    let local = env.run(&["-q", "--data", store_arg(&store), "--format", "csv", "query", sql]);
+    let expected = local.success().stdout();
+
+    let query = env
+        .cmd()
+        .args(["-q", "--cluster", &cluster.url, "--data", store_arg(&store), "--format", "csv", "query", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut victim = cluster.executors.remove(1);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let started = Instant::now();
+    let out = query.wait_with_output().unwrap();
+    let run = Run::from(out);
+    // Ballista runs the dead executor's tasks again on the other: the same answer. Never a
+    // different one, and never a hang.
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert_eq!(run.success().stdout(), expected);
+}
