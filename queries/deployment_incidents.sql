@@ -60,9 +60,9 @@ events AS (
 ),
 latest AS (
     SELECT incident_id, started_at, substr(packed, 21) AS deployment_id,
-           -- The zone named: to_timestamp_micros takes the session's, which a cluster's executor
-           -- does not apply when it rebuilds the plan.
-           arrow_cast(to_timestamp_micros(CAST(substr(packed, 1, 20) AS BIGINT)), 'Timestamp(µs, "UTC")') AS deployed_at
+           -- A cast, not to_timestamp_micros, whose zone is the session's: a cluster's executor
+           -- rebuilds the plan without it.
+           CAST(CAST(substr(packed, 1, 20) AS BIGINT) AS TIMESTAMP(6) WITH TIME ZONE) AS deployed_at
     FROM (
         SELECT
             incident_id,

@@ -13,7 +13,7 @@
 //! - `INTERVAL '7 days'` is `INTERVAL 7 DAYS`;
 //! - a time cast to `BIGINT` (microseconds in DataFusion, seconds in Spark; the store's times
 //!   are the columns named `*_at`) is `unix_micros(t)`;
-//! - `arrow_cast(t, 'Timestamp(µs, "UTC")')` is `t` (Spark's times are the session's, UTC);
+//! - a `BIGINT` of microseconds cast `AS TIMESTAMP(6) WITH TIME ZONE` is `timestamp_micros(n)`;
 //! - `to_timestamp_micros` is `timestamp_micros`, `array_to_string` is `array_join`, `VARCHAR`
 //!   is `STRING`;
 //! - the exact float sums carried through a daily pre-aggregation (`exact_partials`,
@@ -355,6 +355,15 @@ pub fn to_spark(sql: &str, window: &Window) -> std::result::Result<String, Strin
                     // CAST(t AS BIGINT) of a time (the store's times are the columns named *_at):
                     // microseconds in DataFusion, seconds in Spark.
                     let inner = text(&input[i + 2..close]);
+                    // CAST(n AS TIMESTAMP(6) WITH TIME ZONE) of a BIGINT: microseconds since 1970.
+                    let compact: String = inner.split_whitespace().collect::<Vec<_>>().join(" ");
+                    if let Some(n) = compact.strip_suffix(" AS TIMESTAMP(6) WITH TIME ZONE")
+                        && n.to_ascii_uppercase().ends_with("AS BIGINT)")
+                    {
+                        out.push(Token::Word(format!("timestamp_micros({})", to_spark(n, window)?)));
+                        i = close + 1;
+                        continue;
+                    }
                     let words: Vec<&str> = inner.split_whitespace().collect();
                     if let [column, as_, bigint] = words[..]
                         && column.ends_with("_at")
@@ -366,18 +375,6 @@ pub fn to_spark(sql: &str, window: &Window) -> std::result::Result<String, Strin
                         i = close + 1;
                         continue;
                     }
-                }
-                if lower == "arrow_cast"
-                    && matches!(input.get(i + 1), Some(Token::Other('(')))
-                    && let Some(close) = closing(&input, i + 1)
-                    && let Some(comma) = input[i + 2..close].iter().rposition(|t| matches!(t, Token::Other(',')))
-                    && matches!(input[i + 2 + comma + 1..close].iter().find(|t| !matches!(t, Token::Other(c) if c.is_whitespace())),
-                        Some(Token::Str(s)) if s.starts_with("'Timestamp("))
-                {
-                    // A time given its zone (UTC): Spark's times are the session's, UTC.
-                    out.push(Token::Word(to_spark(&text(&input[i + 2..i + 2 + comma]), window)?));
-                    i = close + 1;
-                    continue;
                 }
                 if lower == "interval" {
                     // INTERVAL '7 days' -> INTERVAL 7 DAYS
@@ -478,8 +475,10 @@ mod tests {
             ("SELECT unnest(systems) AS s", "SELECT explode(systems) AS s"),
             ("CASE WHEN x THEN ['(unspecified)'] ELSE r END", "CASE WHEN x THEN array('(unspecified)') ELSE r END"),
             ("SELECT ['a', 'b'] AS l", "SELECT array('a', 'b') AS l"),
-            ("arrow_cast(to_timestamp_micros(CAST(x AS BIGINT)), 'Timestamp(µs, \"UTC\")') AS t",
-             "timestamp_micros(CAST(x AS BIGINT)) AS t"),
+            (
+                "CAST(CAST(substr(p, 1, 20) AS BIGINT) AS TIMESTAMP(6) WITH TIME ZONE) AS t",
+                "timestamp_micros(CAST(substr(p, 1, 20) AS BIGINT)) AS t",
+            ),
             (
                 "CAST(CAST(deployed_at AS BIGINT) AS VARCHAR), CAST(n AS BIGINT)",
                 "CAST(unix_micros(deployed_at) AS STRING), CAST(n AS BIGINT)",
