@@ -2,18 +2,13 @@
 //! `debtlens cluster` process on loopback, run every view with `--cluster` and give the local
 //! engine's bytes; an executor killed during a query leaves the other to finish it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::determinism::views_csv_with;
-use crate::util::{Env, Run};
-
-/// A port free now (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::util::{Env, Run, free_port};
 
 /// Waits until something listens on `port`.
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {

@@ -39,9 +39,7 @@ impl Moto {
     }
 
     pub(crate) fn create_bucket(&self, bucket: &str) {
-        let status =
-            http(self.port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"));
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        create_bucket(self.port, bucket);
     }
 }
 
@@ -87,11 +85,8 @@ impl Weed {
         // The gateway answers once the filer behind it does: wait for a bucket to be made.
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if TcpStream::connect(("127.0.0.1", s3)).is_ok() {
-                let status = http(s3, "PUT /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
-                if status.starts_with("HTTP/1.1 200") {
-                    break;
-                }
+            if TcpStream::connect(("127.0.0.1", s3)).is_ok() && put_bucket(s3, "ready").starts_with("HTTP/1.1 200") {
+                break;
             }
             assert!(Instant::now() < deadline, "SeaweedFS did not start in 90 s");
             std::thread::sleep(Duration::from_millis(200));
@@ -104,9 +99,7 @@ impl Weed {
     }
 
     pub(crate) fn create_bucket(&self, bucket: &str) {
-        let status =
-            http(self.port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"));
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        create_bucket(self.port, bucket);
     }
 }
 
@@ -115,6 +108,17 @@ impl Drop for Weed {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates a bucket on the S3 endpoint at `port`.
+fn create_bucket(port: u16, bucket: &str) {
+    let status = put_bucket(port, bucket);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
+/// The status line of a request to create a bucket.
+fn put_bucket(port: u16, bucket: &str) -> String {
+    http(port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"))
 }
 
 /// One request, the status line of the answer.

@@ -2,16 +2,12 @@
 //! workers (pyspark's, on loopback) run the exported script over a store's snapshot files, and
 //! every exported view equals debtlens's CSV (floats to 1e-9 relative, the rest exactly).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::Env;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::util::{Env, free_port};
 
 /// pyspark's folder, which holds Spark's launch scripts and jars.
 fn spark_home() -> PathBuf {
