@@ -91,7 +91,10 @@ impl std::fmt::Display for ClusterUrl {
 /// scheduler and runs any other in this process. debtlens's functions are registered on it
 /// afterwards, as on a local context.
 pub fn client_context(url: &ClusterUrl, config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
-    let config = config.upgrade_for_ballista();
+    // Ballista 55's adaptive planner waits for ever on a plan whose stages it decides to cancel
+    // ("there are stages to be cancelled but its not implemented": deployment_incidents); the
+    // static distributed planner runs every view.
+    let config = config.upgrade_for_ballista().with_ballista_adaptive_query_planner(false);
     let remote = BallistaQueryPlanner::<LogicalPlanNode>::new(url.endpoint(), config.ballista_config());
     let config = config.with_ballista_query_planner(Arc::new(ClusterPlanner { remote }));
     let state = SessionStateBuilder::new()
