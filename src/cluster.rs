@@ -29,7 +29,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
@@ -38,6 +38,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::LogicalPlanNode;
 
 use crate::error::{Error, Result};
+use crate::store::ObjectStores;
 
 /// The scheme of a cluster's address, as Ballista's clients write it.
 pub const SCHEME: &str = "df";
@@ -150,6 +151,9 @@ fn cluster_config() -> SessionConfig {
 /// the plans clients send resolve to the same functions they were planned with.
 fn scheduler_session(config: SessionConfig) -> DfResult<SessionState> {
     let state = ballista_core::utils::default_session_builder(config)?;
+    // The scheduler lists the files of each scan it plans, on disk or in a bucket.
+    let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(ObjectStores::default())).build()?;
+    let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime)).build();
     let ctx = SessionContext::new_with_state(state);
     for f in crate::functions::scalar_functions() {
         ctx.register_udf(f);
@@ -231,6 +235,21 @@ pub struct ExecutorOptions {
 
 /// Runs an executor until the process is stopped.
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
+    // Shuffle files go to the given directory, or to a temporary one that lives as long as the
+    // executor (Ballista's own default drops its temporary directory at once).
+    let temporary = match &options.work_dir {
+        Some(_) => None,
+        None => Some(tempfile::TempDir::new().map_err(|e| Error::io(std::env::temp_dir(), e))?),
+    };
+    let work_dir = options.work_dir.clone().unwrap_or_else(|| temporary.as_ref().unwrap().path().to_path_buf());
+    // Tasks read their files on disk or in a bucket, with this process's AWS environment.
+    let objects = Arc::new(ObjectStores::default());
+    let spill = work_dir.clone();
+    let runtime: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        let runtime =
+            RuntimeEnvBuilder::new().with_temp_file_path(&spill).with_object_store_registry(objects.clone()).build()?;
+        Ok(Arc::new(runtime))
+    });
     let mut config = ExecutorProcessConfig {
         bind_host: options.bind.ip().to_string(),
         external_host: options.external_host.clone().or_else(|| Some(options.bind.ip().to_string())),
@@ -240,7 +259,8 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         scheduler_port: options.scheduler.port,
         // Wait for a scheduler started at the same time.
         scheduler_connect_timeout_seconds: 30,
-        work_dir: options.work_dir.as_ref().map(|d| d.display().to_string()),
+        work_dir: Some(work_dir.display().to_string()),
+        override_runtime_producer: Some(runtime),
         memory_pool_size: options.memory_limit.map(|b| b as u64),
         // Heartbeats well within any scheduler's executor timeout.
         executor_heartbeat_interval_seconds: 1,
@@ -252,7 +272,9 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     if let Some(slots) = options.slots {
         config.vcores = slots;
     }
-    start_executor_process(Arc::new(config)).await.map_err(ballista_error)
+    let ended = start_executor_process(Arc::new(config)).await.map_err(ballista_error);
+    drop(temporary);
+    ended
 }
 
 fn ballista_error(e: ballista_core::error::BallistaError) -> Error {

@@ -9,10 +9,11 @@ mod s3;
 mod sample_data;
 mod write;
 
+pub use s3::ObjectStores;
 pub use write::{Optimized, Rewritten, Upserted, Vacuumed, planned_files};
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -133,15 +134,11 @@ impl Store {
     }
 
     /// Refuses a store that a cluster's executors cannot read themselves: the built-in sample
-    /// and the scratch tables live in this process, and an object store's credentials are this
-    /// process's only.
+    /// and the scratch tables live in this process.
     pub fn check_shared(&self, cluster: &crate::cluster::ClusterUrl) -> Result<()> {
         let why = match &self.location {
-            Location::Url(url) if url.scheme() == "file" => return Ok(()),
-            Location::Url(url) => format!(
-                "a {} store is not read on a cluster yet: its credentials are this process's only; give                  the executors a copy on a disk they share",
-                url.scheme()
-            ),
+            // Executors read the same paths, or the same bucket with their own AWS environment.
+            Location::Url(_) => return Ok(()),
             Location::BuiltinSample => {
                 "the built-in sample lives in this process only; give a store on a disk every executor reads with                  --data DIR"
                     .to_string()
@@ -229,8 +226,7 @@ pub fn parse_location(location: &str) -> Result<Url> {
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(Error::Usage(format!("invalid store location `{location}`: no bucket")));
                 }
-                static S3: Once = Once::new();
-                S3.call_once(|| deltalake::aws::register_handlers(None));
+                s3::register_handlers();
             }
             other => {
                 return Err(Error::Usage(format!(

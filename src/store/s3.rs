@@ -2,6 +2,12 @@
 //! (no bucket, no credentials, access denied, no answer) said as such.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use deltalake::ObjectStore;
+use url::Url;
 
 use super::{Location, Store};
 use crate::error::Error;
@@ -13,12 +19,7 @@ impl Store {
     /// region and endpoint come from the standard AWS environment variables.
     pub(super) fn storage_options(&self) -> HashMap<String, String> {
         match &self.location {
-            Location::Url(url) if url.scheme() != "file" => {
-                [("connect_timeout", "5s"), ("timeout", "30s"), ("max_retries", "2"), ("retry_timeout", "10s")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            }
+            Location::Url(url) if url.scheme() != "file" => remote_options(),
             _ => HashMap::new(),
         }
     }
@@ -69,6 +70,57 @@ impl Store {
         } else {
             return None;
         })
+    }
+}
+
+/// The options of every object-store client on S3 (see [`Store::storage_options`]).
+fn remote_options() -> HashMap<String, String> {
+    [("connect_timeout", "5s"), ("timeout", "30s"), ("max_retries", "2"), ("retry_timeout", "10s")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Lets delta-rs open `s3://` locations (once per process).
+pub(super) fn register_handlers() {
+    static S3: Once = Once::new();
+    S3.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// The object stores of a process that reads files by URL without opening a store first (a
+/// cluster's scheduler and executors): local files, and each S3 bucket the first time a URL
+/// names it, built as a store's own client is (delta-rs's S3 client, this process's AWS
+/// environment for credentials, region and endpoint, the same timeouts). Credentials never
+/// travel in a plan: each process brings its own.
+#[derive(Debug, Default)]
+pub struct ObjectStores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for ObjectStores {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        match (url.scheme(), url.host_str()) {
+            ("s3" | "s3a", Some(bucket)) if !bucket.is_empty() => {
+                register_handlers();
+                let root = Url::parse(&format!("{}://{bucket}", url.scheme()))
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                let store = deltalake::logstore::store_for(&root, remote_options())?;
+                self.known.register_store(&root, store.clone());
+                Ok(store)
+            }
+            _ => self.known.get_store(url),
+        }
     }
 }
 

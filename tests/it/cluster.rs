@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::determinism::views_csv_with;
+use crate::determinism::{views_csv_run, views_csv_with};
+use crate::s3::{Weed, s3_cmd, s3_run};
 use crate::util::{Env, Run, free_port};
 
 /// Waits until something listens on `port`.
@@ -31,11 +32,19 @@ struct Cluster {
 
 impl Cluster {
     fn start(env: &Env, executors: usize) -> Self {
+        Self::start_on(env, executors, None)
+    }
+
+    /// A cluster whose processes have the AWS environment of the S3 endpoint `s3`, if given.
+    fn start_on(env: &Env, executors: usize, s3: Option<&str>) -> Self {
+        let cmd = || match s3 {
+            Some(endpoint) => s3_cmd(env, endpoint, &[]),
+            None => env.cmd(),
+        };
         let port = free_port();
         let url = format!("df://127.0.0.1:{port}");
         let log = |name: &str| std::fs::File::create(env.path(&format!("{name}.log"))).unwrap();
-        let mut scheduler = env
-            .cmd()
+        let mut scheduler = cmd()
             .args(["cluster", "scheduler", "--bind", &format!("127.0.0.1:{port}"), "--executor-timeout", "4s"])
             // Each job the scheduler takes is logged at info.
             .env("RUST_LOG", "info")
@@ -47,8 +56,7 @@ impl Cluster {
         let mut cluster = Cluster { url, scheduler, executors: vec![] };
         for n in 0..executors {
             let (data, tasks) = (free_port(), free_port());
-            let mut executor = env
-                .cmd()
+            let mut executor = cmd()
                 .args(["cluster", "executor", "--scheduler", &cluster.url, "--bind", &format!("127.0.0.1:{data}")])
                 .args(["--grpc-port", &tasks.to_string(), "--slots", "2"])
                 .stdout(Stdio::null())
@@ -128,6 +136,26 @@ fn every_view_on_a_cluster_gives_the_local_bytes() {
     );
     assert_eq!(tables.success().stdout(), "n\n1\n");
     assert_eq!(cluster.jobs(&env), before);
+}
+
+#[test]
+fn a_store_on_s3_gives_the_local_bytes_on_a_cluster() {
+    let env = Env::new();
+    let server = Weed::start();
+    server.create_bucket("lake");
+    let endpoint = server.endpoint();
+    let store = "s3://lake/debt";
+    s3_run(&env, &endpoint, &["-q", "sample", "--features", "3000", "--seed", "5", "--out", store]).success();
+    // The scheduler lists the bucket and the executors read it with their own AWS environment;
+    // no credential travels in a plan.
+    let cluster = Cluster::start_on(&env, 2, Some(&endpoint));
+    let local = views_csv_run(&env, store, &[], Some(&endpoint));
+    let before = cluster.jobs(&env);
+    let remote = views_csv_run(&env, store, &["--cluster", &cluster.url], Some(&endpoint));
+    assert_eq!(cluster.jobs(&env) - before, debtlens::views::VIEWS.len() - 1);
+    for (l, r) in local.split("== ").zip(remote.split("== ")) {
+        assert_eq!(l, r, "a view differs on the cluster");
+    }
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub(crate) fn views_csv_with(env: &Env, store: &str, extra: &[&str]) -> String {
     views_csv_run(env, store, extra, None)
 }
 
-fn views_csv_run(env: &Env, store: &str, extra: &[&str], s3: Option<&str>) -> String {
+pub(crate) fn views_csv_run(env: &Env, store: &str, extra: &[&str], s3: Option<&str>) -> String {
     let jobs = jobs_file(env);
     let out = env.path("out");
     let _ = std::fs::remove_dir_all(&out);
