@@ -173,10 +173,51 @@ fn clean_datafusion_message(e: &DataFusionError) -> String {
         return text.strip_prefix("sql parser error: ").unwrap_or(&text).to_string();
     }
     let msg = e.to_string();
-    for prefix in ["Error during planning: ", "Execution error: ", "SQL error: ", "This feature is not implemented: "] {
-        if let Some(rest) = msg.strip_prefix(prefix) {
-            return rest.to_string();
-        }
+    let msg = ["Error during planning: ", "Execution error: ", "SQL error: ", "This feature is not implemented: "]
+        .iter()
+        .find_map(|prefix| msg.strip_prefix(prefix))
+        .map_or(msg.clone(), str::to_string);
+    cluster_job_message(&msg).unwrap_or(msg)
+}
+
+/// A failed Ballista job ("Job 038J... failed: DataFusion error: ...") said as the cluster's,
+/// with a hint when the executors could not read the store's files (they read them with their
+/// own mounts and environment, not the client's).
+fn cluster_job_message(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("Job ")?;
+    let (job, why) = rest.split_once(" failed: ")?;
+    let why = why.strip_prefix("DataFusion error: ").unwrap_or(why);
+    let hint = if why.contains("Object Store error") || why.contains("No such file") {
+        "; the scheduler and every executor read the store themselves: the same path mounted on each, or for \
+         s3:// stores an AWS environment of their own (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, \
+         AWS_ENDPOINT_URL)"
+    } else {
+        ""
+    };
+    Some(format!("the cluster's job {job} failed: {why}{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_cluster_job_says_so_and_why() {
+        let e = DataFusionError::Execution(
+            "Job 038JGZ873W000 failed: DataFusion error: Object Store error: Operation not supported: the credential \
+             provider was not enabled"
+                .into(),
+        );
+        let text = Error::from(e).to_string();
+        assert!(
+            text.starts_with(
+                "the cluster's job 038JGZ873W000 failed: Object Store error: Operation not supported: the credential \
+                 provider was not enabled; the scheduler and every executor read the store themselves"
+            ),
+            "{text}"
+        );
+        let other = Error::from(DataFusionError::Execution("Job 1 failed: Arrow error: divide by zero".into()));
+        assert_eq!(other.to_string(), "the cluster's job 1 failed: Arrow error: divide by zero");
+        assert_eq!(Error::from(DataFusionError::Execution("Job done".into())).to_string(), "Job done");
     }
-    msg
 }

@@ -4,7 +4,7 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::determinism::{views_csv_run, views_csv_with};
@@ -32,15 +32,11 @@ struct Cluster {
 
 impl Cluster {
     fn start(env: &Env, executors: usize) -> Self {
-        Self::start_on(env, executors, None)
+        Self::start_with(env, executors, || env.cmd())
     }
 
-    /// A cluster whose processes have the AWS environment of the S3 endpoint `s3`, if given.
-    fn start_on(env: &Env, executors: usize, s3: Option<&str>) -> Self {
-        let cmd = || match s3 {
-            Some(endpoint) => s3_cmd(env, endpoint, &[]),
-            None => env.cmd(),
-        };
+    /// A cluster whose processes start as `cmd` makes them (an environment of their own).
+    fn start_with(env: &Env, executors: usize, cmd: impl Fn() -> Command) -> Self {
         let port = free_port();
         let url = format!("df://127.0.0.1:{port}");
         let log = |name: &str| std::fs::File::create(env.path(&format!("{name}.log"))).unwrap();
@@ -148,7 +144,7 @@ fn a_store_on_s3_gives_the_local_bytes_on_a_cluster() {
     s3_run(&env, &endpoint, &["-q", "sample", "--features", "3000", "--seed", "5", "--out", store]).success();
     // The scheduler lists the bucket and the executors read it with their own AWS environment;
     // no credential travels in a plan.
-    let cluster = Cluster::start_on(&env, 2, Some(&endpoint));
+    let cluster = Cluster::start_with(&env, 2, || s3_cmd(&env, &endpoint, &[]));
     let local = views_csv_run(&env, store, &[], Some(&endpoint));
     let before = cluster.jobs(&env);
     let remote = views_csv_run(&env, store, &["--cluster", &cluster.url], Some(&endpoint));
@@ -156,6 +152,20 @@ fn a_store_on_s3_gives_the_local_bytes_on_a_cluster() {
     for (l, r) in local.split("== ").zip(remote.split("== ")) {
         assert_eq!(l, r, "a view differs on the cluster");
     }
+
+    // A cluster whose processes have no AWS settings cannot read the bucket, and says so.
+    let blind = Cluster::start_with(&env, 1, || {
+        let mut cmd = env.cmd();
+        for var in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd
+    });
+    let run = s3_run(&env, &endpoint, &["--cluster", &blind.url, "--data", store, "view", "slowdown_by_system"]);
+    run.fails_with(1);
+    assert!(run.stderr.contains("the cluster's job"), "{}", run.stderr);
+    assert!(run.stderr.contains("an AWS environment of their own"), "{}", run.stderr);
 }
 
 #[test]

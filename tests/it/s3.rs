@@ -72,6 +72,9 @@ impl Weed {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("weed")
             .args(["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
+            // SeaweedFS 4 also serves Iceberg and Lance catalogs on fixed ports (8181, 9101): a
+            // second server at once (tests run in parallel) would die on them.
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-dir={}", dir.path().display()))
             .arg(format!("-master.port={master}"))
             .arg(format!("-volume.port={volume}"))
