@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::determinism::{views_csv_run, views_csv_with};
 use crate::s3::{Weed, s3_cmd, s3_run};
+use crate::server::Server;
 use crate::util::{Env, Run, free_port};
 
 /// Waits until something listens on `port`.
@@ -132,6 +133,18 @@ fn every_view_on_a_cluster_gives_the_local_bytes() {
     );
     assert_eq!(tables.success().stdout(), "n\n1\n");
     assert_eq!(cluster.jobs(&env), before);
+
+    // The server on the cluster: psql browses the catalog (in the server) and reads a view (on
+    // the cluster), with the CLI's rows.
+    let server = Server::start(&env, &store, &["--cluster", &cluster.url, "--as-of", "2026-10-31"], &[]);
+    let listed = server.psql(&env, &["-A", "-t", "-c", "\\dv"]);
+    assert!(listed.success().stdout().contains("public|system_health|view"), "{}", listed.stdout());
+    let before = cluster.jobs(&env);
+    let sql = "SELECT system, features, slowdown_ratio FROM slowdown_by_system";
+    let wire = server.psql(&env, &["--csv", "-c", sql]);
+    let cli = env.run(&["-q", "--data", store_arg(&store), "--as-of", "2026-10-31", "--format", "csv", "query", sql]);
+    assert_eq!(wire.success().stdout(), cli.success().stdout());
+    assert_eq!(cluster.jobs(&env), before + 1);
 }
 
 #[test]
