@@ -237,11 +237,13 @@ pub struct ExecutorOptions {
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     // Shuffle files go to the given directory, or to a temporary one that lives as long as the
     // executor (Ballista's own default drops its temporary directory at once).
-    let temporary = match &options.work_dir {
-        Some(_) => None,
-        None => Some(tempfile::TempDir::new().map_err(|e| Error::io(std::env::temp_dir(), e))?),
+    let (work_dir, temporary) = match &options.work_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let dir = tempfile::TempDir::new().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
     };
-    let work_dir = options.work_dir.clone().unwrap_or_else(|| temporary.as_ref().unwrap().path().to_path_buf());
     // Tasks read their files on disk or in a bucket, with this process's AWS environment.
     let objects = Arc::new(ObjectStores::default());
     let spill = work_dir.clone();
