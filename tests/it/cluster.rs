@@ -134,6 +134,19 @@ fn every_view_on_a_cluster_gives_the_local_bytes() {
     assert_eq!(tables.success().stdout(), "n\n1\n");
     assert_eq!(cluster.jobs(&env), before);
 
+    // The commands built on the views and the engine's functions: the same text, planned and
+    // run through the scheduler.
+    for args in
+        [&["estimate", "--weeks", "3", "--systems", "auth-service,billing-ledger"][..], &["plan"][..], &["report"][..]]
+    {
+        let common = ["-q", "--data", store_arg(&store), "--as-of", "2026-10-31"];
+        let local = env.run(&[&common[..], args].concat());
+        let before = cluster.jobs(&env);
+        let remote = cluster.run(&env, &[&common[..], args].concat());
+        assert_eq!(remote.success().stdout(), local.success().stdout(), "{args:?}");
+        assert!(cluster.jobs(&env) > before, "{args:?} sent no job to the scheduler");
+    }
+
     // The server on the cluster: psql browses the catalog (in the server) and reads a view (on
     // the cluster), with the CLI's rows.
     let server = Server::start(&env, &store, &["--cluster", &cluster.url, "--as-of", "2026-10-31"], &[]);
