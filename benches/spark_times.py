@@ -13,26 +13,14 @@ import statistics
 import sys
 import time
 
-from pyspark.sql import SparkSession
-
 sys.path.insert(0, __file__.rsplit("/", 2)[0] + "/tests/spark")
-from check_export import statements  # noqa: E402
+from check_export import session_with_script  # noqa: E402
 
 
 def main():
     script, master, runs, views = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-    spark = (
-        SparkSession.builder.master(master)
-        .appName("debtlens-spark-times")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    with open(script) as f:
-        for statement in statements(f.read()):
-            spark.sql(statement)
+    # Spark's own defaults otherwise (200 shuffle partitions), as a first user runs it.
+    spark = session_with_script(master, "debtlens-spark-times", script)
     for view in views:
         times = []
         for _ in range(runs):

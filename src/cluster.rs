@@ -149,10 +149,11 @@ fn cluster_config() -> SessionConfig {
 
 /// A session of a scheduler: DataFusion's, with debtlens's functions over the defaults, so that
 /// the plans clients send resolve to the same functions they were planned with.
-fn scheduler_session(config: SessionConfig) -> DfResult<SessionState> {
+/// `objects` are the scheduler's: it lists the files of each scan it plans, on disk or in a
+/// bucket, and keeps each bucket's client from one session to the next.
+fn scheduler_session(config: SessionConfig, objects: Arc<ObjectStores>) -> DfResult<SessionState> {
     let state = ballista_core::utils::default_session_builder(config)?;
-    // The scheduler lists the files of each scan it plans, on disk or in a bucket.
-    let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(ObjectStores::default())).build()?;
+    let runtime = RuntimeEnvBuilder::new().with_object_store_registry(objects).build()?;
     let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime)).build();
     let ctx = SessionContext::new_with_state(state);
     for f in crate::functions::scalar_functions() {
@@ -201,10 +202,11 @@ pub struct SchedulerOptions {
 
 /// Runs a scheduler until the process is stopped.
 pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
+    let objects = Arc::new(ObjectStores::default());
     let mut config = SchedulerConfig::default()
         .with_hostname(options.external_host.clone().unwrap_or_else(|| options.bind.ip().to_string()))
         .with_port(options.bind.port())
-        .with_override_session_builder(Arc::new(scheduler_session))
+        .with_override_session_builder(Arc::new(move |config| scheduler_session(config, Arc::clone(&objects))))
         .with_override_config_producer(Arc::new(cluster_config));
     config.bind_host = options.bind.ip().to_string();
     config.executor_timeout_seconds = options.executor_timeout.as_secs().max(2);

@@ -140,7 +140,8 @@ impl Store {
             // Executors read the same paths, or the same bucket with their own AWS environment.
             Location::Url(_) => return Ok(()),
             Location::BuiltinSample => {
-                "the built-in sample lives in this process only; give a store on a disk every executor reads with                  --data DIR"
+                "the built-in sample lives in this process only; give a store on a disk every executor reads with \
+                 --data DIR"
                     .to_string()
             }
             Location::Scratch => "scratch tables live in this process only".to_string(),

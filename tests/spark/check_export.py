@@ -75,21 +75,31 @@ def key(row):
     return out
 
 
-def main():
-    script, master, expected_dir, views = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-    spark = (
+def session_with_script(master, app, script, **settings):
+    """A Spark session on MASTER (UTC, no UI, quiet) with SCRIPT's statements run in order;
+    `settings` are further Spark settings."""
+    builder = (
         SparkSession.builder.master(master)
-        .appName("debtlens-export-check")
+        .appName(app)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
     )
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     with open(script) as f:
         for statement in statements(f.read()):
             spark.sql(statement)
+    return spark
+
+
+def main():
+    script, master, expected_dir, views = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    spark = session_with_script(
+        master, "debtlens-export-check", script, **{"spark.sql.shuffle.partitions": "4"}
+    )
     for view in views:
         with open(f"{expected_dir}/{view}.csv", newline="") as f:
             reader = csv.reader(f)
