@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::schema::Table;
 use crate::sql::Scanned;
 use crate::store::{Reading, Store};
-use crate::views::{self, VIEWS};
+use crate::views;
 use crate::window::{self, AsOfSource, Window, WindowConfig, WindowSettings};
 
 /// Called on the context of every new snapshot, after the tables and views are registered:
@@ -227,15 +227,11 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
     // Executors open a table from its description in the plan: on a cluster, a Delta table is
     // the listing of its snapshot's files.
     let reading = if options.cluster.is_some() { Reading::Files } else { Reading::Providers };
+    // The views are planned when a statement first reads them (views::ViewSchema).
+    views::ViewSchema::install(&ctx)?;
     let opened = store.open_tables(&ctx.state(), reading).await?;
     for (name, provider) in opened.tables {
         ctx.register_table(name, provider)?;
-    }
-    for view in VIEWS {
-        let create = format!("CREATE VIEW {} AS\n{}", view.name, view.sql);
-        ctx.sql(&create)
-            .await
-            .map_err(|e| Error::Internal(format!("queries/{}.sql: {}", view.name, Error::from(e))))?;
     }
     if let Some(extend) = &options.extension {
         extend(&ctx, &opened.bytes)?;
