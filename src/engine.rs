@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -213,7 +213,15 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
         config = config.with_target_partitions(threads);
     }
     let ctx = match &options.cluster {
-        None => SessionContext::new_with_config_rt(config, Arc::clone(runtime)),
+        None => SessionContext::new_with_state(
+            SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(Arc::clone(runtime))
+                .with_default_features()
+                // Last, after every rule that rewrites the plan: repeated subtrees run once.
+                .with_physical_optimizer_rule(Arc::new(crate::shared::ShareRepeated))
+                .build(),
+        ),
         Some(url) => crate::cluster::client_context(url, config, Arc::clone(runtime))?,
     };
     // The window, exact float sums and means (whatever the order of rows, files and

@@ -25,6 +25,7 @@ pub mod roadmap;
 pub mod sample;
 pub mod schema;
 pub mod server;
+pub mod shared;
 pub mod shell;
 pub mod sql;
 pub mod stats;
