@@ -252,7 +252,7 @@ big_flag=""
 report="## $(date -u +%Y-%m-%d): $features features, $incidents incidents
 
 Machine: $machine. debtlens: \`$bin\` ($("$bin" --version), built from $(git rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")$(git diff --quiet HEAD 2>/dev/null || echo " with uncommitted changes")). DuckDB CLI: $("$duckdb" -version | head -1).
-Command: \`benches/compare.sh$big_flag --bin $bin\`, $runs runs per view, medians of wall time per CLI process.
+Command: \`benches/compare.sh$big_flag --bin $bin --runs $runs\`, $runs runs per view, medians of wall time per CLI process.
 
 ### A pyarrow export (one shuffled file per table, 256Ki-row groups)
 
@@ -271,6 +271,8 @@ $tax_row
 echo "$report"
 if [ "$write" = 1 ]; then
     [ -f BENCHMARKS.md ] || printf '# Benchmarks\n\nWritten by `benches/compare.sh`; newest first.\n\n' > BENCHMARKS.md
-    { head -4 BENCHMARKS.md; echo "$report"; tail -n +5 BENCHMARKS.md; } > BENCHMARKS.md.tmp
+    # Newest first: before the first dated section.
+    awk -v report="$report" '!done && /^## / { print report; done = 1 } { print } END { if (!done) print report }' \
+        BENCHMARKS.md > BENCHMARKS.md.tmp
     mv BENCHMARKS.md.tmp BENCHMARKS.md
 fi
