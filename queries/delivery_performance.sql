@@ -42,15 +42,18 @@ d_features AS (
     WHERE feature_ids IS NOT NULL
 ),
 shipped AS (
-    SELECT deployment_id, incident_id
+    -- The first deployment (by time, then id) that shipped the incident's feature before it
+    -- started: the least of the time and id packed in one string (microseconds, zero-padded to
+    -- 20 digits, then the id), a grouping rather than a sort of every pair.
+    SELECT substr(min(packed), 21) AS deployment_id, incident_id
     FROM (
-        SELECT f.deployment_id, i.incident_id,
-               row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
+        SELECT i.incident_id,
+               lpad(CAST(CAST(f.deployed_at AS BIGINT) AS VARCHAR), 20, '0') || f.deployment_id AS packed
         FROM wi i
         JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
         WHERE i.deployment_id IS NULL
     )
-    WHERE n = 1
+    GROUP BY incident_id
 ),
 caused AS (
     SELECT deployment_id, incident_id FROM wi WHERE deployment_id IS NOT NULL

@@ -52,6 +52,22 @@ counts AS (
     FROM caused
     GROUP BY feature_id
 ),
+-- Each feature with its follow-up and incident counts, joined before it is crossed with the
+-- eight items (a join of the window's features, not of eight times as many rows).
+followed AS (
+    SELECT
+        f.feature_id,
+        f.stratum,
+        f.ratio,
+        (date_part('epoch', f.follow_end) - date_part('epoch', f.shipped_at)) / 86400.0 AS days,
+        coalesce(c.incidents, 0) AS incidents,
+        coalesce(c.sev1, 0) AS sev1,
+        coalesce(c.users, 0) AS users,
+        f.dod_acceptance, f.dod_unit_tests, f.dod_integration_tests, f.dod_monitoring,
+        f.dod_feature_flag, f.dod_docs, f.dod_runbook, f.dod_perf_benchmark
+    FROM f
+    LEFT JOIN counts c ON c.feature_id = f.feature_id
+),
 items (position, item) AS (
     VALUES (1, 'dod_acceptance'), (2, 'dod_unit_tests'), (3, 'dod_integration_tests'), (4, 'dod_monitoring'),
            (5, 'dod_feature_flag'), (6, 'dod_docs'), (7, 'dod_runbook'), (8, 'dod_perf_benchmark')
@@ -65,10 +81,10 @@ known AS (
             f.feature_id,
             f.stratum,
             f.ratio,
-            (date_part('epoch', f.follow_end) - date_part('epoch', f.shipped_at)) / 86400.0 AS days,
-            coalesce(c.incidents, 0) AS incidents,
-            coalesce(c.sev1, 0) AS sev1,
-            coalesce(c.users, 0) AS users,
+            f.days,
+            f.incidents,
+            f.sev1,
+            f.users,
             CASE items.item
                 WHEN 'dod_acceptance' THEN f.dod_acceptance
                 WHEN 'dod_unit_tests' THEN f.dod_unit_tests
@@ -79,9 +95,8 @@ known AS (
                 WHEN 'dod_runbook' THEN f.dod_runbook
                 WHEN 'dod_perf_benchmark' THEN f.dod_perf_benchmark
             END AS has
-        FROM f
+        FROM followed f
         CROSS JOIN items
-        LEFT JOIN counts c ON c.feature_id = f.feature_id
     )
     WHERE has IS NOT NULL
 ),
