@@ -36,14 +36,16 @@ listed AS (
     GROUP BY i.incident_id
 ),
 shipped AS (
-    SELECT incident_id, deployment_id
+    -- The first deployment (by time, then id) that shipped the incident's feature before it
+    -- started, packed as in `events` below: a grouping rather than a sort of every pair.
+    SELECT incident_id, substr(min(packed), 21) AS deployment_id
     FROM (
-        SELECT i.incident_id, f.deployment_id,
-               row_number() OVER (PARTITION BY i.incident_id ORDER BY f.deployed_at, f.deployment_id) AS n
+        SELECT i.incident_id,
+               lpad(CAST(CAST(f.deployed_at AS BIGINT) AS VARCHAR), 20, '0') || f.deployment_id AS packed
         FROM i
         JOIN d_features f ON f.feature_id = i.feature_id AND f.deployed_at <= i.started_at
     )
-    WHERE n = 1
+    GROUP BY incident_id
 ),
 -- Each system's deployments and incidents in time order: an incident's latest deployment is the
 -- last one before it (a deployment at the same instant comes first), found as a running maximum
