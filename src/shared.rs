@@ -84,6 +84,9 @@ fn choose(plan: &Arc<dyn ExecutionPlan>, keys: &HashMap<usize, String>) -> Resul
     }
 }
 
+/// What `walk_once` calls on a node and its key: whether to go into its children.
+type Visit<'a> = dyn FnMut(&Arc<dyn ExecutionPlan>, &str) -> Result<bool> + 'a;
+
 /// Visits the plan top-down as it runs once `chosen` subtrees are shared: the first copy of
 /// each is visited, the others are not. `visit` says whether to go into a node's children.
 fn walk_once(
@@ -91,7 +94,7 @@ fn walk_once(
     keys: &HashMap<usize, String>,
     chosen: &HashSet<String>,
     seen: &mut HashSet<String>,
-    visit: &mut dyn FnMut(&Arc<dyn ExecutionPlan>, &str) -> Result<bool>,
+    visit: &mut Visit,
 ) -> Result<()> {
     let key = &keys[&address(plan)];
     if chosen.contains(key) && !seen.insert(key.clone()) {
