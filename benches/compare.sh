@@ -92,7 +92,7 @@ duckdb_spelling() {
         -e "s/window_days()/$days/g" \
         -e "s/cardinality(/len(/g" \
         -e "s/\\bat\\b/\"at\"/g" \
-        -e "s/CAST(CAST(deployed_at AS BIGINT) AS VARCHAR)/CAST(epoch_us(deployed_at) AS VARCHAR)/g" \
+        -e "s/CAST(CAST(\\([a-z_.]*\\)deployed_at AS BIGINT) AS VARCHAR)/CAST(epoch_us(\\1deployed_at) AS VARCHAR)/g" \
         -e "s/CAST(CAST(substr(packed, 1, 20) AS BIGINT) AS TIMESTAMP(6) WITH TIME ZONE)/make_timestamp(CAST(substr(packed, 1, 20) AS BIGINT))::TIMESTAMPTZ/g" \
         "$@"
 }
