@@ -1,7 +1,7 @@
 //! Work a plan repeats, done once. DataFusion plans a CTE (or a view) once for each place that
-//! reads it: `dod_impact` computes its `known` rows (the window's features crossed with the
-//! eight DoD items, joined with their incidents) four times, `system_health` reads
-//! `slowdown_by_system` twice. [`ShareRepeated`] finds the subtrees of a physical plan that
+//! reads it: `debt_cost` and `system_health` scan and filter the window's features for
+//! `slowdown_by_system` and again for `system_tax`; `dod_impact` reads its features (`f`) in
+//! four places. [`ShareRepeated`] finds the subtrees of a physical plan that
 //! appear more than once and have the same text (same operators, expressions, files and
 //! partitions: the same rows), and puts one [`SharedExec`] over a single copy in each place:
 //! the first reader of a partition computes it and keeps its batches (counted against the
@@ -9,7 +9,9 @@
 //!
 //! A subtree whose scans are narrowed at run time by a dynamic filter (a hash join's build
 //! side, a top-k's bound) is shared only when the operator that produces the filter is inside
-//! it too: otherwise the two copies would read different rows.
+//! it too: otherwise the two copies would read different rows. Copies of a CTE into which the
+//! optimizer pushed different projections are different text and run each (dod_impact's
+//! `known`, read four times with four column sets).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
