@@ -228,7 +228,7 @@ done
 a=$(printf '%s\n' "${ingest[@]}" | median)
 b=$(printf '%s\n' "${duck_ingest[@]}" | median)
 rows=$((features))
-ingest_row="| CSV ingest of $rows features | | $a | $b | $(echo "$a / $b" | bc -l | xargs printf '%.2f') |"
+ingest_row="| CSV ingest of $rows features | | $a | $b | $(ratio "$a" "$b") |"
 
 # Cold start: the built-in sample's main view against DuckDB's smallest query.
 cold=()
@@ -239,10 +239,10 @@ for _ in $(seq "$runs"); do
 done
 a=$(printf '%s\n' "${cold[@]}" | median)
 b=$(printf '%s\n' "${duck_cold[@]}" | median)
-cold_row="| cold start (built-in sample / SELECT 42) | | $a | $b | $(echo "$a / $b" | bc -l | xargs printf '%.2f') |"
+cold_row="| cold start (built-in sample / SELECT 42) | | $a | $b | $(ratio "$a" "$b") |"
 echo "$ingest_row" >&2
 echo "$cold_row" >&2
-tax_row="| system_tax / slowdown_by_system (same run) | | ${median_of[system_tax]} | ${median_of[slowdown_by_system]} | $(echo "${median_of[system_tax]} / ${median_of[slowdown_by_system]}" | bc -l | xargs printf '%.2f') |"
+tax_row="| system_tax / slowdown_by_system (same run) | | ${median_of[system_tax]} | ${median_of[slowdown_by_system]} | $(ratio "${median_of[system_tax]}" "${median_of[slowdown_by_system]}") |"
 echo "$tax_row" >&2
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)
