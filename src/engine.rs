@@ -218,7 +218,10 @@ async fn build_snapshot(store: &Store, options: &EngineOptions, runtime: &Arc<Ru
                 .with_config(config)
                 .with_runtime_env(Arc::clone(runtime))
                 .with_default_features()
-                // Last, after every rule that rewrites the plan: repeated subtrees run once.
+                // A CTE or view read in several places is planned alike in each (nothing pushed
+                // into it) and, last after every rule that rewrites the plan, run once.
+                .with_analyzer_rule(Arc::new(crate::shared::MaterializeRepeated))
+                .with_query_planner(Arc::new(crate::shared::Planner))
                 .with_physical_optimizer_rule(Arc::new(crate::shared::ShareRepeated))
                 .build(),
         ),
