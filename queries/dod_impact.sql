@@ -52,7 +52,7 @@ counts AS (
     FROM caused
     GROUP BY feature_id
 ),
--- Each feature with its follow-up and incident counts, joined before it is crossed with the
+-- Each feature with its follow-up and incident counts, joined before it is repeated for the
 -- eight items (a join of the window's features, not of eight times as many rows).
 followed AS (
     SELECT
@@ -68,37 +68,33 @@ followed AS (
     FROM f
     LEFT JOIN counts c ON c.feature_id = f.feature_id
 ),
-items (position, item) AS (
-    VALUES (1, 'dod_acceptance'), (2, 'dod_unit_tests'), (3, 'dod_integration_tests'), (4, 'dod_monitoring'),
-           (5, 'dod_feature_flag'), (6, 'dod_docs'), (7, 'dod_runbook'), (8, 'dod_perf_benchmark')
-),
+-- Each feature once per item it is known for (has: true with it, false without it). One
+-- select per item, not a cross join with the eight names and a CASE: a plain projection of the
+-- followed features, which the engine computes once for the five places that read known.
 known AS (
-    SELECT *
-    FROM (
-        SELECT
-            items.position,
-            items.item,
-            f.feature_id,
-            f.stratum,
-            f.ratio,
-            f.days,
-            f.incidents,
-            f.sev1,
-            f.users,
-            CASE items.item
-                WHEN 'dod_acceptance' THEN f.dod_acceptance
-                WHEN 'dod_unit_tests' THEN f.dod_unit_tests
-                WHEN 'dod_integration_tests' THEN f.dod_integration_tests
-                WHEN 'dod_monitoring' THEN f.dod_monitoring
-                WHEN 'dod_feature_flag' THEN f.dod_feature_flag
-                WHEN 'dod_docs' THEN f.dod_docs
-                WHEN 'dod_runbook' THEN f.dod_runbook
-                WHEN 'dod_perf_benchmark' THEN f.dod_perf_benchmark
-            END AS has
-        FROM followed f
-        CROSS JOIN items
-    )
-    WHERE has IS NOT NULL
+    SELECT 1 AS position, 'dod_acceptance' AS item, feature_id, stratum, ratio, days, incidents, sev1, users, dod_acceptance AS has
+    FROM followed WHERE dod_acceptance IS NOT NULL
+    UNION ALL
+    SELECT 2, 'dod_unit_tests', feature_id, stratum, ratio, days, incidents, sev1, users, dod_unit_tests
+    FROM followed WHERE dod_unit_tests IS NOT NULL
+    UNION ALL
+    SELECT 3, 'dod_integration_tests', feature_id, stratum, ratio, days, incidents, sev1, users, dod_integration_tests
+    FROM followed WHERE dod_integration_tests IS NOT NULL
+    UNION ALL
+    SELECT 4, 'dod_monitoring', feature_id, stratum, ratio, days, incidents, sev1, users, dod_monitoring
+    FROM followed WHERE dod_monitoring IS NOT NULL
+    UNION ALL
+    SELECT 5, 'dod_feature_flag', feature_id, stratum, ratio, days, incidents, sev1, users, dod_feature_flag
+    FROM followed WHERE dod_feature_flag IS NOT NULL
+    UNION ALL
+    SELECT 6, 'dod_docs', feature_id, stratum, ratio, days, incidents, sev1, users, dod_docs
+    FROM followed WHERE dod_docs IS NOT NULL
+    UNION ALL
+    SELECT 7, 'dod_runbook', feature_id, stratum, ratio, days, incidents, sev1, users, dod_runbook
+    FROM followed WHERE dod_runbook IS NOT NULL
+    UNION ALL
+    SELECT 8, 'dod_perf_benchmark', feature_id, stratum, ratio, days, incidents, sev1, users, dod_perf_benchmark
+    FROM followed WHERE dod_perf_benchmark IS NOT NULL
 ),
 strata AS (
     SELECT
