@@ -52,12 +52,18 @@ counts AS (
     FROM caused
     GROUP BY feature_id
 ),
+-- Each stratum named by a number, so that the rows below are grouped and joined on integers
+-- (the strings once per stratum here, not once per feature and item).
+stratum_ids AS (
+    SELECT stratum, row_number() OVER (ORDER BY stratum) AS sid
+    FROM (SELECT DISTINCT stratum FROM f)
+),
 -- Each feature with its follow-up and incident counts, joined before it is repeated for the
 -- eight items (a join of the window's features, not of eight times as many rows).
 followed AS (
     SELECT
         f.feature_id,
-        f.stratum,
+        s.sid,
         f.ratio,
         (date_part('epoch', f.follow_end) - date_part('epoch', f.shipped_at)) / 86400.0 AS days,
         coalesce(c.incidents, 0) AS incidents,
@@ -66,40 +72,46 @@ followed AS (
         f.dod_acceptance, f.dod_unit_tests, f.dod_integration_tests, f.dod_monitoring,
         f.dod_feature_flag, f.dod_docs, f.dod_runbook, f.dod_perf_benchmark
     FROM f
+    JOIN stratum_ids s ON s.stratum = f.stratum
     LEFT JOIN counts c ON c.feature_id = f.feature_id
 ),
--- Each feature once per item it is known for (has: true with it, false without it). One
--- select per item, not a cross join with the eight names and a CASE: a plain projection of the
--- followed features, which the engine computes once for the five places that read known.
+items (position, item) AS (
+    VALUES (1, 'dod_acceptance'), (2, 'dod_unit_tests'), (3, 'dod_integration_tests'), (4, 'dod_monitoring'),
+           (5, 'dod_feature_flag'), (6, 'dod_docs'), (7, 'dod_runbook'), (8, 'dod_perf_benchmark')
+),
+-- Each feature once per item (by its position in items) it is known for (has: true with it,
+-- false without it). One select per item, not a cross join with the eight names and a CASE: a
+-- plain projection of the followed features, which the engine computes once for the places
+-- that read known.
 known AS (
-    SELECT 1 AS position, 'dod_acceptance' AS item, feature_id, stratum, ratio, days, incidents, sev1, users, dod_acceptance AS has
+    SELECT 1 AS position, feature_id, sid, ratio, days, incidents, sev1, users, dod_acceptance AS has
     FROM followed WHERE dod_acceptance IS NOT NULL
     UNION ALL
-    SELECT 2, 'dod_unit_tests', feature_id, stratum, ratio, days, incidents, sev1, users, dod_unit_tests
+    SELECT 2, feature_id, sid, ratio, days, incidents, sev1, users, dod_unit_tests
     FROM followed WHERE dod_unit_tests IS NOT NULL
     UNION ALL
-    SELECT 3, 'dod_integration_tests', feature_id, stratum, ratio, days, incidents, sev1, users, dod_integration_tests
+    SELECT 3, feature_id, sid, ratio, days, incidents, sev1, users, dod_integration_tests
     FROM followed WHERE dod_integration_tests IS NOT NULL
     UNION ALL
-    SELECT 4, 'dod_monitoring', feature_id, stratum, ratio, days, incidents, sev1, users, dod_monitoring
+    SELECT 4, feature_id, sid, ratio, days, incidents, sev1, users, dod_monitoring
     FROM followed WHERE dod_monitoring IS NOT NULL
     UNION ALL
-    SELECT 5, 'dod_feature_flag', feature_id, stratum, ratio, days, incidents, sev1, users, dod_feature_flag
+    SELECT 5, feature_id, sid, ratio, days, incidents, sev1, users, dod_feature_flag
     FROM followed WHERE dod_feature_flag IS NOT NULL
     UNION ALL
-    SELECT 6, 'dod_docs', feature_id, stratum, ratio, days, incidents, sev1, users, dod_docs
+    SELECT 6, feature_id, sid, ratio, days, incidents, sev1, users, dod_docs
     FROM followed WHERE dod_docs IS NOT NULL
     UNION ALL
-    SELECT 7, 'dod_runbook', feature_id, stratum, ratio, days, incidents, sev1, users, dod_runbook
+    SELECT 7, feature_id, sid, ratio, days, incidents, sev1, users, dod_runbook
     FROM followed WHERE dod_runbook IS NOT NULL
     UNION ALL
-    SELECT 8, 'dod_perf_benchmark', feature_id, stratum, ratio, days, incidents, sev1, users, dod_perf_benchmark
+    SELECT 8, feature_id, sid, ratio, days, incidents, sev1, users, dod_perf_benchmark
     FROM followed WHERE dod_perf_benchmark IS NOT NULL
 ),
 strata AS (
     SELECT
-        item,
-        stratum,
+        position,
+        sid,
         CAST(sum(CASE WHEN has THEN incidents ELSE 0 END) AS DOUBLE) AS a,
         CAST(sum(CASE WHEN has THEN 0 ELSE incidents END) AS DOUBLE) AS b,
         CAST(sum(CASE WHEN has THEN sev1 ELSE 0 END) AS DOUBLE) AS a1,
@@ -107,11 +119,11 @@ strata AS (
         sum(CASE WHEN has THEN days ELSE 0.0 END) AS t1,
         sum(CASE WHEN has THEN 0.0 ELSE days END) AS t0
     FROM known
-    GROUP BY item, stratum
+    GROUP BY position, sid
 ),
 mh AS (
     SELECT
-        item,
+        position,
         sum(a * t0 / (t0 + t1)) AS r,
         sum(b * t1 / (t0 + t1)) AS s,
         sum((a + b) * t1 * t0 / ((t0 + t1) * (t0 + t1))) AS v,
@@ -120,14 +132,14 @@ mh AS (
         sum(a + b) AS linked
     FROM strata
     WHERE t0 > 0 AND t1 > 0
-    GROUP BY item
+    GROUP BY position
 ),
 -- The variance of the log ratio as if features were independent units (the sandwich variance of
 -- the Mantel-Haenszel estimating equation): each feature's incidents about its side's rate in its
 -- stratum. It exceeds the Poisson variance when some features cause many incidents.
 robust AS (
     SELECT
-        k.item,
+        k.position,
         sum(power(
             CASE
                 WHEN k.has THEN (k.incidents - k.days * st.a / st.t1) * st.t0 / (st.t0 + st.t1)
@@ -136,15 +148,14 @@ robust AS (
             2
         )) AS u
     FROM known k
-    JOIN strata st ON st.item = k.item AND st.stratum = k.stratum
-    JOIN mh ON mh.item = k.item
+    JOIN strata st ON st.position = k.position AND st.sid = k.sid
+    JOIN mh ON mh.position = k.position
     WHERE st.t0 > 0 AND st.t1 > 0
-    GROUP BY k.item
+    GROUP BY k.position
 ),
 sides AS (
     SELECT
         position,
-        item,
         count(CASE WHEN has THEN 1 END) AS features_with,
         count(CASE WHEN has THEN NULL ELSE 1 END) AS features_without,
         CAST(sum(CASE WHEN has THEN incidents ELSE 0 END) AS DOUBLE) AS incidents_with,
@@ -154,20 +165,21 @@ sides AS (
         median(CASE WHEN has THEN ratio END) AS effort_ratio_with,
         median(CASE WHEN has THEN NULL ELSE ratio END) AS effort_ratio_without
     FROM known
-    GROUP BY position, item
+    GROUP BY position
 ),
 recovery AS (
     SELECT
-        k.item,
+        k.position,
         median(CASE WHEN k.has THEN c.hours END) AS mttr_hours_with,
         median(CASE WHEN k.has THEN NULL ELSE c.hours END) AS mttr_hours_without
     FROM known k
     JOIN caused c ON c.feature_id = k.feature_id
-    GROUP BY k.item
+    GROUP BY k.position
 ),
 rated AS (
     SELECT
         s.*,
+        items.item,
         mh.r / NULLIF(mh.s, 0.0) AS incident_rate_ratio,
         exp(1.6448536269514722 * sqrt(greatest(
             mh.v / (NULLIF(mh.r, 0.0) * NULLIF(mh.s, 0.0)),
@@ -176,8 +188,9 @@ rated AS (
         mh.r1 / NULLIF(mh.s1, 0.0) AS sev1_ratio,
         coalesce(mh.linked, 0.0) AS linked
     FROM sides s
-    LEFT JOIN mh ON mh.item = s.item
-    LEFT JOIN robust ON robust.item = s.item
+    JOIN items ON items.position = s.position
+    LEFT JOIN mh ON mh.position = s.position
+    LEFT JOIN robust ON robust.position = s.position
 )
 SELECT
     r.item AS item,
@@ -203,5 +216,5 @@ SELECT
         ELSE 'low'
     END AS confidence
 FROM rated r
-LEFT JOIN recovery rec ON rec.item = r.item
+LEFT JOIN recovery rec ON rec.position = r.position
 ORDER BY r.position
