@@ -203,7 +203,8 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 /// Reads every input, converting and checking each row; good rows go to Parquet files in
-/// `dir`, refused ones are returned.
+/// `dir`, refused ones are returned. Three threads: one parses the input, one converts and
+/// checks its rows, one encodes and writes the checked batches.
 fn stage(
     table: Table,
     inputs: &[(PathBuf, InputFormat)],
@@ -212,8 +213,35 @@ fn stage(
     dir: &Path,
     progress: Option<ProgressBar>,
 ) -> Result<Staged> {
+    std::thread::scope(|scope| {
+        let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let writing = scope.spawn(move || {
+            let mut writer = StagingWriter { dir: dir.to_path_buf(), writer: None, seq: 0 };
+            for batch in received {
+                writer.write(batch)?;
+            }
+            writer.close()
+        });
+        // The writer hangs up only after an error of its own, which wins (below).
+        let write = |batch: RecordBatch| batches.send(batch).map_err(|_| Error::Internal("staging stopped".into()));
+        let checked = check(table, inputs, mapping, delimiter, progress, write);
+        drop(batches);
+        let written = writing.join().map_err(|_| Error::Internal("the staging writer stopped".into()))?;
+        written?;
+        checked
+    })
+}
+
+/// Converts and checks the rows of every input, handing each full batch of good rows to `write`.
+fn check(
+    table: Table,
+    inputs: &[(PathBuf, InputFormat)],
+    mapping: Option<&Mapping>,
+    delimiter: u8,
+    progress: Option<ProgressBar>,
+    write: impl Fn(RecordBatch) -> Result<()>,
+) -> Result<Staged> {
     let mut builder = RowBuilder::new(table);
-    let mut writer = StagingWriter { dir: dir.to_path_buf(), writer: None, seq: 0 };
     let mut staged = Staged {
         read: 0,
         valid: 0,
@@ -232,7 +260,7 @@ fn stage(
                     Ok(()) => {
                         staged.valid += 1;
                         if builder.len() >= BATCH_ROWS {
-                            writer.write(builder.finish()?)?;
+                            write(builder.finish()?)?;
                         }
                     }
                     Err(refusal) => staged.rejected.push(Rejected {
@@ -275,9 +303,8 @@ fn stage(
         }
     }
     if !builder.is_empty() {
-        writer.write(builder.finish()?)?;
+        write(builder.finish()?)?;
     }
-    writer.close()?;
     staged.future_dates = builder.future_dates as u64;
     staged.repeated_keys = builder.repeated_keys();
     if let Some(bar) = progress {
@@ -290,7 +317,7 @@ fn stage(
 const CHUNK_ITEMS: usize = 4096;
 
 /// Reads `file` on a thread of its own and hands its items, in order, to `each` on this one:
-/// parsing the input and converting, checking and staging the rows take a core each.
+/// parsing the input is done alongside converting and checking its rows.
 fn read_alongside(
     file: &Path,
     format: InputFormat,
