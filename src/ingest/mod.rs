@@ -16,8 +16,7 @@ use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::arrow::ipc::writer::FileWriter;
 use indicatif::ProgressBar;
 
 pub use mapping::Mapping;
@@ -31,6 +30,9 @@ use crate::store::Store;
 
 /// Rows per staged batch: memory is bounded by this, not by the size of the input.
 const BATCH_ROWS: usize = 64 * 1024;
+
+/// The staged rows' file, in Arrow's IPC file format (the extension `Store::upsert` reads).
+pub(crate) const STAGED_FILE: &str = "staged.arrow";
 
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
@@ -364,7 +366,7 @@ fn read_alongside(
 /// Staged rows, with `__seq` numbering them in input order so that the last row of a key wins.
 struct StagingWriter {
     dir: PathBuf,
-    writer: Option<ArrowWriter<std::fs::File>>,
+    writer: Option<FileWriter<std::io::BufWriter<std::fs::File>>>,
     seq: u64,
 }
 
@@ -379,22 +381,22 @@ impl StagingWriter {
         columns.push(seq);
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
         if self.writer.is_none() {
-            let path = self.dir.join("staged.parquet");
+            // Read back once, whole: Arrow's own file format, the batches as they are in memory
+            // (no encoding to undo, as Parquet's would be).
+            let path = self.dir.join(STAGED_FILE);
             let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-            // Read back once, whole: plain encoding, no statistics, no compression.
-            let properties = WriterProperties::builder()
-                .set_dictionary_enabled(false)
-                .set_statistics_enabled(EnabledStatistics::None)
-                .build();
-            self.writer = Some(ArrowWriter::try_new(file, batch.schema(), Some(properties))?);
+            self.writer = Some(FileWriter::try_new_buffered(file, &batch.schema())?);
         }
         self.writer.as_mut().expect("created above").write(&batch)?;
         Ok(())
     }
 
     fn close(self) -> Result<()> {
-        if let Some(w) = self.writer {
-            w.close()?;
+        if let Some(mut w) = self.writer {
+            w.finish()?;
+            let path = self.dir.join(STAGED_FILE);
+            // Flushed here, so that a full disk is an error rather than a short file.
+            w.into_inner()?.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
         }
         Ok(())
     }
