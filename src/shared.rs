@@ -23,24 +23,24 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayData, RecordBatch};
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::DFSchemaRef;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::TaskContext;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream, displayable,
 };
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
 
 /// The analyzer rule (last of the analyzer's, before the optimizer): each CTE or view read in
@@ -692,7 +692,10 @@ mod tests {
         let sql = "WITH t AS (SELECT x.item, sum(f.v * x.w) AS s FROM f CROSS JOIN (VALUES ('a', 1.0), ('b', 2.0), ('c', 0.5)) AS x(item, w) GROUP BY x.item) \
                    SELECT 'one' AS side, item, s FROM t WHERE item = 'b' UNION ALL SELECT 'two', item, s FROM t ORDER BY side, item";
         let expected = rows(&plain, sql).await;
-        assert!(expected.contains("| one  | b    | 45.0  |") && expected.contains("| two  | c    | 11.25 |"), "{expected}");
+        assert!(
+            expected.contains("| one  | b    | 45.0  |") && expected.contains("| two  | c    | 11.25 |"),
+            "{expected}"
+        );
         assert_eq!(rows(&materialized, sql).await, expected);
         // Shared whole (not just the scan of f under it).
         assert_eq!(shared_materialized(&plan(&materialized, sql).await), 2, "{}", plan(&materialized, sql).await);

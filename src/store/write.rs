@@ -130,7 +130,12 @@ impl Store {
                 let mut config = datafusion::prelude::SessionConfig::new();
                 config.options_mut().execution.parquet.schema_force_view_types = false;
                 let ctx = SessionContext::new_with_config(config);
-                ctx.register_arrow("staged", &staged_url, datafusion::datasource::file_format::options::ArrowReadOptions::default()).await?;
+                ctx.register_arrow(
+                    "staged",
+                    &staged_url,
+                    datafusion::datasource::file_format::options::ArrowReadOptions::default(),
+                )
+                .await?;
                 let source = ctx.sql(&dedup).await?;
                 let delta = with_added_columns(table, store.open_delta(url).await?).await?;
                 if delta.snapshot()?.log_data().num_files() == 0 {
