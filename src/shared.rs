@@ -23,9 +23,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayData, RecordBatch};
-use datafusion::common::DFSchemaRef;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchemaRef, TableReference};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
@@ -50,9 +50,24 @@ pub struct MaterializeRepeated;
 
 impl AnalyzerRule for MaterializeRepeated {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        // Hashing a plan walks all of it, so aliases are first counted by name (two equal
+        // aliases have the same name): only those whose name is read more than once are
+        // compared whole. (Hashing every alias, then every node while rewriting, was a third
+        // of dod_impact's planning.)
+        let mut names = HashMap::<TableReference, usize>::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::SubqueryAlias(alias) = node {
+                *names.entry(alias.alias.clone()).or_default() += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        names.retain(|_, n| *n > 1);
+        if names.is_empty() {
+            return Ok(plan);
+        }
         let mut reads = HashMap::<LogicalPlan, usize>::new();
         plan.apply_with_subqueries(|node| {
-            if matches!(node, LogicalPlan::SubqueryAlias(_)) {
+            if matches!(node, LogicalPlan::SubqueryAlias(alias) if names.contains_key(&alias.alias)) {
                 *reads.entry(node.clone()).or_default() += 1;
             }
             Ok(TreeNodeRecursion::Continue)
@@ -61,7 +76,8 @@ impl AnalyzerRule for MaterializeRepeated {
         if reads.is_empty() {
             return Ok(plan);
         }
-        Ok(materialize(plan, &reads)?.data)
+        let repeated = Repeated { names: reads.keys().filter_map(alias_of).cloned().collect(), plans: reads };
+        Ok(materialize(plan, &repeated)?.data)
     }
 
     fn name(&self) -> &str {
@@ -69,10 +85,31 @@ impl AnalyzerRule for MaterializeRepeated {
     }
 }
 
+/// The aliases to materialize, and their names (checked first: a name is cheap to compare, a
+/// plan is hashed whole).
+struct Repeated {
+    names: HashSet<TableReference>,
+    plans: HashMap<LogicalPlan, usize>,
+}
+
+impl Repeated {
+    fn contains(&self, node: &LogicalPlan) -> bool {
+        alias_of(node).is_some_and(|name| self.names.contains(name)) && self.plans.contains_key(node)
+    }
+}
+
+/// The name of an alias node.
+fn alias_of(node: &LogicalPlan) -> Option<&TableReference> {
+    match node {
+        LogicalPlan::SubqueryAlias(alias) => Some(&alias.alias),
+        _ => None,
+    }
+}
+
 /// `plan` with each of `repeated` (and each inside it) wrapped in a [`Materialized`] node.
-fn materialize(plan: LogicalPlan, repeated: &HashMap<LogicalPlan, usize>) -> Result<Transformed<LogicalPlan>> {
+fn materialize(plan: LogicalPlan, repeated: &Repeated) -> Result<Transformed<LogicalPlan>> {
     plan.transform_down_with_subqueries(|node| {
-        if !repeated.contains_key(&node) {
+        if !repeated.contains(&node) {
             return Ok(Transformed::no(node));
         }
         let input = node.map_children(|child| materialize(child, repeated))?.data;
@@ -642,6 +679,21 @@ mod tests {
         assert_eq!(rows(&materialized, sql).await, expected);
         let physical = plan(&materialized, sql).await;
         assert_eq!(shared_materialized(&physical), 2, "{physical}");
+    }
+
+    #[tokio::test]
+    async fn two_different_subqueries_under_one_alias_name_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, _, materialized) = three_contexts(dir.path()).await;
+        // Aliases are compared by name first: here `t` names two different aggregates.
+        let sql = "SELECT 'a' AS side, s FROM (SELECT k, sum(v) AS s FROM f GROUP BY k) t WHERE k = 1 \
+                   UNION ALL SELECT 'b', s FROM (SELECT k, max(v) AS s FROM f GROUP BY k) t WHERE k = 1 \
+                   ORDER BY side";
+        let expected = rows(&plain, sql).await;
+        assert!(expected.contains("| a    | 10.5 |") && expected.contains("| b    | 5.5  |"), "{expected}");
+        assert_eq!(rows(&materialized, sql).await, expected);
+        let physical = plan(&materialized, sql).await;
+        assert!(!physical.contains("MaterializedExec"), "{physical}");
     }
 
     #[tokio::test]
