@@ -76,7 +76,8 @@ impl AnalyzerRule for MaterializeRepeated {
         if reads.is_empty() {
             return Ok(plan);
         }
-        let repeated = Repeated { names: reads.keys().filter_map(alias_of).cloned().collect(), plans: reads };
+        let names = reads.keys().filter_map(alias_of).cloned().collect();
+        let repeated = Repeated { names, plans: reads.into_keys().collect() };
         Ok(materialize(plan, &repeated)?.data)
     }
 
@@ -89,12 +90,12 @@ impl AnalyzerRule for MaterializeRepeated {
 /// plan is hashed whole).
 struct Repeated {
     names: HashSet<TableReference>,
-    plans: HashMap<LogicalPlan, usize>,
+    plans: HashSet<LogicalPlan>,
 }
 
 impl Repeated {
     fn contains(&self, node: &LogicalPlan) -> bool {
-        alias_of(node).is_some_and(|name| self.names.contains(name)) && self.plans.contains_key(node)
+        alias_of(node).is_some_and(|name| self.names.contains(name)) && self.plans.contains(node)
     }
 }
 

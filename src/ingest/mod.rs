@@ -1,7 +1,7 @@
 //! Ingest: input files in, every row either loaded into its table or kept among the rejected
-//! rows with its reason. The inputs are read as a stream and staged as Parquet in a temporary
-//! folder; the store then changes in one Delta commit (an upsert by key), so a crash at any point
-//! leaves the table as it was.
+//! rows with its reason. The inputs are read as a stream and staged in Arrow's IPC format in a
+//! temporary folder; the store then changes in one Delta commit (an upsert by key), so a crash
+//! at any point leaves the table as it was.
 
 pub mod mapping;
 pub mod read;
@@ -32,7 +32,7 @@ use crate::store::Store;
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// The staged rows' file, in Arrow's IPC file format (the extension `Store::upsert` reads).
-pub(crate) const STAGED_FILE: &str = "staged.arrow";
+const STAGED_FILE: &str = "staged.arrow";
 
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
@@ -204,8 +204,8 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// Reads every input, converting and checking each row; good rows go to Parquet files in
-/// `dir`, refused ones are returned. Three threads: one parses the input, one converts and
+/// Reads every input, converting and checking each row; good rows go to an Arrow IPC file in
+/// `dir` (`STAGED_FILE`), refused ones are returned. Three threads: one parses the input, one converts and
 /// checks its rows, one encodes and writes the checked batches.
 fn stage(
     table: Table,

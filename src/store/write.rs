@@ -92,7 +92,7 @@ impl Store {
         .await
     }
 
-    /// Upserts the rows staged as Parquet files in `staged` (with a `__seq` column giving their
+    /// Upserts the rows staged as Arrow IPC files (`.arrow`) in `staged` (with a `__seq` column giving their
     /// input order) into `table` by its key, in one commit: within the input the last row of a
     /// key wins; a key already in the table is replaced. Retries when another writer committed
     /// first. `repeated_keys` false promises that no two staged rows share a key, which skips
@@ -127,9 +127,8 @@ impl Store {
             let (url, dedup, predicate, staged_url, columns) =
                 (url.clone(), dedup.clone(), predicate.clone(), staged_url.clone(), columns.clone());
             async move {
-                let mut config = datafusion::prelude::SessionConfig::new();
-                config.options_mut().execution.parquet.schema_force_view_types = false;
-                let ctx = SessionContext::new_with_config(config);
+                // The staged file is Arrow IPC: its string columns are read as written (Utf8).
+                let ctx = SessionContext::new();
                 ctx.register_arrow(
                     "staged",
                     &staged_url,
